@@ -1,0 +1,34 @@
+# make run   - venv + install, database (embedded unless DATABASE_URL), migrate, demo data, gunicorn on :5001
+# make test  - the whole test suite against a real PostgreSQL (see README: how tests find it)
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test install install-dev stop-db bench clean
+
+$(BIN)/python:
+	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: $(VENV)/.installed
+	$(BIN)/python -m api.serve
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q
+
+stop-db: $(VENV)/.installed
+	$(BIN)/python -c "from api.config import Settings; from api.db.embedded import stop_embedded_postgres as s; print('stopped' if s(Settings.from_env().pgserver_dir) else 'not running')"
+
+clean: stop-db
+	rm -rf .pgdata

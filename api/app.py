@@ -1,0 +1,34 @@
+"""Wire settings, the database engine, the service, the HTTP API and the CLI into one Flask app."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from flask import Flask
+
+from api.cli import register_cli
+from api.config import Settings
+from api.db.connection import db_config_for, make_engine, resolve_database_url
+from api.http import register_http
+from api.services import CryptoBacktestService
+
+
+def build_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+    """The app factory behind `api.create_app`."""
+    settings = settings or Settings.from_env()
+    if overrides:
+        settings = dataclasses.replace(settings, **overrides)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+    app = Flask("api")
+    app.config["SETTINGS"] = settings
+    url = resolve_database_url(settings)
+    db_config = db_config_for(url, settings)
+    engine = make_engine(db_config)
+    app.extensions["db_engine"] = engine
+    app.extensions["db_config"] = db_config
+    app.extensions["backtest_service"] = CryptoBacktestService(
+        engine, db_config, max_processes=settings.max_processes, start_method=settings.mp_start_method)
+    register_http(app)
+    register_cli(app)
+    return app

@@ -1,0 +1,101 @@
+"""Flask CLI commands: `flask --app api seed-demo | backtest-all | db-upgrade`."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import orjson
+from flask import Flask, current_app
+
+from api.db import migrate
+from api.services.demo_loader import seed_demo
+from api.services.errors import ServiceError
+
+
+def register_cli(app: Flask) -> None:
+    """Attach the commands to the app's `flask` CLI."""
+    app.cli.add_command(db_upgrade_command)
+    app.cli.add_command(seed_demo_command)
+    app.cli.add_command(backtest_all_command)
+
+
+@click.command("db-upgrade")
+def db_upgrade_command() -> None:
+    """Apply Alembic migrations up to head."""
+    migrate.upgrade(current_app.extensions["db_engine"])
+    click.echo(f"database at revision {migrate.head_revision()}")
+
+
+@click.command("seed-demo")
+@click.option("--cryptos", default=None, type=click.IntRange(1, 10_000), help="number of synthetic cryptos (211)")
+@click.option("--candles", default=None, type=click.IntRange(2, 1_000_000), help="candles per crypto (1828)")
+@click.option("--seed", default=None, type=int, help="random seed (42): same seed, same candles")
+@click.option("--interval", default="1d", type=click.Choice(["1h", "4h", "1d"]), show_default=True)
+@click.option("--force", is_flag=True, help="load even if prices are already stored")
+def seed_demo_command(cryptos: int | None, candles: int | None, seed: int | None, interval: str,
+                      force: bool) -> None:
+    """Load deterministic SYNTHETIC demo candles with COPY (skipped when prices exist)."""
+    settings = current_app.config["SETTINGS"]
+    out = seed_demo(current_app.extensions["db_engine"], n_cryptos=cryptos or settings.demo_cryptos,
+                    n_candles=candles or settings.demo_candles,
+                    seed=settings.demo_seed if seed is None else seed, interval=interval,
+                    only_if_empty=not force, progress=True)
+    if out["loaded"]:
+        click.echo(f"loaded {out['cryptos']} synthetic cryptos, {out['rows']} candles")
+    else:
+        click.echo("prices already stored; nothing loaded (use --force to add the demo set anyway)")
+
+
+@click.command("backtest-all")
+@click.option("--strategy-id", default=1, show_default=True, type=int)
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="strategy parameter, e.g. --param rsi_period=10 (repeatable)")
+@click.option("--sequential", is_flag=True, help="run in this process instead of a Pool")
+@click.option("--top", default=0, type=int, help="show only the best N rows (0 = all)")
+@click.option("--json", "as_json", is_flag=True, help="print the full JSON answer instead of a table")
+def backtest_all_command(strategy_id: int, params: tuple[str, ...], sequential: bool, top: int,
+                         as_json: bool) -> None:
+    """Run a strategy against every crypto and print the ranked table (the CLI twin of the API)."""
+    try:
+        parameters = _parse_params(params)
+        answer = current_app.extensions["backtest_service"].run_strategy_against_all_cryptos(
+            strategy_id, parameters, use_parallel=not sequential)
+    except ServiceError as exc:
+        details = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors) or exc.detail
+        raise click.ClickException(details) from None
+    if as_json:
+        click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo(format_ranked_table(answer["results"][:top] if top else answer["results"]))
+    s = answer["summary"]
+    click.echo(f"\n{s['successful']} successful, {s['failed']} failed, {s['total_time']:.3f} s, "
+               f"parallel={s['parallel']} processes={s['processes']}, parameters={s['parameters']}")
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--param")
+        try:
+            out[name.strip()] = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            out[name.strip()] = value
+    return out
+
+
+def format_ranked_table(results: list[dict[str, Any]]) -> str:
+    """A plain-text ranked table of batch results."""
+    head = f"{'#':>4} {'symbol':<12} {'return %':>10} {'b&h %':>10} {'trades':>6} {'win %':>6} {'max dd %':>8} {'sharpe':>7}  note"
+    lines = [head, "-" * len(head)]
+    for rank, r in enumerate(results, 1):
+        if r["error"]:
+            lines.append(f"{rank:>4} {r['symbol']:<12} {'-':>10} {'-':>10} {'-':>6} {'-':>6} {'-':>8} {'-':>7}  "
+                         f"error: {r['error']['code']}: {r['error']['message']}")
+            continue
+        sharpe = "-" if r["sharpe_ratio"] is None else f"{r['sharpe_ratio']:.2f}"
+        lines.append(f"{rank:>4} {r['symbol']:<12} {r['total_return']:>10.2f} {r['buy_and_hold_return']:>10.2f} "
+                     f"{r['num_trades']:>6} {r['win_rate']:>6.1f} {r['max_drawdown']:>8.2f} {sharpe:>7}  "
+                     f"{'open position' if r['open_position'] else ''}")
+    return "\n".join(lines)

@@ -1,0 +1,56 @@
+"""Settings from environment variables, read once; the README's table mirrors this.
+
+Keeping every knob in one frozen dataclass means the app factory, the CLI
+and the worker processes all agree on the same values.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Service settings. `database_url` None means: start the embedded PostgreSQL."""
+
+    database_url: str | None = None
+    pgserver_dir: Path = REPO_ROOT / ".pgdata"
+    max_processes: int = 8
+    log_level: str = "INFO"
+    port: int = 5001
+    demo_cryptos: int = 211
+    demo_candles: int = 1828
+    demo_seed: int = 42
+    mp_start_method: str | None = None
+    statement_timeout_ms: int = 120_000
+    lock_timeout_ms: int = 5_000
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        """Read the environment; unset variables keep the defaults above."""
+        return cls(
+            database_url=os.environ.get("DATABASE_URL") or None,
+            pgserver_dir=Path(os.environ.get("PGSERVER_DIR") or REPO_ROOT / ".pgdata"),
+            max_processes=max(1, _int_env("MAX_PROCESSES", 8)),
+            log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+            port=_int_env("PORT", 5001),
+            demo_cryptos=_int_env("DEMO_CRYPTOS", 211),
+            demo_candles=_int_env("DEMO_CANDLES", 1828),
+            demo_seed=_int_env("DEMO_SEED", 42),
+            mp_start_method=os.environ.get("MP_START_METHOD") or None,
+            statement_timeout_ms=_int_env("STATEMENT_TIMEOUT_MS", 120_000),
+            lock_timeout_ms=_int_env("LOCK_TIMEOUT_MS", 5_000),
+        )

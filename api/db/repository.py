@@ -1,0 +1,198 @@
+"""All SQL of the service. Functions take a SQLAlchemy Connection and return plain data.
+
+The caller owns the transaction (`engine.begin()`), so a batch's writes can
+be made all-or-nothing by the service without this module knowing about it.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection
+
+from api.db.migrate import current_revision, head_revision
+
+METRIC_COLUMNS = (
+    "total_return", "final_value", "buy_and_hold_return", "num_trades", "win_rate",
+    "max_drawdown", "sharpe_ratio", "sortino_ratio", "exposure", "profit_factor", "open_position",
+)
+
+
+# ---- cryptocurrencies and prices ---------------------------------------------------------
+
+def list_cryptos_with_data(conn: Connection) -> list[dict[str, Any]]:
+    """Cryptos that have at least one candle, in id order (the batch's universe)."""
+    rows = conn.execute(text(
+        "SELECT c.id, c.symbol, c.name, c.interval FROM cryptocurrencies c "
+        "WHERE EXISTS (SELECT 1 FROM crypto_prices p WHERE p.crypto_id = c.id) ORDER BY c.id"
+    )).mappings()
+    return [dict(r) for r in rows]
+
+
+def crypto_summaries(conn: Connection) -> list[dict[str, Any]]:
+    """Cryptos with data plus first/last candle time and row count."""
+    rows = conn.execute(text(
+        "SELECT c.id, c.symbol, c.name, c.interval, c.is_synthetic, s.first_time, s.last_time, s.rows "
+        "FROM cryptocurrencies c JOIN ("
+        "  SELECT crypto_id, min(time) AS first_time, max(time) AS last_time, count(*) AS rows "
+        "  FROM crypto_prices GROUP BY crypto_id) s ON s.crypto_id = c.id "
+        "ORDER BY c.id"
+    )).mappings()
+    return [dict(r) for r in rows]
+
+
+def find_crypto(conn: Connection, *, crypto_id: int | None = None, symbol: str | None = None) -> dict[str, Any] | None:
+    """One crypto by id or by symbol (case-insensitive), or None."""
+    if crypto_id is not None:
+        row = conn.execute(text("SELECT id, symbol, name, interval FROM cryptocurrencies WHERE id = :id"),
+                           {"id": crypto_id}).mappings().first()
+    else:
+        row = conn.execute(text("SELECT id, symbol, name, interval FROM cryptocurrencies WHERE upper(symbol) = upper(:s)"),
+                           {"s": symbol}).mappings().first()
+    return dict(row) if row else None
+
+
+def load_prices(conn: Connection, crypto_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(times as int64 epoch seconds, closes as float64) of one crypto, in ONE query."""
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.execute(
+            "SELECT extract(epoch FROM time)::bigint, close FROM crypto_prices WHERE crypto_id = %s ORDER BY time",
+            (crypto_id,),
+        )
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    if not rows:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    arr = np.array(rows, dtype=np.float64)
+    return arr[:, 0].astype(np.int64), np.ascontiguousarray(arr[:, 1])
+
+
+def count_prices(conn: Connection) -> int:
+    """Number of candles stored."""
+    return int(conn.execute(text("SELECT count(*) FROM crypto_prices")).scalar_one())
+
+
+def insert_cryptocurrency(conn: Connection, symbol: str, name: str, interval: str = "1d",
+                          is_synthetic: bool = False) -> int:
+    """Create a crypto (or return the existing id for that symbol)."""
+    return int(conn.execute(text(
+        "INSERT INTO cryptocurrencies (symbol, name, interval, is_synthetic) "
+        "VALUES (:symbol, :name, :interval, :syn) "
+        "ON CONFLICT (symbol) DO UPDATE SET name = EXCLUDED.name RETURNING id"
+    ), {"symbol": symbol, "name": name, "interval": interval, "syn": is_synthetic}).scalar_one())
+
+
+def copy_prices(conn: Connection, crypto_id: int, times: np.ndarray, open_: np.ndarray, high: np.ndarray,
+                low: np.ndarray, close: np.ndarray, volume: np.ndarray) -> int:
+    """Bulk-load candles with COPY (times: datetime64 or epoch seconds, UTC). Returns rows written.
+
+    repr-exact float formatting ('%.17g') keeps every stored price bit-identical
+    to the array it came from.
+    """
+    epoch = np.asarray(times).astype("datetime64[s]").astype(np.int64)
+    n = len(epoch)
+    if n == 0:
+        return 0
+    buf = io.StringIO()
+    table = np.column_stack([np.full(n, crypto_id, dtype=np.float64), epoch.astype(np.float64),
+                             open_, high, low, close, volume])
+    np.savetxt(buf, table, fmt=["%d", "%d", "%.17g", "%.17g", "%.17g", "%.17g", "%.17g"], delimiter=",")
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS _price_load (crypto_id int, epoch bigint, open float8, "
+                    "high float8, low float8, close float8, volume float8) ON COMMIT DROP")
+        with cur.copy("COPY _price_load FROM STDIN WITH (FORMAT csv)") as copy:
+            copy.write(buf.getvalue())
+        cur.execute(
+            "INSERT INTO crypto_prices (crypto_id, time, open, high, low, close, volume) "
+            "SELECT crypto_id, to_timestamp(epoch), open, high, low, close, volume FROM _price_load "
+            "ON CONFLICT (crypto_id, time) DO UPDATE SET open = EXCLUDED.open, high = EXCLUDED.high, "
+            "low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume"
+        )
+        written = cur.rowcount
+        cur.execute("TRUNCATE _price_load")
+    finally:
+        cur.close()
+    return written
+
+
+# ---- strategies --------------------------------------------------------------------------
+
+def list_strategies(conn: Connection) -> list[dict[str, Any]]:
+    """The strategy catalog with parameter schemas."""
+    rows = conn.execute(text(
+        "SELECT id, code, name, description, parameter_schema FROM strategies ORDER BY id")).mappings()
+    return [dict(r) for r in rows]
+
+
+def get_strategy(conn: Connection, strategy_id: int) -> dict[str, Any] | None:
+    """One strategy row, or None."""
+    row = conn.execute(text(
+        "SELECT id, code, name, description, parameter_schema FROM strategies WHERE id = :id"),
+        {"id": strategy_id}).mappings().first()
+    return dict(row) if row else None
+
+
+# ---- results -----------------------------------------------------------------------------
+
+def parameters_hash(parameters: Mapping[str, Any]) -> str:
+    """Stable SHA-256 of a parameter set (sorted keys), to find earlier runs of the same setting."""
+    return hashlib.sha256(orjson.dumps(dict(parameters), option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+_INSERT_RESULT = text(
+    "INSERT INTO crypto_backtest_results (batch_id, strategy_id, crypto_id, parameters, parameters_hash, "
+    + ", ".join(METRIC_COLUMNS) + ", calculation_time_ms, error) VALUES (:batch_id, :strategy_id, :crypto_id, "
+    ":parameters, :parameters_hash, " + ", ".join(f":{c}" for c in METRIC_COLUMNS)
+    + ", :calculation_time_ms, :error)"
+).bindparams(bindparam("parameters", type_=JSONB), bindparam("error", type_=JSONB))
+
+
+def save_results(conn: Connection, batch_id: str, strategy_id: int, parameters: Mapping[str, Any],
+                 results: Sequence[Mapping[str, Any]]) -> int:
+    """Insert one row per result; the caller's transaction makes the batch all-or-nothing."""
+    if not results:
+        return 0
+    phash = parameters_hash(parameters)
+    rows = [_result_row(batch_id, strategy_id, parameters, phash, r) for r in results]
+    conn.execute(_INSERT_RESULT, rows)
+    return len(rows)
+
+
+def _result_row(batch_id: str, strategy_id: int, parameters: Mapping[str, Any], phash: str,
+                result: Mapping[str, Any]) -> dict[str, Any]:
+    row = {c: result.get(c) for c in METRIC_COLUMNS}
+    row.update(batch_id=batch_id, strategy_id=strategy_id, crypto_id=result["crypto_id"],
+               parameters=dict(parameters), parameters_hash=phash,
+               calculation_time_ms=float(result.get("calculation_time_ms") or 0.0),
+               error=result.get("error"))
+    return row
+
+
+def count_results(conn: Connection, batch_id: str | None = None) -> int:
+    """Stored result rows (of one batch when batch_id is given)."""
+    if batch_id is None:
+        return int(conn.execute(text("SELECT count(*) FROM crypto_backtest_results")).scalar_one())
+    return int(conn.execute(text("SELECT count(*) FROM crypto_backtest_results WHERE batch_id = :b"),
+                            {"b": batch_id}).scalar_one())
+
+
+# ---- readiness ---------------------------------------------------------------------------
+
+def schema_status(conn: Connection) -> dict[str, Any]:
+    """Where the database's migrations stand relative to migrations/ head."""
+    current, head = current_revision(conn), head_revision()
+    return {"current_revision": current, "head_revision": head, "at_head": current == head}
+
+
+def iter_ids(rows: Iterable[Mapping[str, Any]]) -> list[int]:
+    """Ids of rows, in order."""
+    return [int(r["id"]) for r in rows]

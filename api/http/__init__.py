@@ -1,0 +1,30 @@
+"""HTTP layer: the route table, JSON errors for every URL (known or not)."""
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from api.http.api import ProblemApi
+from api.http.problems import problem_for
+from api.http.resources.backtests import BatchBacktestResource, SingleBacktestResource
+from api.http.resources.catalog import CryptocurrencyListResource, StrategyListResource
+from api.http.resources.health import HealthResource, ReadyResource
+
+ROUTES = (
+    (BatchBacktestResource, "/api/crypto/backtest/all"),
+    (SingleBacktestResource, "/api/crypto/backtest"),
+    (StrategyListResource, "/api/strategies"),
+    (CryptocurrencyListResource, "/api/crypto/cryptocurrencies"),
+    (HealthResource, "/api/health"),
+    (ReadyResource, "/api/ready"),
+)
+
+
+def register_http(app: Flask) -> ProblemApi:
+    """Mount every resource and make Flask-level errors (404 on unknown URLs...) answer problem JSON."""
+    api = ProblemApi(app)
+    for resource, url in ROUTES:
+        api.add_resource(resource, url)
+    app.register_error_handler(HTTPException, problem_for)
+    app.register_error_handler(Exception, problem_for)
+    return api

@@ -1,0 +1,45 @@
+"""Read a JSON request body strictly: right content type, valid JSON, an object."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import request
+
+from api.http.problems import BadRequest
+
+MAX_JSON_DEPTH = 32
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or a 4xx BadRequest saying what is wrong with it."""
+    if not request.mimetype or request.mimetype != "application/json":
+        raise BadRequest(415, "Unsupported media type",
+                         f"send the body as application/json (got {request.mimetype or 'no content type'})",
+                         [{"field": "body", "message": "content type must be application/json"}])
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise BadRequest(400, "Invalid request", "the request body is empty; send a JSON object",
+                         [{"field": "body", "message": "required"}])
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(400, "Invalid JSON", f"the body is not valid JSON: {exc}",
+                         [{"field": "body", "message": "not valid JSON"}]) from None
+    if not isinstance(body, dict):
+        raise BadRequest(400, "Invalid request", "the body must be a JSON object",
+                         [{"field": "body", "message": "must be an object"}])
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise BadRequest(400, "Invalid request", f"the body nests deeper than {MAX_JSON_DEPTH} levels",
+                         [{"field": "body", "message": "nested too deeply"}])
+    return body
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if level > MAX_JSON_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level

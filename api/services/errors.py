@@ -1,0 +1,19 @@
+"""Errors the service raises for the caller's mistakes; the HTTP layer maps them to statuses."""
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of errors that describe bad input rather than a fault of ours."""
+
+    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+
+class ValidationFailed(ServiceError):
+    """Input was understood but some fields are wrong; `errors` names each field and why."""
+
+
+class NotFound(ServiceError):
+    """A strategy or cryptocurrency the request names does not exist."""

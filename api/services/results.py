@@ -1,0 +1,97 @@
+"""Turn one crypto's price arrays into the result dict the API returns (pure, no I/O).
+
+Shared by the batch worker and the single-crypto backtest so both report a
+crypto the same way.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from api.engine import EngineError, get_strategy
+from api.engine.intervals import bars_per_year
+
+METRIC_KEYS = (
+    "total_return", "final_value", "buy_and_hold_return", "num_trades", "win_rate", "max_drawdown",
+    "sharpe_ratio", "sortino_ratio", "exposure", "profit_factor", "open_position",
+)
+
+
+def iso_utc(epoch_seconds: int | float) -> str:
+    """Epoch seconds as an ISO 8601 UTC timestamp ending in Z."""
+    return datetime.fromtimestamp(int(epoch_seconds), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def crypto_header(crypto: Mapping[str, Any], times: np.ndarray) -> dict[str, Any]:
+    """Identity and data span of a crypto, the leading fields of every result."""
+    return {
+        "crypto_id": int(crypto["id"]),
+        "symbol": crypto["symbol"],
+        "name": crypto["name"],
+        "interval": crypto.get("interval", "1d"),
+        "candles": int(len(times)),
+        "first_time": iso_utc(times[0]) if len(times) else None,
+        "last_time": iso_utc(times[-1]) if len(times) else None,
+    }
+
+
+def error_result(crypto: Mapping[str, Any], times: np.ndarray, code: str, message: str,
+                 started: float) -> dict[str, Any]:
+    """A result whose metrics are all null and whose `error` says what went wrong."""
+    result = crypto_header(crypto, times)
+    result.update({k: None for k in METRIC_KEYS})
+    result["calculation_time_ms"] = (time.perf_counter() - started) * 1000.0
+    result["error"] = {"code": code, "message": message}
+    return result
+
+
+def backtest_prices(crypto: Mapping[str, Any], strategy_code: str, parameters: Mapping[str, Any],
+                    times: np.ndarray, close: np.ndarray, started: float,
+                    detail: bool = False) -> dict[str, Any]:
+    """Run the strategy on one crypto's closes; engine errors become this crypto's error entry.
+
+    With detail=True the trade list and equity curve are included (single-crypto endpoint).
+    """
+    if len(close) == 0:
+        return error_result(crypto, times, "no_data", "no price data stored for this cryptocurrency", started)
+    try:
+        spec = get_strategy(strategy_code)
+        outcome = spec.run(close, parameters, bars_per_year(crypto.get("interval", "1d")))
+    except EngineError as exc:
+        return error_result(crypto, times, _error_code(exc), str(exc), started)
+    result = crypto_header(crypto, times)
+    result.update({k: outcome.metrics[k] for k in METRIC_KEYS})
+    if detail:
+        result["trades"] = [_trade_dict(t, times) for t in outcome.trades]
+        result["equity_curve"] = [
+            {"time": iso_utc(t), "equity": float(e)} for t, e in zip(times.tolist(), outcome.equity.tolist())
+        ]
+    result["calculation_time_ms"] = (time.perf_counter() - started) * 1000.0
+    result["error"] = None
+    return result
+
+
+def _error_code(exc: EngineError) -> str:
+    name = type(exc).__name__
+    return {"InsufficientDataError": "insufficient_data", "InvalidPriceDataError": "invalid_price_data"}.get(
+        name, "engine_error")
+
+
+def _trade_dict(trade: Any, times: np.ndarray) -> dict[str, Any]:
+    exit_index = trade.exit_index
+    return {
+        "entry_time": iso_utc(times[trade.entry_index]),
+        "entry_price": float(trade.entry_price),
+        "exit_time": iso_utc(times[exit_index]) if exit_index is not None else None,
+        "exit_price": float(trade.exit_price) if trade.exit_price is not None else None,
+        "units": float(trade.units),
+        "entry_value": float(trade.entry_value),
+        "exit_value": float(trade.exit_value),
+        "pnl": float(trade.pnl),
+        "return_pct": float(trade.return_pct),
+        "is_open": bool(trade.is_open),
+    }

@@ -1,0 +1,69 @@
+"""Find or start the PostgreSQL the tests use, in DESIGN.md's order.
+
+1. TEST_DATABASE_URL, if set (a server on which we may CREATE DATABASE);
+2. a testcontainers PostgreSQL, if a Docker engine answers;
+3. an embedded pgserver in a temporary folder.
+Each test session then works in its own freshly created database.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from api.db.embedded import to_sqlalchemy_url
+
+
+def _docker_answers() -> bool:
+    if not (os.environ.get("DOCKER_HOST") or Path("/var/run/docker.sock").exists()):
+        return False
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[tuple[str, str]]:
+    """Yield (admin SQLAlchemy URL, how it was found) for a server we may create databases on."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield to_sqlalchemy_url(os.environ["TEST_DATABASE_URL"]), "TEST_DATABASE_URL"
+        return
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16", driver="psycopg") as pg:
+            yield to_sqlalchemy_url(pg.get_connection_url()), "testcontainers"
+        return
+    import pgserver
+
+    root = Path(tempfile.mkdtemp(prefix="btpg-"))
+    server = pgserver.get_server(root / "pg", cleanup_mode="stop")
+    try:
+        yield to_sqlalchemy_url(server.get_uri()), "pgserver"
+    finally:
+        server.cleanup()
+
+
+@contextlib.contextmanager
+def fresh_database(admin_url: str, prefix: str = "bt_test") -> Iterator[str]:
+    """Create an empty database on the server, yield its URL, drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
