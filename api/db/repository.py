@@ -6,8 +6,7 @@ be made all-or-nothing by the service without this module knowing about it.
 from __future__ import annotations
 
 import hashlib
-import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -90,30 +89,60 @@ def insert_cryptocurrency(conn: Connection, symbol: str, name: str, interval: st
     ), {"symbol": symbol, "name": name, "interval": interval, "syn": is_synthetic}).scalar_one())
 
 
-def copy_prices(conn: Connection, crypto_id: int, times: np.ndarray, open_: np.ndarray, high: np.ndarray,
-                low: np.ndarray, close: np.ndarray, volume: np.ndarray) -> int:
-    """Bulk-load candles with COPY (times: datetime64 or epoch seconds, UTC). Returns rows written.
+_PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+_COPY_ROW = np.dtype([
+    ("nfields", ">i2"),
+    ("l_id", ">i4"), ("crypto_id", ">i4"),
+    ("l_time", ">i4"), ("time", ">i8"),
+    ("l_open", ">i4"), ("open", ">f8"), ("l_high", ">i4"), ("high", ">f8"),
+    ("l_low", ">i4"), ("low", ">f8"), ("l_close", ">i4"), ("close", ">f8"),
+    ("l_volume", ">i4"), ("volume", ">f8"),
+])
 
-    repr-exact float formatting ('%.17g') keeps every stored price bit-identical
-    to the array it came from.
+
+def price_copy_payload(crypto_id: int, times: np.ndarray, open_: np.ndarray, high: np.ndarray,
+                       low: np.ndarray, close: np.ndarray, volume: np.ndarray) -> bytes:
+    """PostgreSQL binary COPY data for candles, built with one numpy structured array.
+
+    Binary COPY moves float64 values bit for bit (no text formatting either
+    way) and is several times faster than CSV for this shape of data.
     """
-    epoch = np.asarray(times).astype("datetime64[s]").astype(np.int64)
-    n = len(epoch)
-    if n == 0:
+    epoch_us = np.asarray(times).astype("datetime64[us]").astype(np.int64)
+    rows = np.empty(len(epoch_us), dtype=_COPY_ROW)
+    rows["nfields"] = 7
+    rows["l_id"], rows["crypto_id"] = 4, crypto_id
+    rows["l_time"], rows["time"] = 8, epoch_us - _PG_EPOCH_US
+    for name, values in (("open", open_), ("high", high), ("low", low), ("close", close), ("volume", volume)):
+        rows[f"l_{name}"], rows[name] = 8, values
+    return _COPY_HEADER + rows.tobytes() + b"\xff\xff"
+
+
+_PRICE_COLUMNS = "(crypto_id, time, open, high, low, close, volume)"
+
+
+def copy_prices(conn: Connection, crypto_id: int, times: np.ndarray, open_: np.ndarray, high: np.ndarray,
+                low: np.ndarray, close: np.ndarray, volume: np.ndarray, upsert: bool = True) -> int:
+    """Bulk-load candles with binary COPY (times: datetime64, UTC). Returns rows written.
+
+    upsert=True merges into existing candles (same crypto and time: updated);
+    upsert=False copies straight into the table, for a crypto known to be new.
+    """
+    if len(times) == 0:
         return 0
-    buf = io.StringIO()
-    table = np.column_stack([np.full(n, crypto_id, dtype=np.float64), epoch.astype(np.float64),
-                             open_, high, low, close, volume])
-    np.savetxt(buf, table, fmt=["%d", "%d", "%.17g", "%.17g", "%.17g", "%.17g", "%.17g"], delimiter=",")
+    payload = price_copy_payload(crypto_id, times, open_, high, low, close, volume)
     cur = conn.connection.driver_connection.cursor()
     try:
-        cur.execute("CREATE TEMP TABLE IF NOT EXISTS _price_load (crypto_id int, epoch bigint, open float8, "
-                    "high float8, low float8, close float8, volume float8) ON COMMIT DROP")
-        with cur.copy("COPY _price_load FROM STDIN WITH (FORMAT csv)") as copy:
-            copy.write(buf.getvalue())
+        if not upsert:
+            with cur.copy(f"COPY crypto_prices {_PRICE_COLUMNS} FROM STDIN WITH (FORMAT binary)") as copy:
+                copy.write(payload)
+            return len(times)
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS _price_load (LIKE crypto_prices INCLUDING DEFAULTS) "
+                    "ON COMMIT DROP")
+        with cur.copy(f"COPY _price_load {_PRICE_COLUMNS} FROM STDIN WITH (FORMAT binary)") as copy:
+            copy.write(payload)
         cur.execute(
-            "INSERT INTO crypto_prices (crypto_id, time, open, high, low, close, volume) "
-            "SELECT crypto_id, to_timestamp(epoch), open, high, low, close, volume FROM _price_load "
+            f"INSERT INTO crypto_prices {_PRICE_COLUMNS} SELECT * FROM _price_load "
             "ON CONFLICT (crypto_id, time) DO UPDATE SET open = EXCLUDED.open, high = EXCLUDED.high, "
             "low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume"
         )
@@ -192,7 +221,3 @@ def schema_status(conn: Connection) -> dict[str, Any]:
     current, head = current_revision(conn), head_revision()
     return {"current_revision": current, "head_revision": head, "at_head": current == head}
 
-
-def iter_ids(rows: Iterable[Mapping[str, Any]]) -> list[int]:
-    """Ids of rows, in order."""
-    return [int(r["id"]) for r in rows]

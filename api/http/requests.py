@@ -1,6 +1,7 @@
 """Read a JSON request body strictly: right content type, valid JSON, an object."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -24,8 +25,7 @@ def json_body() -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(400, "Invalid JSON", f"the body is not valid JSON: {exc}",
-                         [{"field": "body", "message": "not valid JSON"}]) from None
+        body = _lenient_loads(raw, exc)
     if not isinstance(body, dict):
         raise BadRequest(400, "Invalid request", "the body must be a JSON object",
                          [{"field": "body", "message": "must be an object"}])
@@ -33,6 +33,15 @@ def json_body() -> dict[str, Any]:
         raise BadRequest(400, "Invalid request", f"the body nests deeper than {MAX_JSON_DEPTH} levels",
                          [{"field": "body", "message": "nested too deeply"}])
     return body
+
+
+def _lenient_loads(raw: bytes, first_error: Exception) -> Any:
+    """Accept NaN/Infinity literals (which orjson refuses) so validation can name the field they are in."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest(400, "Invalid JSON", f"the body is not valid JSON: {first_error}",
+                         [{"field": "body", "message": "not valid JSON"}]) from None
 
 
 def _depth(value: Any, level: int = 1) -> int:

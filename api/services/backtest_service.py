@@ -46,7 +46,8 @@ class CryptoBacktestService:
     def list_strategies(self) -> list[dict[str, Any]]:
         """The strategy catalog, each with its parameter schema."""
         with self.engine.connect() as conn:
-            return repo.list_strategies(conn)
+            rows = repo.list_strategies(conn)
+        return [{**r, "parameter_schema": _ordered_schema(r)} for r in rows]
 
     def list_cryptocurrencies(self) -> list[dict[str, Any]]:
         """Cryptos that have data, with first/last candle time and row count."""
@@ -66,7 +67,7 @@ class CryptoBacktestService:
             raise NotFound(f"strategy {strategy_id} does not exist",
                            [{"field": "strategy_id", "message": f"no strategy with id {strategy_id}"}])
         spec = get_strategy(strategy["code"])
-        params = validate_parameters(strategy["parameter_schema"], parameters, spec.check)
+        params = validate_parameters(_ordered_schema(strategy), parameters, spec.check)
         return strategy, params
 
     # ---- the batch -----------------------------------------------------------------------
@@ -158,6 +159,16 @@ def _strategy_code(conn: Any, db_config: Mapping[str, Any], strategy_id: int) ->
             raise LookupError(f"strategy {strategy_id} does not exist")
         code = _STRATEGY_CODES[key] = row["code"]
     return code
+
+
+def _ordered_schema(strategy: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored schema in the engine's parameter order (JSONB does not keep key order)."""
+    stored = strategy["parameter_schema"]
+    try:
+        order = [p.name for p in get_strategy(strategy["code"]).parameters]
+    except KeyError:
+        order = []
+    return {**{k: stored[k] for k in order if k in stored}, **stored}
 
 
 def rank_results(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -21,5 +21,5 @@ def seed_demo(engine: Engine, n_cryptos: int = 211, n_candles: int = 1828, seed:
         for demo in tqdm(cryptos, total=n_cryptos, desc="demo data", unit="crypto", disable=not progress):
             crypto_id = repo.insert_cryptocurrency(conn, demo.symbol, demo.name, interval, is_synthetic=True)
             rows += repo.copy_prices(conn, crypto_id, demo.times, demo.open, demo.high, demo.low,
-                                     demo.close, demo.volume)
+                                     demo.close, demo.volume, upsert=False)
     return {"loaded": True, "cryptos": n_cryptos, "rows": rows}

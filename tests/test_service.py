@@ -1,0 +1,110 @@
+"""CryptoBacktestService against a real PostgreSQL: parallel == sequential, isolation, storage."""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from api.db import repository as repo
+from api.db.connection import db_config_for
+from api.services import CryptoBacktestService
+from api.services.errors import NotFound, ValidationFailed
+
+
+@pytest.fixture
+def service(db_engine, db_url, settings) -> CryptoBacktestService:
+    return CryptoBacktestService(db_engine, db_config_for(db_url, settings), max_processes=8)
+
+
+def _without_timing(results):
+    return [{k: v for k, v in r.items() if k != "calculation_time_ms"} for r in results]
+
+
+def test_parallel_and_sequential_results_are_identical(demo_db, service, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="api.services.backtest_service"):
+        par = service.run_strategy_against_all_cryptos(1, {}, use_parallel=True)
+        seq = service.run_strategy_against_all_cryptos(1, {}, use_parallel=False)
+    assert len(par["results"]) == 24
+    assert _without_timing(par["results"]) == _without_timing(seq["results"])
+    assert par["summary"]["parallel"] is True and seq["summary"]["parallel"] is False
+    assert par["summary"]["processes"] == min(os.cpu_count(), 24, 8)
+    assert seq["summary"]["processes"] == 1
+    msgs = [r.getMessage() for r in caplog.records]
+    assert "Running strategy against 24 cryptocurrencies (parallel=True)" in msgs
+    assert f"Using {min(os.cpu_count(), 24, 8)} parallel processes" in msgs
+    assert "Completed backtesting: 24 successful, 0 failed" in msgs
+    for key in ("best_return", "worst_return", "average_return", "successful", "failed", "total_cryptos"):
+        assert par["summary"][key] == seq["summary"][key]
+
+
+def test_results_sorted_by_total_return_and_summary_consistent(demo_db, service) -> None:
+    out = service.run_strategy_against_all_cryptos(1, {"rsi_period": 10}, use_parallel=True)
+    returns = [r["total_return"] for r in out["results"]]
+    assert returns == sorted(returns, reverse=True)
+    s = out["summary"]
+    assert s["best_return"] == returns[0] and s["worst_return"] == returns[-1]
+    assert s["average_return"] == pytest.approx(sum(returns) / len(returns))
+    assert s["parameters"]["rsi_period"] == 10 and s["parameters"]["initial_investment"] == 10000.0
+    for r in out["results"]:
+        assert r["final_value"] == pytest.approx(10000.0 * (1 + r["total_return"] / 100))
+
+
+def test_a_crypto_with_too_little_data_fails_alone(demo_db, service) -> None:
+    with demo_db.begin() as conn:
+        cid = repo.insert_cryptocurrency(conn, "TINY", "Too short")
+        t = np.arange(np.datetime64("2024-01-01"), np.datetime64("2024-01-06")).astype("datetime64[s]")
+        px = np.array([1.0, 1.1, 1.2, 1.1, 1.0])
+        repo.copy_prices(conn, cid, t, px, px * 1.01, px * 0.99, px, np.ones(5))
+    for parallel in (True, False):
+        out = service.run_strategy_against_all_cryptos(1, {}, use_parallel=parallel)
+        assert out["summary"]["failed"] == 1 and out["summary"]["successful"] == 24
+        last = out["results"][-1]
+        assert last["symbol"] == "TINY"
+        assert last["error"]["code"] == "insufficient_data"
+        assert "15" in last["error"]["message"] and "5" in last["error"]["message"]
+        assert last["total_return"] is None
+        assert all(r["error"] is None for r in out["results"][:-1])
+
+
+def test_batch_results_are_stored_in_one_batch(demo_db, service) -> None:
+    out = service.run_strategy_against_all_cryptos(1, {}, use_parallel=True)
+    batch = out["summary"]["batch_id"]
+    with demo_db.connect() as conn:
+        assert repo.count_results(conn, batch) == 24
+        rows = conn.execute(text("SELECT crypto_id, total_return, parameters FROM crypto_backtest_results "
+                                 "WHERE batch_id = :b"), {"b": batch}).mappings().all()
+    stored = {r["crypto_id"]: r["total_return"] for r in rows}
+    assert stored == {r["crypto_id"]: r["total_return"] for r in out["results"]}
+    assert rows[0]["parameters"] == out["summary"]["parameters"]
+
+
+def test_single_crypto_runs_sequentially(empty_db, service) -> None:
+    from api.services.demo_loader import seed_demo
+
+    seed_demo(empty_db, n_cryptos=1, n_candles=200, seed=3, only_if_empty=False)
+    out = service.run_strategy_against_all_cryptos(1, {}, use_parallel=True)
+    assert out["summary"]["parallel"] is False and out["summary"]["processes"] == 1
+
+
+def test_unknown_strategy_and_bad_parameters(demo_db, service) -> None:
+    with pytest.raises(NotFound):
+        service.run_strategy_against_all_cryptos(42, {})
+    with pytest.raises(ValidationFailed) as err:
+        service.run_strategy_against_all_cryptos(1, {"rsi_period": 1})
+    assert err.value.errors[0]["field"] == "parameters.rsi_period"
+    with demo_db.connect() as conn:
+        assert repo.count_results(conn) == 0
+
+
+def test_single_backtest_has_trades_and_equity(demo_db, service) -> None:
+    out = service.run_single_backtest(1, {"rsi_period": 7}, symbol="syn002")
+    r = out["result"]
+    assert r["symbol"] == "SYN002" and len(r["equity_curve"]) == r["candles"] == 400
+    closed = [t for t in r["trades"] if not t["is_open"]]
+    assert len(closed) == r["num_trades"]
+    assert r["equity_curve"][-1]["equity"] == pytest.approx(r["final_value"])
+    with pytest.raises(NotFound):
+        service.run_single_backtest(1, {}, crypto_id=987654)
