@@ -6,6 +6,7 @@ from typing import Any
 import click
 import orjson
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from api.db import migrate
 from api.services.demo_loader import seed_demo
@@ -20,6 +21,7 @@ def register_cli(app: Flask) -> None:
 
 
 @click.command("db-upgrade")
+@with_appcontext
 def db_upgrade_command() -> None:
     """Apply Alembic migrations up to head."""
     migrate.upgrade(current_app.extensions["db_engine"])
@@ -27,6 +29,7 @@ def db_upgrade_command() -> None:
 
 
 @click.command("seed-demo")
+@with_appcontext
 @click.option("--cryptos", default=None, type=click.IntRange(1, 10_000), help="number of synthetic cryptos (211)")
 @click.option("--candles", default=None, type=click.IntRange(2, 1_000_000), help="candles per crypto (1828)")
 @click.option("--seed", default=None, type=int, help="random seed (42): same seed, same candles")
@@ -47,6 +50,7 @@ def seed_demo_command(cryptos: int | None, candles: int | None, seed: int | None
 
 
 @click.command("backtest-all")
+@with_appcontext
 @click.option("--strategy-id", default=1, show_default=True, type=int)
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="strategy parameter, e.g. --param rsi_period=10 (repeatable)")

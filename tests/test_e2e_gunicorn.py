@@ -1,0 +1,99 @@
+"""End to end: gunicorn on a loopback port, real HTTP, the batch answered and stored."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from api.db import repository as repo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _request(url: str, body: dict | None = None, timeout: float = 60) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.fixture
+def gunicorn_url(db_url, demo_db):
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": db_url, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2"}
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    log = open(ROOT / ".pytest_cache_gunicorn.log", "wb")
+    proc = subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "api:create_app()"], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if _request(base + "/api/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("gunicorn did not start:\n" + (ROOT / ".pytest_cache_gunicorn.log").read_text())
+            time.sleep(0.2)
+        yield base, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None
+            log.close()
+
+
+@pytest.mark.e2e
+def test_batch_through_gunicorn(gunicorn_url, demo_db) -> None:
+    gunicorn_url, proc = gunicorn_url
+    status, ready = _request(gunicorn_url + "/api/ready")
+    assert status == 200 and ready["status"] == "ready"
+    status, par = _request(gunicorn_url + "/api/crypto/backtest/all",
+                           {"strategy_id": 1, "parameters": {}, "use_parallel": True})
+    assert status == 200 and par["summary"]["successful"] == 24 and par["summary"]["parallel"] is True
+    status, seq = _request(gunicorn_url + "/api/crypto/backtest/all",
+                           {"strategy_id": 1, "parameters": {}, "use_parallel": False})
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "calculation_time_ms"} for r in rs]  # noqa: E731
+    assert strip(par["results"]) == strip(seq["results"])
+    status, bad = _request(gunicorn_url + "/api/crypto/backtest/all", {"strategy_id": 1})
+    assert status == 400 and bad["errors"][0]["field"] == "parameters"
+    with demo_db.connect() as conn:
+        assert repo.count_results(conn, par["summary"]["batch_id"]) == 24
+    # the pool is gone once the request is answered: gunicorn's workers have no children left
+    workers = psutil.Process(proc.pid).children()
+    assert workers and all(w.children() == [] for w in workers)
+
+
+@pytest.mark.e2e
+def test_repeated_parallel_batches_on_fresh_workers_never_hang(gunicorn_url, demo_db) -> None:
+    """Regression: pool workers forked from gunicorn inherited its SIGTERM handler and hung Pool exit."""
+    gunicorn_url, proc = gunicorn_url
+    for _ in range(6):
+        status, body = _request(gunicorn_url + "/api/crypto/backtest/all",
+                                {"strategy_id": 1, "parameters": {}, "use_parallel": True}, timeout=30)
+        assert status == 200 and body["summary"]["successful"] == 24
+    workers = psutil.Process(proc.pid).children()
+    assert all(w.children() == [] for w in workers)

@@ -1,0 +1,160 @@
+"""Every route through the Flask app: happy paths, and each validation failure names its field."""
+from __future__ import annotations
+
+import pytest
+
+from api.db import repository as repo
+
+BATCH = "/api/crypto/backtest/all"
+SINGLE = "/api/crypto/backtest"
+
+
+def _fields(resp) -> set[str]:
+    return {e["field"] for e in resp.get_json().get("errors", [])}
+
+
+def test_health_and_ready(client) -> None:
+    assert client.get("/api/health").get_json() == {"status": "ok"}
+    ready = client.get("/api/ready")
+    assert ready.status_code == 200
+    body = ready.get_json()
+    assert body["status"] == "ready" and body["at_head"] is True and body["current_revision"] == "0001"
+
+
+def test_strategies_catalog(client) -> None:
+    resp = client.get("/api/strategies")
+    assert resp.status_code == 200
+    rsi = resp.get_json()["strategies"][0]
+    assert rsi["id"] == 1 and rsi["code"] == "rsi_buy_sell"
+    schema = rsi["parameter_schema"]
+    assert list(schema) == ["initial_investment", "transaction_fee", "rsi_period",
+                            "oversold_threshold", "overbought_threshold"]
+    assert schema["rsi_period"]["type"] == "integer" and schema["rsi_period"]["default"] == 14
+    assert schema["rsi_period"]["min"] == 2
+    for rule in schema.values():
+        assert {"type", "default", "min", "max", "description"} <= set(rule)
+
+
+def test_cryptocurrencies_list(client, demo_db) -> None:
+    body = client.get("/api/crypto/cryptocurrencies").get_json()
+    assert body["count"] == 24
+    first = body["cryptocurrencies"][0]
+    assert first["symbol"] == "SYN001" and first["rows"] == 400
+    assert first["first_time"] < first["last_time"] and first["last_time"].endswith("Z")
+
+
+def test_batch_happy_path_sorted_and_stored(client, demo_db) -> None:
+    resp = client.post(BATCH, json={"strategy_id": 1, "parameters": {"rsi_period": 10}, "use_parallel": True})
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    body = resp.get_json()
+    results, summary = body["results"], body["summary"]
+    assert summary["total_cryptos"] == len(results) == 24 and summary["successful"] == 24
+    returns = [r["total_return"] for r in results]
+    assert returns == sorted(returns, reverse=True)
+    for key in ("crypto_id", "symbol", "name", "total_return", "final_value", "buy_and_hold_return",
+                "num_trades", "win_rate", "max_drawdown", "sharpe_ratio", "sortino_ratio", "exposure",
+                "profit_factor", "calculation_time_ms", "error"):
+        assert key in results[0]
+    for key in ("total_cryptos", "successful", "failed", "total_time", "parallel", "processes",
+                "strategy_id", "parameters", "best_return", "worst_return", "average_return"):
+        assert key in summary
+    assert summary["parameters"] == {"initial_investment": 10000.0, "transaction_fee": 0.1, "rsi_period": 10,
+                                     "oversold_threshold": 30.0, "overbought_threshold": 70.0}
+    with demo_db.connect() as conn:
+        assert repo.count_results(conn, summary["batch_id"]) == 24
+
+
+def test_batch_sequential_equals_parallel_over_http(client, demo_db) -> None:
+    def run(flag):
+        body = client.post(BATCH, json={"strategy_id": 1, "parameters": {}, "use_parallel": flag}).get_json()
+        return [{k: v for k, v in r.items() if k != "calculation_time_ms"} for r in body["results"]]
+
+    assert run(True) == run(False)
+
+
+def test_single_backtest_by_symbol_and_id(client, demo_db) -> None:
+    resp = client.post(SINGLE, json={"strategy_id": 1, "parameters": {}, "symbol": "SYN003"})
+    assert resp.status_code == 200
+    r = resp.get_json()["result"]
+    assert r["symbol"] == "SYN003" and len(r["equity_curve"]) == 400 and isinstance(r["trades"], list)
+    by_id = client.post(SINGLE, json={"strategy_id": 1, "parameters": {}, "crypto_id": r["crypto_id"]})
+    assert by_id.get_json()["result"]["total_return"] == r["total_return"]
+
+
+@pytest.mark.parametrize("body, status, field", [
+    ({}, 400, "strategy_id"),
+    ({"strategy_id": 1}, 400, "parameters"),
+    ({"parameters": {}}, 400, "strategy_id"),
+    ({"strategy_id": "1", "parameters": {}}, 400, "strategy_id"),
+    ({"strategy_id": 1, "parameters": [], "use_parallel": True}, 400, "parameters"),
+    ({"strategy_id": 1, "parameters": {}, "use_parallel": "yes"}, 400, "use_parallel"),
+    ({"strategy_id": 1, "parameters": {}, "extra": 1}, 400, "extra"),
+    ({"strategy_id": 999, "parameters": {}}, 404, "strategy_id"),
+    ({"strategy_id": 1, "parameters": {"rsi_period": 1}}, 400, "parameters.rsi_period"),
+    ({"strategy_id": 1, "parameters": {"rsi_period": 1.5}}, 400, "parameters.rsi_period"),
+    ({"strategy_id": 1, "parameters": {"rsi_period": "14"}}, 400, "parameters.rsi_period"),
+    ({"strategy_id": 1, "parameters": {"rsi_period": None}}, 400, "parameters.rsi_period"),
+    ({"strategy_id": 1, "parameters": {"rsi_period": True}}, 400, "parameters.rsi_period"),
+    ({"strategy_id": 1, "parameters": {"oversold_threshold": 70}}, 400, "parameters.oversold_threshold"),
+    ({"strategy_id": 1, "parameters": {"oversold_threshold": -1}}, 400, "parameters.oversold_threshold"),
+    ({"strategy_id": 1, "parameters": {"overbought_threshold": 101}}, 400, "parameters.overbought_threshold"),
+    ({"strategy_id": 1, "parameters": {"transaction_fee": -0.1}}, 400, "parameters.transaction_fee"),
+    ({"strategy_id": 1, "parameters": {"transaction_fee": 100}}, 400, "parameters.transaction_fee"),
+    ({"strategy_id": 1, "parameters": {"initial_investment": 0}}, 400, "parameters.initial_investment"),
+    ({"strategy_id": 1, "parameters": {"initial_investment": -5}}, 400, "parameters.initial_investment"),
+    ({"strategy_id": 1, "parameters": {"momentum": 3}}, 400, "parameters.momentum"),
+])
+def test_batch_validation_failures(client, demo_db, body, status, field) -> None:
+    resp = client.post(BATCH, json=body)
+    assert resp.status_code == status
+    assert resp.mimetype == "application/problem+json"
+    problem = resp.get_json()
+    assert problem["status"] == status and problem["title"] and problem["detail"]
+    assert field in _fields(resp)
+    with demo_db.connect() as conn:
+        assert repo.count_results(conn) == 0
+
+
+@pytest.mark.parametrize("raw, field", [
+    (b'{"strategy_id": 1, "parameters": {"rsi_period": NaN}}', "parameters.rsi_period"),
+    (b'{"strategy_id": 1, "parameters": {"initial_investment": Infinity}}', "parameters.initial_investment"),
+    (b'{"strategy_id": 1, "parameters": {"transaction_fee": -Infinity}}', "parameters.transaction_fee"),
+    (b"not json", "body"),
+    (b"[1, 2]", "body"),
+    (b"", "body"),
+    (b"[" * 5000 + b"]" * 5000, "body"),
+    (b'{"strategy_id": 1, "parameters": ' + b'{"a": ' * 50 + b"1" + b"}" * 50 + b"}", "body"),
+])
+def test_batch_malformed_bodies(client, demo_db, raw, field) -> None:
+    resp = client.post(BATCH, data=raw, content_type="application/json")
+    assert resp.status_code == 400
+    assert field in _fields(resp)
+
+
+def test_wrong_content_type_is_415(client) -> None:
+    resp = client.post(BATCH, data="strategy_id=1", content_type="application/x-www-form-urlencoded")
+    assert resp.status_code == 415 and "body" in _fields(resp)
+
+
+@pytest.mark.parametrize("body, status, field", [
+    ({"strategy_id": 1, "parameters": {}}, 400, "crypto_id"),
+    ({"strategy_id": 1, "parameters": {}, "crypto_id": 1, "symbol": "SYN001"}, 400, "crypto_id"),
+    ({"strategy_id": 1, "parameters": {}, "crypto_id": 424242}, 404, "crypto_id"),
+    ({"strategy_id": 1, "parameters": {}, "symbol": "NOPE"}, 404, "symbol"),
+    ({"strategy_id": 1, "parameters": {}, "symbol": "x'; DROP TABLE crypto_prices; --"}, 400, "symbol"),
+    ({"strategy_id": 1, "parameters": {}, "crypto_id": 0}, 400, "crypto_id"),
+    ({"strategy_id": 1, "parameters": {"rsi_period": 0}, "symbol": "SYN001"}, 400, "parameters.rsi_period"),
+])
+def test_single_validation_failures(client, demo_db, body, status, field) -> None:
+    resp = client.post(SINGLE, json=body)
+    assert resp.status_code == status
+    assert field in _fields(resp)
+    with demo_db.connect() as conn:
+        assert repo.count_prices(conn) == 24 * 400
+
+
+def test_unknown_url_and_wrong_method_answer_json(client) -> None:
+    resp = client.get("/api/nope")
+    assert resp.status_code == 404 and resp.mimetype == "application/problem+json"
+    resp = client.get(BATCH)
+    assert resp.status_code == 405 and resp.get_json()["status"] == 405
