@@ -16,7 +16,8 @@ def test_seed_demo_loads_exact_candles_and_skips_when_present(runner, empty_db) 
     with empty_db.connect() as conn:
         assert repo.count_prices(conn) == 150
         crypto = repo.find_crypto(conn, symbol="SYN002")
-        times, close = repo.load_prices(conn, crypto["id"])
+        prices = repo.load_closes(conn.connection.driver_connection, crypto["id"], with_times=True)
+        times, close = prices.times, prices.close
     expected = generate_demo_cryptos(n_cryptos=3, n_candles=50, seed=11)[1]
     assert np.array_equal(close, expected.close)  # bit for bit through binary COPY
     assert np.array_equal(times, expected.times.astype("datetime64[s]").astype(np.int64))

@@ -158,3 +158,23 @@ def test_unknown_url_and_wrong_method_answer_json(client) -> None:
     assert resp.status_code == 404 and resp.mimetype == "application/problem+json"
     resp = client.get(BATCH)
     assert resp.status_code == 405 and resp.get_json()["status"] == 405
+
+
+def test_use_parallel_auto_and_bad_values(client, demo_db) -> None:
+    ok = client.post(BATCH, json={"strategy_id": 1, "parameters": {}, "use_parallel": "auto"})
+    assert ok.status_code == 200 and ok.get_json()["summary"]["requested_parallel"] == "auto"
+    bad = client.post(BATCH, json={"strategy_id": 1, "parameters": {}, "use_parallel": "sometimes"})
+    assert bad.status_code == 400 and "use_parallel" in {e["field"].split(".")[0] for e in bad.get_json()["errors"]}
+
+
+def test_sweep_route(client, demo_db) -> None:
+    resp = client.post("/api/crypto/backtest/sweep",
+                       json={"strategy_id": 1, "parameter_sets": [{"rsi_period": 7}, {"rsi_period": 14}]})
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert body["summary"]["backtests"] == 48 and len(body["settings"]) == 2
+    bad = client.post("/api/crypto/backtest/sweep",
+                      json={"strategy_id": 1, "parameter_sets": [{"rsi_period": 7}, {"rsi_period": "x"}]})
+    assert bad.status_code == 400 and "parameter_sets.1.rsi_period" in _fields(bad)
+    empty = client.post("/api/crypto/backtest/sweep", json={"strategy_id": 1, "parameter_sets": []})
+    assert empty.status_code == 400 and "parameter_sets" in _fields(empty)

@@ -108,3 +108,41 @@ def test_single_backtest_has_trades_and_equity(demo_db, service) -> None:
     assert r["equity_curve"][-1]["equity"] == pytest.approx(r["final_value"])
     with pytest.raises(NotFound):
         service.run_single_backtest(1, {}, crypto_id=987654)
+
+
+def test_auto_mode_follows_the_work_estimate(demo_db, service) -> None:
+    with demo_db.begin() as conn:
+        conn.execute(text("ANALYZE crypto_prices"))
+    small = CryptoBacktestService(service.engine, service.db_config, auto_parallel_min_work=10**9)
+    big = CryptoBacktestService(service.engine, service.db_config, auto_parallel_min_work=1)
+    seq = small.run_strategy_against_all_cryptos(1, {}, use_parallel="auto")
+    par = big.run_strategy_against_all_cryptos(1, {}, use_parallel="auto")
+    assert seq["summary"]["parallel"] is False and par["summary"]["parallel"] is True
+    assert seq["summary"]["requested_parallel"] == "auto"
+    assert _without_timing(seq["results"]) == _without_timing(par["results"])
+
+
+def test_sweep_equals_separate_batches(demo_db, service) -> None:
+    sets = [{"rsi_period": 7}, {"rsi_period": 21, "oversold_threshold": 25}, {}]
+    sweep = service.run_parameter_sweep(1, sets, use_parallel=True)
+    assert sweep["summary"]["settings"] == 3 and sweep["summary"]["backtests"] == 72
+    by_params = {tuple(sorted(s["parameters"].items())): s for s in sweep["settings"]}
+    for p in sets:
+        batch = service.run_strategy_against_all_cryptos(1, p, use_parallel=False, store=False)
+        got = by_params[tuple(sorted(batch["summary"]["parameters"].items()))]
+        assert _without_timing(got["results"]) == _without_timing(batch["results"])
+    averages = [s["summary"]["average_return"] for s in sweep["settings"]]
+    assert averages == sorted(averages, reverse=True)
+    seq = service.run_parameter_sweep(1, sets, use_parallel=False, store=False)
+    assert [_without_timing(s["results"]) for s in seq["settings"]] == \
+        [_without_timing(s["results"]) for s in sweep["settings"]]
+    with demo_db.connect() as conn:
+        assert repo.count_results(conn, sweep["summary"]["batch_id"]) == 72
+
+
+def test_sweep_names_the_bad_setting(demo_db, service) -> None:
+    with pytest.raises(ValidationFailed) as err:
+        service.run_parameter_sweep(1, [{}, {"rsi_period": 0}])
+    assert err.value.errors[0]["field"] == "parameter_sets.1.rsi_period"
+    with pytest.raises(ValidationFailed):
+        service.run_parameter_sweep(1, [])

@@ -2,8 +2,9 @@
 
 Every engine gets server-side timeouts so a stuck query or a held lock
 surfaces as an error instead of a hung request. Worker processes call
-`worker_engine`, which builds one engine per process (keyed by pid) so a
-forked child never touches a connection its parent opened.
+`worker_connection`, which opens one connection per process (keyed by pid)
+and keeps it, so a forked child never touches a connection its parent opened
+and never pays a connect per crypto.
 """
 from __future__ import annotations
 
@@ -48,18 +49,32 @@ def make_engine(db_config: dict[str, Any], *, pool_size: int = 5, application_na
     )
 
 
-_WORKER_ENGINES: dict[tuple[int, str], Engine] = {}
+_WORKER_CONNECTIONS: dict[tuple[int, str], Any] = {}
 
 
-def worker_engine(db_config: dict[str, Any]) -> Engine:
-    """This process's own engine for db_config, created on first use.
+def _libpq_url(url: str) -> str:
+    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix):]
+    return url
+
+
+def worker_connection(db_config: dict[str, Any]) -> Any:
+    """This process's own psycopg connection, opened on first use and kept for the process's life.
 
     Keyed by pid: after a fork the child sees the parent's cache entries but
-    never uses them, because its pid differs.
+    never uses them, because its pid differs. Autocommit, because workers only
+    read. A connection found broken is replaced once.
     """
+    import psycopg
+
     key = (os.getpid(), db_config["url"])
-    engine = _WORKER_ENGINES.get(key)
-    if engine is None:
-        engine = make_engine(db_config, pool_size=1, application_name="crypto-backtest-worker")
-        _WORKER_ENGINES[key] = engine
-    return engine
+    conn = _WORKER_CONNECTIONS.get(key)
+    if conn is not None and not conn.closed and not conn.broken:
+        return conn
+    options = (f"-c statement_timeout={int(db_config.get('statement_timeout_ms', 120_000))} "
+               f"-c lock_timeout={int(db_config.get('lock_timeout_ms', 5_000))}")
+    conn = psycopg.connect(_libpq_url(db_config["url"]), autocommit=True, options=options,
+                           application_name="crypto-backtest-worker", connect_timeout=5)
+    _WORKER_CONNECTIONS[key] = conn
+    return conn

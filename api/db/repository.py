@@ -6,13 +6,13 @@ be made all-or-nothing by the service without this module knowing about it.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from api.db.migrate import current_revision, head_revision
@@ -57,21 +57,52 @@ def find_crypto(conn: Connection, *, crypto_id: int | None = None, symbol: str |
     return dict(row) if row else None
 
 
-def load_prices(conn: Connection, crypto_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """(times as int64 epoch seconds, closes as float64) of one crypto, in ONE query."""
-    cur = conn.connection.driver_connection.cursor()
-    try:
-        cur.execute(
-            "SELECT extract(epoch FROM time)::bigint, close FROM crypto_prices WHERE crypto_id = %s ORDER BY time",
-            (crypto_id,),
-        )
-        rows = cur.fetchall()
-    finally:
-        cur.close()
-    if not rows:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-    arr = np.array(rows, dtype=np.float64)
-    return arr[:, 0].astype(np.int64), np.ascontiguousarray(arr[:, 1])
+@dataclass(frozen=True)
+class PriceSeries:
+    """One crypto's closes in time order, with the span they cover (epoch seconds, UTC)."""
+
+    close: np.ndarray
+    first_time: int | None
+    last_time: int | None
+    times: np.ndarray | None = None  # every candle time, only when asked for
+
+    def __len__(self) -> int:
+        return len(self.close)
+
+
+_CLOSES_SQL = (
+    "SELECT array_agg(close ORDER BY time), extract(epoch FROM min(time))::bigint, "
+    "extract(epoch FROM max(time))::bigint FROM crypto_prices WHERE crypto_id = %s"
+)
+_CLOSES_AND_TIMES_SQL = (
+    "SELECT array_agg(close ORDER BY time), extract(epoch FROM min(time))::bigint, "
+    "extract(epoch FROM max(time))::bigint, array_agg(extract(epoch FROM time)::bigint ORDER BY time) "
+    "FROM crypto_prices WHERE crypto_id = %s"
+)
+
+
+def load_closes(dbapi_conn: Any, crypto_id: int, with_times: bool = False) -> PriceSeries:
+    """One crypto's closes (and span) in ONE round trip, as a binary float8 array.
+
+    Only the columns the strategy needs travel, in PostgreSQL's binary format;
+    building Python datetimes for every candle cost more than the query itself.
+    dbapi_conn is a psycopg connection (`conn.connection.driver_connection` of
+    a SQLAlchemy Connection, or a worker's own connection).
+    """
+    with dbapi_conn.cursor(binary=True) as cur:
+        row = cur.execute(_CLOSES_AND_TIMES_SQL if with_times else _CLOSES_SQL, (crypto_id,)).fetchone()
+    if row is None or row[0] is None:
+        empty = np.empty(0, dtype=np.int64) if with_times else None
+        return PriceSeries(np.empty(0, dtype=np.float64), None, None, empty)
+    times = np.array(row[3], dtype=np.int64) if with_times else None
+    return PriceSeries(np.array(row[0], dtype=np.float64), int(row[1]), int(row[2]), times)
+
+
+def estimated_price_rows(conn: Connection) -> int:
+    """Candle count from the planner's statistics (instant); exact count if never analysed."""
+    estimate = conn.execute(text("SELECT reltuples::bigint FROM pg_class WHERE oid = 'crypto_prices'::regclass")
+                            ).scalar_one()
+    return int(estimate) if estimate is not None and estimate >= 0 else count_prices(conn)
 
 
 def count_prices(conn: Connection) -> int:
@@ -170,6 +201,12 @@ def get_strategy(conn: Connection, strategy_id: int) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+def strategy_code(dbapi_conn: Any, strategy_id: int) -> str | None:
+    """The engine code of a strategy id, on a raw psycopg connection (the worker's)."""
+    row = dbapi_conn.execute("SELECT code FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
+    return row[0] if row else None
+
+
 # ---- results -----------------------------------------------------------------------------
 
 def parameters_hash(parameters: Mapping[str, Any]) -> str:
@@ -177,33 +214,37 @@ def parameters_hash(parameters: Mapping[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(dict(parameters), option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-_INSERT_RESULT = text(
-    "INSERT INTO crypto_backtest_results (batch_id, strategy_id, crypto_id, parameters, parameters_hash, "
-    + ", ".join(METRIC_COLUMNS) + ", calculation_time_ms, error) VALUES (:batch_id, :strategy_id, :crypto_id, "
-    ":parameters, :parameters_hash, " + ", ".join(f":{c}" for c in METRIC_COLUMNS)
-    + ", :calculation_time_ms, :error)"
-).bindparams(bindparam("parameters", type_=JSONB), bindparam("error", type_=JSONB))
+_RESULT_COLUMNS = ("batch_id", "strategy_id", "crypto_id", "parameters", "parameters_hash", *METRIC_COLUMNS,
+                   "calculation_time_ms", "error")
+_COPY_RESULTS = f"COPY crypto_backtest_results ({', '.join(_RESULT_COLUMNS)}) FROM STDIN"
 
 
 def save_results(conn: Connection, batch_id: str, strategy_id: int, parameters: Mapping[str, Any],
                  results: Sequence[Mapping[str, Any]]) -> int:
-    """Insert one row per result; the caller's transaction makes the batch all-or-nothing."""
-    if not results:
-        return 0
-    phash = parameters_hash(parameters)
-    rows = [_result_row(batch_id, strategy_id, parameters, phash, r) for r in results]
-    conn.execute(_INSERT_RESULT, rows)
-    return len(rows)
+    """Write one row per result with COPY; the caller's transaction makes the batch all-or-nothing."""
+    return save_result_sets(conn, batch_id, strategy_id, [(parameters, results)])
 
 
-def _result_row(batch_id: str, strategy_id: int, parameters: Mapping[str, Any], phash: str,
-                result: Mapping[str, Any]) -> dict[str, Any]:
-    row = {c: result.get(c) for c in METRIC_COLUMNS}
-    row.update(batch_id=batch_id, strategy_id=strategy_id, crypto_id=result["crypto_id"],
-               parameters=dict(parameters), parameters_hash=phash,
-               calculation_time_ms=float(result.get("calculation_time_ms") or 0.0),
-               error=result.get("error"))
-    return row
+def save_result_sets(conn: Connection, batch_id: str, strategy_id: int,
+                     result_sets: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]]) -> int:
+    """Write several (parameters, results) sets of one batch (a sweep) in one COPY."""
+    written = 0
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        with cur.copy(_COPY_RESULTS) as copy:
+            for parameters, results in result_sets:
+                params_json = orjson.dumps(dict(parameters)).decode()
+                phash = parameters_hash(parameters)
+                for r in results:
+                    error = r.get("error")
+                    copy.write_row((batch_id, strategy_id, r["crypto_id"], params_json, phash,
+                                    *(r.get(c) for c in METRIC_COLUMNS),
+                                    float(r.get("calculation_time_ms") or 0.0),
+                                    orjson.dumps(error).decode() if error is not None else None))
+                    written += 1
+    finally:
+        cur.close()
+    return written
 
 
 def count_results(conn: Connection, batch_id: str | None = None) -> int:

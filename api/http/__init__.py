@@ -6,12 +6,13 @@ from werkzeug.exceptions import HTTPException
 
 from api.http.api import ProblemApi
 from api.http.problems import problem_for
-from api.http.resources.backtests import BatchBacktestResource, SingleBacktestResource
+from api.http.resources.backtests import BatchBacktestResource, SingleBacktestResource, SweepBacktestResource
 from api.http.resources.catalog import CryptocurrencyListResource, StrategyListResource
 from api.http.resources.health import HealthResource, ReadyResource
 
 ROUTES = (
     (BatchBacktestResource, "/api/crypto/backtest/all"),
+    (SweepBacktestResource, "/api/crypto/backtest/sweep"),
     (SingleBacktestResource, "/api/crypto/backtest"),
     (StrategyListResource, "/api/strategies"),
     (CryptocurrencyListResource, "/api/crypto/cryptocurrencies"),

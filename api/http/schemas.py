@@ -5,9 +5,9 @@ strategy (its stored schema) and are checked by the service.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 
@@ -16,12 +16,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def _parallel_mode(value: Any) -> bool | str:
+    if value is True or value is False or value == "auto":
+        return value
+    raise ValueError('must be true, false or "auto"')
+
+
+ParallelMode = Annotated[Any, BeforeValidator(_parallel_mode)]
+
+
 class BatchBacktestRequest(_Strict):
     """POST /api/crypto/backtest/all"""
 
     strategy_id: int = Field(ge=1, le=2**31 - 1)
     parameters: dict[str, Any]
-    use_parallel: bool = True
+    use_parallel: ParallelMode = True
+
+
+class SweepBacktestRequest(_Strict):
+    """POST /api/crypto/backtest/sweep: several parameter sets against every crypto."""
+
+    strategy_id: int = Field(ge=1, le=2**31 - 1)
+    parameter_sets: list[dict[str, Any]] = Field(min_length=1, max_length=500)
+    use_parallel: ParallelMode = True
 
 
 class SingleBacktestRequest(_Strict):

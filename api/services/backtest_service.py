@@ -1,30 +1,41 @@
 """CryptoBacktestService: one strategy against every crypto, in parallel or in sequence.
 
 The batch is the same per-crypto function either way: in-process for
-`use_parallel=False` (or a single crypto), or fanned out over a
-`multiprocessing.Pool` whose static worker opens its own connection. Results
+`use_parallel=False` (or a single crypto), or fanned out over a warm
+`multiprocessing.Pool` whose static worker keeps its own connection. Results
 come back in crypto-id order, are sorted by total_return, and are stored in
 one transaction, so a parallel and a sequential run give identical answers.
+`use_parallel="auto"` picks the mode from the estimated work.
 """
 from __future__ import annotations
 
 import logging
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from sqlalchemy.engine import Engine
 
+import api.engine as engine_module
 from api.db import repository as repo
-from api.db.connection import worker_engine
+from api.db.connection import worker_connection
 from api.engine import get_strategy
 from api.services.errors import NotFound, ValidationFailed
 from api.services.fanout import map_in_pool, pool_size
 from api.services.parameters import validate_parameters
-from api.services.results import backtest_prices, error_result
+from api.services.results import backtest_prices, error_result, rank_results, summarize
 
 log = logging.getLogger(__name__)
+
+ParallelMode = bool | Literal["auto"]
+
+# Below this many candle-evaluations (price rows x parameter settings) "auto" runs
+# sequentially: the fan-out's fixed cost (task pickling, result transfer) is not
+# repaid. Calibrated with benchmarks/benchmark_parallel.py; see the README.
+AUTO_PARALLEL_MIN_WORK = 200_000
+
+MAX_SWEEP_SETTINGS = 500
 
 # strategy id -> engine code; strategy rows never change once written, so
 # caching them per process (and across fork) is safe and saves a query per crypto.
@@ -35,11 +46,12 @@ class CryptoBacktestService:
     """Runs backtests for the HTTP layer and the CLI; owns no HTTP or SQL details."""
 
     def __init__(self, engine: Engine, db_config: dict[str, Any], max_processes: int = 8,
-                 start_method: str | None = None) -> None:
+                 start_method: str | None = None, auto_parallel_min_work: int = AUTO_PARALLEL_MIN_WORK) -> None:
         self.engine = engine
         self.db_config = db_config
         self.max_processes = max_processes
         self.start_method = start_method
+        self.auto_parallel_min_work = auto_parallel_min_work
 
     # ---- catalog -------------------------------------------------------------------------
 
@@ -58,6 +70,10 @@ class CryptoBacktestService:
 
     def prepare(self, strategy_id: Any, parameters: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """Look up the strategy and validate parameters; returns (strategy row, full parameters)."""
+        strategy = self._strategy(strategy_id)
+        return strategy, self._validate(strategy, parameters, "parameters")
+
+    def _strategy(self, strategy_id: Any) -> dict[str, Any]:
         if isinstance(strategy_id, bool) or not isinstance(strategy_id, int):
             raise ValidationFailed("strategy_id must be an integer",
                                    [{"field": "strategy_id", "message": "must be an integer"}])
@@ -66,20 +82,29 @@ class CryptoBacktestService:
         if strategy is None:
             raise NotFound(f"strategy {strategy_id} does not exist",
                            [{"field": "strategy_id", "message": f"no strategy with id {strategy_id}"}])
+        return strategy
+
+    @staticmethod
+    def _validate(strategy: Mapping[str, Any], parameters: Any, field: str) -> dict[str, Any]:
         spec = get_strategy(strategy["code"])
-        params = validate_parameters(_ordered_schema(strategy), parameters, spec.check)
-        return strategy, params
+        try:
+            return validate_parameters(_ordered_schema(strategy), parameters if parameters is not None else {},
+                                       spec.check)
+        except ValidationFailed as exc:
+            if field != "parameters":  # name the sweep entry: parameter_sets.3.rsi_period
+                for err in exc.errors:
+                    err["field"] = field + err["field"][len("parameters"):]
+            raise
 
     # ---- the batch -----------------------------------------------------------------------
 
     def run_strategy_against_all_cryptos(self, strategy_id: int, parameters: Mapping[str, Any] | None,
-                                         use_parallel: bool = True, store: bool = True) -> dict[str, Any]:
+                                         use_parallel: ParallelMode = True, store: bool = True) -> dict[str, Any]:
         """Backtest every crypto with data; returns {"results": [...ranked], "summary": {...}}."""
-        strategy, params = self.prepare(strategy_id, parameters if parameters is not None else {})
+        strategy, params = self.prepare(strategy_id, parameters)
         started = time.perf_counter()
-        with self.engine.connect() as conn:
-            cryptos = repo.list_cryptos_with_data(conn)
-        parallel = bool(use_parallel) and len(cryptos) > 1
+        cryptos = self._cryptos()
+        parallel = self._choose_parallel(use_parallel, len(cryptos), settings=1)
         log.info("Running strategy against %d cryptocurrencies (parallel=%s)", len(cryptos), parallel)
         if parallel:
             processes = pool_size(len(cryptos), self.max_processes)
@@ -91,18 +116,16 @@ class CryptoBacktestService:
         results = rank_results(results)
         successful = sum(1 for r in results if r["error"] is None)
         log.info("Completed backtesting: %d successful, %d failed", successful, len(results) - successful)
-        batch_id = str(uuid.uuid4())
-        if store:
-            with self.engine.begin() as conn:
-                repo.save_results(conn, batch_id, strategy["id"], params, results)
+        batch_id = self._store(strategy["id"], [(params, results)]) if store else None
         summary = summarize(results, time.perf_counter() - started, parallel, processes, strategy["id"], params)
-        summary["batch_id"] = batch_id if store else None
+        summary["requested_parallel"] = use_parallel
+        summary["batch_id"] = batch_id
         return {"results": results, "summary": summary}
 
     def _run_parallel_backtests(self, cryptos: list[dict[str, Any]], strategy_id: int,
                                 parameters: dict[str, Any], processes: int) -> list[dict[str, Any]]:
         args = [(c, strategy_id, parameters, self.db_config) for c in cryptos]
-        return map_in_pool(CryptoBacktestService._run_single_backtest_worker, args, processes, self.start_method)
+        return self._fan_out(CryptoBacktestService._run_single_backtest_worker, args, processes)
 
     def _run_sequential_backtests(self, cryptos: list[dict[str, Any]], strategy_id: int,
                                   parameters: dict[str, Any]) -> list[dict[str, Any]]:
@@ -113,18 +136,56 @@ class CryptoBacktestService:
     def _run_single_backtest_worker(crypto: dict[str, Any], strategy_id: int, parameters: dict[str, Any],
                                     db_config: dict[str, Any]) -> dict[str, Any]:
         """Backtest one crypto on this process's own connection; never raises."""
-        import numpy as np
+        return _backtest_crypto(crypto, strategy_id, [parameters], db_config)[0]
 
+    # ---- a parameter sweep ---------------------------------------------------------------
+
+    def run_parameter_sweep(self, strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]],
+                            use_parallel: ParallelMode = True, store: bool = True) -> dict[str, Any]:
+        """Every parameter set against every crypto through the same fan-out.
+
+        Each task is one crypto with all settings, so its prices are read once.
+        Returns {"settings": [{"parameters", "summary", "results"}...], "summary": {...}}, settings
+        ranked by average return.
+        """
+        strategy = self._strategy(strategy_id)
+        if not isinstance(parameter_sets, Sequence) or isinstance(parameter_sets, (str, bytes)) \
+                or not 1 <= len(parameter_sets) <= MAX_SWEEP_SETTINGS:
+            raise ValidationFailed("parameter_sets must be a list of 1 to 500 objects", [
+                {"field": "parameter_sets", "message": f"must be a list of 1 to {MAX_SWEEP_SETTINGS} objects"}])
+        sets = [self._validate(strategy, p, f"parameter_sets.{i}") for i, p in enumerate(parameter_sets)]
         started = time.perf_counter()
-        times = np.empty(0, dtype=np.int64)
-        try:
-            with worker_engine(db_config).connect() as conn:
-                code = _strategy_code(conn, db_config, strategy_id)
-                times, close = repo.load_prices(conn, crypto["id"])
-            return backtest_prices(crypto, code, parameters, times, close, started)
-        except Exception as exc:  # one crypto's failure must not sink the batch
-            log.exception("backtest of %s failed", crypto.get("symbol"))
-            return error_result(crypto, times, "internal_error", f"{type(exc).__name__}: {exc}", started)
+        cryptos = self._cryptos()
+        parallel = self._choose_parallel(use_parallel, len(cryptos), settings=len(sets))
+        log.info("Running %d settings against %d cryptocurrencies (parallel=%s)", len(sets), len(cryptos), parallel)
+        processes = pool_size(len(cryptos), self.max_processes) if parallel else 1
+        args = [(c, strategy["id"], sets, self.db_config) for c in cryptos]
+        if parallel:
+            per_crypto = self._fan_out(CryptoBacktestService._run_sweep_worker, args, processes)
+        else:
+            per_crypto = [CryptoBacktestService._run_sweep_worker(*a) for a in args]
+        total_time = time.perf_counter() - started
+        settings = []
+        for i, params in enumerate(sets):
+            results = rank_results([rows[i] for rows in per_crypto])
+            settings.append({"parameters": params, "results": results,
+                             "summary": summarize(results, total_time, parallel, processes, strategy["id"], params)})
+        settings.sort(key=lambda s: (s["summary"]["average_return"] is None, -(s["summary"]["average_return"] or 0)))
+        batch_id = self._store(strategy["id"], [(s["parameters"], s["results"]) for s in settings]) if store else None
+        ok = sum(s["summary"]["successful"] for s in settings)
+        return {"settings": settings, "summary": {
+            "total_cryptos": len(cryptos), "settings": len(sets), "backtests": len(cryptos) * len(sets),
+            "successful": ok, "failed": len(cryptos) * len(sets) - ok,
+            "total_time": time.perf_counter() - started, "parallel": parallel, "requested_parallel": use_parallel,
+            "processes": processes, "strategy_id": strategy["id"], "batch_id": batch_id,
+            "best_parameters": settings[0]["parameters"] if settings else None,
+            "best_average_return": settings[0]["summary"]["average_return"] if settings else None}}
+
+    @staticmethod
+    def _run_sweep_worker(crypto: dict[str, Any], strategy_id: int, parameter_sets: list[dict[str, Any]],
+                          db_config: dict[str, Any]) -> list[dict[str, Any]]:
+        """Backtest one crypto under every parameter set; one price read; never raises."""
+        return _backtest_crypto(crypto, strategy_id, parameter_sets, db_config)
 
     # ---- one crypto ----------------------------------------------------------------------
 
@@ -132,7 +193,7 @@ class CryptoBacktestService:
                             crypto_id: int | None = None, symbol: str | None = None,
                             store: bool = True) -> dict[str, Any]:
         """Backtest one crypto (by id or symbol) with its trade list and equity curve."""
-        strategy, params = self.prepare(strategy_id, parameters if parameters is not None else {})
+        strategy, params = self.prepare(strategy_id, parameters)
         with self.engine.connect() as conn:
             crypto = repo.find_crypto(conn, crypto_id=crypto_id, symbol=symbol)
             if crypto is None:
@@ -140,24 +201,78 @@ class CryptoBacktestService:
                 raise NotFound(f"cryptocurrency {value!r} does not exist",
                                [{"field": field, "message": f"no cryptocurrency {value!r}"}])
             started = time.perf_counter()
-            times, close = repo.load_prices(conn, crypto["id"])
-        result = backtest_prices(crypto, strategy["code"], params, times, close, started, detail=True)
+            prices = repo.load_closes(conn.connection.driver_connection, crypto["id"], with_times=True)
+        result = backtest_prices(crypto, strategy["code"], params, prices, started)
+        batch_id = self._store(strategy["id"], [(params, [result])]) if store else None
+        return {"result": result, "strategy_id": strategy["id"], "parameters": params, "batch_id": batch_id}
+
+    # ---- shared plumbing -----------------------------------------------------------------
+
+    def _cryptos(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return repo.list_cryptos_with_data(conn)
+
+    def _choose_parallel(self, use_parallel: ParallelMode, n_cryptos: int, settings: int) -> bool:
+        """True/False as asked; "auto": parallel when rows x settings reaches the calibrated threshold."""
+        if n_cryptos < 2 or not use_parallel:
+            return False
+        if use_parallel != "auto":
+            return True
+        with self.engine.connect() as conn:
+            rows = repo.estimated_price_rows(conn)
+        return rows * settings >= self.auto_parallel_min_work
+
+    def _fan_out(self, worker: Any, args: list[tuple], processes: int) -> list[Any]:
+        # The warm pool is sized for the largest batch (min(cpu, max_processes)); a batch of
+        # n cryptos keeps at most min(cpu, n, max_processes) of its workers busy.
+        capacity = max(pool_size(self.max_processes, self.max_processes), processes)
+        return map_in_pool(worker, args, capacity, self.start_method, initializer=warm_worker)
+
+    def _store(self, strategy_id: int, result_sets: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> str:
         batch_id = str(uuid.uuid4())
-        if store:
-            with self.engine.begin() as conn:
-                repo.save_results(conn, batch_id, strategy["id"], params, [result])
-        return {"result": result, "strategy_id": strategy["id"], "parameters": params,
-                "batch_id": batch_id if store else None}
+        with self.engine.begin() as conn:
+            repo.save_result_sets(conn, batch_id, strategy_id, result_sets)
+        return batch_id
+
+
+def warm_worker() -> None:
+    """Pool worker start-up: load compiled engine kernels before the first task needs them."""
+    warm_up = getattr(engine_module, "warm_up", None)
+    if warm_up is not None:
+        warm_up()
+
+
+def _backtest_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: list[dict[str, Any]],
+                     db_config: dict[str, Any]) -> list[dict[str, Any]]:
+    """One crypto's prices read once on this process's connection, run under each parameter set.
+
+    Never raises: a failure becomes this crypto's error entry in every set.
+    """
+    started = time.perf_counter()
+    prices = None
+    try:
+        conn = worker_connection(db_config)
+        code = _strategy_code(conn, db_config, strategy_id)
+        prices = repo.load_closes(conn, crypto["id"])
+        load_share = (time.perf_counter() - started) / len(parameter_sets)
+        out = []
+        for params in parameter_sets:
+            out.append(backtest_prices(crypto, code, params, prices, time.perf_counter() - load_share))
+        return out
+    except Exception as exc:  # one crypto's failure must not sink the batch
+        log.exception("backtest of %s failed", crypto.get("symbol"))
+        return [error_result(crypto, prices, "internal_error", f"{type(exc).__name__}: {exc}", started)
+                for _ in parameter_sets]
 
 
 def _strategy_code(conn: Any, db_config: Mapping[str, Any], strategy_id: int) -> str:
     key = (db_config["url"], strategy_id)
     code = _STRATEGY_CODES.get(key)
     if code is None:
-        row = repo.get_strategy(conn, strategy_id)
-        if row is None:
+        code = repo.strategy_code(conn, strategy_id)
+        if code is None:
             raise LookupError(f"strategy {strategy_id} does not exist")
-        code = _STRATEGY_CODES[key] = row["code"]
+        _STRATEGY_CODES[key] = code
     return code
 
 
@@ -169,32 +284,3 @@ def _ordered_schema(strategy: Mapping[str, Any]) -> dict[str, Any]:
     except KeyError:
         order = []
     return {**{k: stored[k] for k in order if k in stored}, **stored}
-
-
-def rank_results(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Best total_return first, errors last; ties broken by crypto id so order is deterministic."""
-    return sorted(results, key=lambda r: (r["error"] is not None or r["total_return"] is None,
-                                          -(r["total_return"] or 0.0), r["crypto_id"]))
-
-
-def summarize(results: list[dict[str, Any]], total_time: float, parallel: bool, processes: int,
-              strategy_id: int, parameters: dict[str, Any]) -> dict[str, Any]:
-    """The batch summary: counts, timing, mode, parameters and best/worst/average return."""
-    ok = [r for r in results if r["error"] is None]
-    best = ok[0] if ok else None
-    worst = ok[-1] if ok else None
-    return {
-        "total_cryptos": len(results),
-        "successful": len(ok),
-        "failed": len(results) - len(ok),
-        "total_time": total_time,
-        "parallel": parallel,
-        "processes": processes,
-        "strategy_id": strategy_id,
-        "parameters": parameters,
-        "best_return": best["total_return"] if best else None,
-        "best_symbol": best["symbol"] if best else None,
-        "worst_return": worst["total_return"] if worst else None,
-        "worst_symbol": worst["symbol"] if worst else None,
-        "average_return": (sum(r["total_return"] for r in ok) / len(ok)) if ok else None,
-    }

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from api.db.repository import PriceSeries
 from api.engine import EngineError, get_strategy
 from api.engine.intervals import bars_per_year
 
@@ -26,23 +27,23 @@ def iso_utc(epoch_seconds: int | float) -> str:
     return datetime.fromtimestamp(int(epoch_seconds), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def crypto_header(crypto: Mapping[str, Any], times: np.ndarray) -> dict[str, Any]:
+def crypto_header(crypto: Mapping[str, Any], prices: PriceSeries | None) -> dict[str, Any]:
     """Identity and data span of a crypto, the leading fields of every result."""
     return {
         "crypto_id": int(crypto["id"]),
         "symbol": crypto["symbol"],
         "name": crypto["name"],
         "interval": crypto.get("interval", "1d"),
-        "candles": int(len(times)),
-        "first_time": iso_utc(times[0]) if len(times) else None,
-        "last_time": iso_utc(times[-1]) if len(times) else None,
+        "candles": len(prices) if prices is not None else 0,
+        "first_time": iso_utc(prices.first_time) if prices is not None and prices.first_time is not None else None,
+        "last_time": iso_utc(prices.last_time) if prices is not None and prices.last_time is not None else None,
     }
 
 
-def error_result(crypto: Mapping[str, Any], times: np.ndarray, code: str, message: str,
+def error_result(crypto: Mapping[str, Any], prices: PriceSeries | None, code: str, message: str,
                  started: float) -> dict[str, Any]:
     """A result whose metrics are all null and whose `error` says what went wrong."""
-    result = crypto_header(crypto, times)
+    result = crypto_header(crypto, prices)
     result.update({k: None for k in METRIC_KEYS})
     result["calculation_time_ms"] = (time.perf_counter() - started) * 1000.0
     result["error"] = {"code": code, "message": message}
@@ -50,22 +51,23 @@ def error_result(crypto: Mapping[str, Any], times: np.ndarray, code: str, messag
 
 
 def backtest_prices(crypto: Mapping[str, Any], strategy_code: str, parameters: Mapping[str, Any],
-                    times: np.ndarray, close: np.ndarray, started: float,
-                    detail: bool = False) -> dict[str, Any]:
+                    prices: PriceSeries, started: float) -> dict[str, Any]:
     """Run the strategy on one crypto's closes; engine errors become this crypto's error entry.
 
-    With detail=True the trade list and equity curve are included (single-crypto endpoint).
+    When `prices.times` is present (single-crypto endpoint) the trade list and
+    equity curve are included.
     """
-    if len(close) == 0:
-        return error_result(crypto, times, "no_data", "no price data stored for this cryptocurrency", started)
+    if len(prices) == 0:
+        return error_result(crypto, prices, "no_data", "no price data stored for this cryptocurrency", started)
     try:
         spec = get_strategy(strategy_code)
-        outcome = spec.run(close, parameters, bars_per_year(crypto.get("interval", "1d")))
+        outcome = spec.run(prices.close, parameters, bars_per_year(crypto.get("interval", "1d")))
     except EngineError as exc:
-        return error_result(crypto, times, _error_code(exc), str(exc), started)
-    result = crypto_header(crypto, times)
+        return error_result(crypto, prices, _error_code(exc), str(exc), started)
+    result = crypto_header(crypto, prices)
     result.update({k: outcome.metrics[k] for k in METRIC_KEYS})
-    if detail:
+    times = prices.times
+    if times is not None:
         result["trades"] = [_trade_dict(t, times) for t in outcome.trades]
         result["equity_curve"] = [
             {"time": iso_utc(t), "equity": float(e)} for t, e in zip(times.tolist(), outcome.equity.tolist())
@@ -94,4 +96,33 @@ def _trade_dict(trade: Any, times: np.ndarray) -> dict[str, Any]:
         "pnl": float(trade.pnl),
         "return_pct": float(trade.return_pct),
         "is_open": bool(trade.is_open),
+    }
+
+
+def rank_results(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Best total_return first, errors last; ties broken by crypto id so order is deterministic."""
+    return sorted(results, key=lambda r: (r["error"] is not None or r["total_return"] is None,
+                                          -(r["total_return"] or 0.0), r["crypto_id"]))
+
+
+def summarize(results: list[dict[str, Any]], total_time: float, parallel: bool, processes: int,
+              strategy_id: int, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The batch summary: counts, timing, mode, parameters and best/worst/average return."""
+    ok = [r for r in results if r["error"] is None]
+    best = ok[0] if ok else None
+    worst = ok[-1] if ok else None
+    return {
+        "total_cryptos": len(results),
+        "successful": len(ok),
+        "failed": len(results) - len(ok),
+        "total_time": total_time,
+        "parallel": parallel,
+        "processes": processes,
+        "strategy_id": strategy_id,
+        "parameters": parameters,
+        "best_return": best["total_return"] if best else None,
+        "best_symbol": best["symbol"] if best else None,
+        "worst_return": worst["total_return"] if worst else None,
+        "worst_symbol": worst["symbol"] if worst else None,
+        "average_return": (sum(r["total_return"] for r in ok) / len(ok)) if ok else None,
     }

@@ -1,4 +1,4 @@
-"""POST /api/crypto/backtest/all (every crypto) and POST /api/crypto/backtest (one crypto)."""
+"""POST /api/crypto/backtest/all (every crypto), /backtest/sweep (many settings) and /backtest (one crypto)."""
 from __future__ import annotations
 
 from flask_restful import Resource
@@ -6,7 +6,7 @@ from flask_restful import Resource
 from api.http.problems import BadRequest
 from api.http.requests import json_body
 from api.http.resources.common import backtest_service
-from api.http.schemas import BatchBacktestRequest, SingleBacktestRequest
+from api.http.schemas import BatchBacktestRequest, SingleBacktestRequest, SweepBacktestRequest
 
 
 class BatchBacktestResource(Resource):
@@ -14,6 +14,13 @@ class BatchBacktestResource(Resource):
         req = BatchBacktestRequest.model_validate(json_body())
         return backtest_service().run_strategy_against_all_cryptos(
             req.strategy_id, req.parameters, use_parallel=req.use_parallel), 200
+
+
+class SweepBacktestResource(Resource):
+    def post(self):
+        req = SweepBacktestRequest.model_validate(json_body())
+        return backtest_service().run_parameter_sweep(
+            req.strategy_id, req.parameter_sets, use_parallel=req.use_parallel), 200
 
 
 class SingleBacktestResource(Resource):
