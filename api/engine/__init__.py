@@ -1,7 +1,8 @@
-"""Pure-numpy backtest engine (no web/DB imports, so it is usable anywhere)."""
+"""Backtest engine: numpy + numba kernels (no web/DB imports, so it is usable anywhere)."""
 
 from .errors import EngineError, InsufficientDataError, InvalidPriceDataError
 from .indicators import compute_rsi
+from .jit import warm_up
 from .metrics import compute_metrics
 from .simulate import SimulationResult, Trade, simulate_long_only
 from .strategies import (
@@ -30,4 +31,5 @@ __all__ = [
     "StrategySpec",
     "get_strategy",
     "run_rsi_strategy",
+    "warm_up",
 ]

@@ -3,18 +3,38 @@
 import numpy as np
 
 from .errors import InsufficientDataError
+from .kernels import rsi_kernel
+
+
+def check_rsi_period(period: object) -> int:
+    """`period` as an int, or ValueError unless it is a positive integer."""
+    if isinstance(period, bool) or int(period) != period or period < 1:
+        raise ValueError(f"RSI period must be a positive integer, got {period!r}")
+    return int(period)
+
+
+def kernel_array(values: np.ndarray) -> np.ndarray:
+    """`values` as a C-contiguous, aligned float64 array (copied only if needed).
+
+    Keeps the compiled kernels to the few array types that `jit.warm_up`
+    compiles (writable or read-only contiguous float64).
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    flags = arr.flags
+    if not (flags.c_contiguous and flags.aligned):
+        arr = np.array(arr, dtype=np.float64, order="C")
+    return arr
 
 
 def compute_rsi(close: np.ndarray, period: int = 14) -> np.ndarray:
     """Wilder's RSI as TA-Lib computes it; NaN during the `period`-bar warm-up.
 
-    The smoothing recursion is sequential, so it runs as a tight loop over
-    Python floats (much faster than per-element numpy indexing); everything
-    else is vectorized.
+    The first averages are the (numpy-summed) mean of the first `period`
+    gains/losses; then avg = (avg * (period - 1) + x) / period. RSI is
+    100 * avg_gain / (avg_gain + avg_loss), or 0 when both are 0. The
+    sequential recursion runs in a compiled kernel (`kernels.rsi_kernel`).
     """
-    if isinstance(period, bool) or int(period) != period or period < 1:
-        raise ValueError(f"RSI period must be a positive integer, got {period!r}")
-    period = int(period)
+    period = check_rsi_period(period)
     close = np.asarray(close, dtype=np.float64)
     n = close.size
     if close.ndim != 1:
@@ -23,27 +43,6 @@ def compute_rsi(close: np.ndarray, period: int = 14) -> np.ndarray:
         raise InsufficientDataError(
             f"RSI({period}) needs at least {period + 1} candles, got {n}"
         )
-
-    diff = np.diff(close)
-    gains = np.maximum(diff, 0.0)
-    losses = np.maximum(-diff, 0.0)
-
-    ag = float(gains[:period].sum()) / period
-    al = float(losses[:period].sum()) / period
-    ag_list = [ag]
-    al_list = [al]
-    p1 = period - 1
-    for g, l in zip(gains[period:].tolist(), losses[period:].tolist()):
-        ag = (ag * p1 + g) / period
-        al = (al * p1 + l) / period
-        ag_list.append(ag)
-        al_list.append(al)
-    avg_gain = np.array(ag_list)
-    avg_loss = np.array(al_list)
-
-    out = np.full(n, np.nan)
-    total = avg_gain + avg_loss
-    out[period:] = np.divide(
-        100.0 * avg_gain, total, out=np.zeros_like(total), where=total != 0.0
-    )
+    out = np.empty(n, dtype=np.float64)
+    rsi_kernel(kernel_array(close), period, out)
     return out
