@@ -12,6 +12,7 @@ from api.config import Settings
 from api.db.connection import db_config_for, make_engine, resolve_database_url
 from api.http import register_http
 from api.services import CryptoBacktestService
+from api.services.backtest_service import warm_worker
 
 
 def build_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -31,4 +32,5 @@ def build_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         engine, db_config, max_processes=settings.max_processes, start_method=settings.mp_start_method)
     register_http(app)
     register_cli(app)
+    warm_worker()  # compile/load engine kernels now, so no request pays for it
     return app

@@ -9,8 +9,8 @@ in:
 * ours       ``api.engine.run_rsi_strategy`` per crypto, INCLUDING its own RSI
              computation, input validation and the full metrics dict;
 * vectorbt   ``vbt.Portfolio.from_signals``, one 2-D call (cryptos as
-             columns), plus total return, closed-trade count, win rate, max
-             drawdown and Sharpe;
+             columns; building its 2-D inputs is timed too), plus total
+             return, closed-trade count, win rate, max drawdown and Sharpe;
 * backtesting.py  one ``FractionalBacktest`` per crypto (stats included);
 * pandas     a naive ``df.iterrows()`` state machine, the way a naive
              service would write it.
@@ -22,7 +22,7 @@ agree, otherwise the script exits 1. Times are medians of ``--repeats`` runs,
 reported per crypto; the slow peers run on ``--slow-cryptos`` cryptos and are
 scaled per crypto.
 
-Traps this script handles (each made a peer disagree before):
+Traps this script handles (each makes a peer disagree otherwise):
 
 * ``vbt.RSI`` is not Wilder's RSI (TA-Lib convention), so all peers share one
   RSI array; signals are ``rsi < oversold`` / ``rsi > overbought``, NaN=False.
@@ -38,7 +38,9 @@ Traps this script handles (each made a peer disagree before):
   ``trade_on_close=True`` fills an order placed on bar i at close i, but only
   on the next bar's step, hence a padding bar at the end. Its equity curve is
   logged before that fill, so drawdown differs slightly and is not compared.
-  ``size`` below 1 is a fraction of equity: 1 - 1e-10 means "all in".
+  ``size`` below 1 is a fraction of equity: 1 - 1e-10 means "all in". The
+  RSI is read from a plain array: wrapped in ``self.I()``, its NaN warm-up
+  would make backtesting.py skip the first bar that has an RSI.
 * TQDM_DISABLE=1 is set before backtesting.py is imported.
 
 Run from the repo root:  .venv-bench/bin/python benchmarks/bench_peers.py
@@ -184,14 +186,19 @@ def version(module):
         return f"not importable ({type(exc).__name__})"
 
 
+def cpu_model():
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
 def print_header(args):
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
-        else platform.processor()
     print(f"python {platform.python_version()}  numpy {np.__version__}  pandas {pd.__version__}  "
           f"numba {version('numba')}")
     print(f"vectorbt {version('vectorbt')}  backtesting {version('backtesting')}")
-    print(f"machine: {platform.machine()}, {cpu}, {os.cpu_count()} cores "
+    print(f"machine: {platform.machine()}, {cpu_model()}, {os.cpu_count()} cores "
           f"({len(os.sched_getaffinity(0))} usable)")
     print(f"data: {args.cryptos} synthetic cryptos x {args.candles} daily candles (seed 42); "
           f"median of {args.repeats} runs\n")
@@ -266,10 +273,12 @@ def main(argv=None):
         print(f"{LABELS[name]:<24} {n:>8} {secs * 1e3:>16.1f} {us:>16,.0f} "
               f"{us / ours_us:>8.1f}x{scaled}")
     if any(name in SLOW for name, *_ in rows):
-        print(f"* run on the first {n_slow} cryptos only, scaled per crypto (--slow-cryptos)")
+        print(f"* run on the first {n_slow} of {args.cryptos} cryptos, scaled per crypto "
+              "(--slow-cryptos)")
     print("ours includes RSI, validation and full metrics; peers get the RSI precomputed.")
-    print("backtesting.py logs equity before a trade day's fill, so its max drawdown "
-          "differs slightly (not compared).")
+    if "backtesting" in peers:
+        print("backtesting.py logs equity before a trade day's fill, so its max drawdown "
+              "differs slightly (not compared).")
     return 0
 
 

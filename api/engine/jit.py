@@ -8,15 +8,17 @@ either.
 
 Cache location: numba writes the compiled code next to the source, in
 ``api/engine/__pycache__``. When that directory is read-only (e.g. a Docker
-image whose code belongs to another user), set the environment variable
-``NUMBA_CACHE_DIR`` to a writable directory before the process starts (numba
-reads it at import time; it is then used for every cached function). Without
-it numba falls back to a per-user cache directory (``~/.cache/numba``); if
-that is not writable either, importing the engine fails. Warming up once
-while building the image (``python -c "import api.engine as e; e.warm_up()"``)
-makes every later process start from the cache. The cache is tied to the
-source files' modification times and the CPU, and is rebuilt automatically
-when either changes.
+image whose code belongs to root while the server runs as another user), set
+the environment variable ``NUMBA_CACHE_DIR`` to a directory that the server's
+user can write, before the process starts (numba reads it at import). Without
+it numba falls back to a per-user cache (``~/.cache/numba``); if that is not
+writable either, the kernels still work but without a disk cache, so every
+process compiles them in `warm_up()` (seconds) and a RuntimeWarning says so.
+numba only uses a cache directory it can write to: to ship a warm cache in an
+image, run ``python -c "import api.engine as e; e.warm_up()"`` at build time
+with NUMBA_CACHE_DIR pointing at a directory then handed to the runtime user.
+The cache is keyed on the source files' modification times and on the CPU,
+and is rebuilt automatically when either changes.
 """
 
 import time

@@ -11,7 +11,10 @@ so the results are bit-identical to the numpy/Python formulation they replace:
 The kernels take preallocated output arrays and return small integers/flags,
 so a call allocates nothing on the Python side beyond the outputs. They are
 compiled on first use and cached on disk (see `api.engine.jit` for warm-up and
-for the cache directory to use when the package is read-only).
+for the cache directory to use when the package is read-only). Where numba
+finds no writable cache directory at all, the kernels are still defined, just
+without the disk cache (each process compiles them once; a warning says so),
+rather than making the engine unimportable.
 
 Callers must pass float64 arrays (C-contiguous and aligned, to avoid extra
 specialisations) and Python ints/floats for scalars; the public wrappers in
@@ -19,9 +22,39 @@ specialisations) and Python ints/floats for scalars; the public wrappers in
 """
 
 import math
+import warnings
 
 import numpy as np
 from numba import njit
+
+
+def _probe() -> int:
+    return 0
+
+
+def _disk_cache_available() -> bool:
+    """Whether numba can cache this file's functions on disk.
+
+    numba raises at decoration time ("cannot cache function ...: no locator
+    available") when neither the package's __pycache__, NUMBA_CACHE_DIR nor
+    the per-user cache directory is writable.
+    """
+    try:
+        njit(cache=True)(_probe)
+    except RuntimeError:
+        return False
+    return True
+
+
+CACHE = _disk_cache_available()
+if not CACHE:
+    warnings.warn(
+        "numba cannot write a disk cache for api.engine.kernels (read-only package "
+        "and no writable NUMBA_CACHE_DIR or home cache); kernels compile in every "
+        "process. Set NUMBA_CACHE_DIR to a writable directory.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
 
 # Columns of the float trade table filled by `rsi_strategy_kernel`.
 T_ENTRY_PRICE, T_EXIT_PRICE, T_UNITS, T_ENTRY_VALUE, T_EXIT_VALUE, T_PNL, T_RETURN_PCT = range(7)
@@ -47,85 +80,96 @@ STATS_SIZE = 11
 _PW_BLOCKSIZE = 128
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _block_sum(a, start, n):
     """numpy's pairwise_sum leaf (n <= 128): 8 interleaved accumulators."""
+    # Indexing a view with range() indices lets LLVM drop numba's
+    # negative-index handling and vectorise the accumulators.
+    b = a[start:start + n]
     if n < 8:
         res = -0.0
-        for i in range(start, start + n):
-            res += a[i]
+        for i in range(n):
+            res += b[i]
         return res
-    r0 = a[start]
-    r1 = a[start + 1]
-    r2 = a[start + 2]
-    r3 = a[start + 3]
-    r4 = a[start + 4]
-    r5 = a[start + 5]
-    r6 = a[start + 6]
-    r7 = a[start + 7]
-    stop = start + n - n % 8
-    i = start + 8
-    while i < stop:
-        r0 += a[i]
-        r1 += a[i + 1]
-        r2 += a[i + 2]
-        r3 += a[i + 3]
-        r4 += a[i + 4]
-        r5 += a[i + 5]
-        r6 += a[i + 6]
-        r7 += a[i + 7]
-        i += 8
+    r0 = b[0]
+    r1 = b[1]
+    r2 = b[2]
+    r3 = b[3]
+    r4 = b[4]
+    r5 = b[5]
+    r6 = b[6]
+    r7 = b[7]
+    m = n - n % 8
+    for i in range(8, m, 8):
+        r0 += b[i]
+        r1 += b[i + 1]
+        r2 += b[i + 2]
+        r3 += b[i + 3]
+        r4 += b[i + 4]
+        r5 += b[i + 5]
+        r6 += b[i + 6]
+        r7 += b[i + 7]
     res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < start + n:
-        res += a[i]
-        i += 1
+    for i in range(m, n):
+        res += b[i]
     return res
 
 
-@njit(cache=True, nogil=True)
+_PW_STACK = 64  # frames of the split-tree walk: enough for 128 * 2**31 values
+
+
+@njit(cache=CACHE, nogil=True)
 def pairwise_sum(a, start, n):
     """Sum of a[start:start+n] exactly as numpy's float64 ``add.reduce`` does.
 
     numpy sums contiguous float64 data with 8 interleaved accumulators in
     blocks of at most 128 values and splits longer runs in two (the first
     part a multiple of 8 near half), adding the two partial sums. Reproducing
-    that order makes the result bit-identical to ``a[start:start+n].sum()``
-    (``0.0 + pairwise_sum(...)``, numpy adds its 0.0 identity first).
-
-    numpy recurses; this walks the same tree with explicit stacks, because
-    numba's on-disk cache cannot hold recursive functions (numba#6061).
+    that order makes ``0.0 + pairwise_sum(a, s, n)`` bit-identical to
+    ``a[s:s+n].sum()`` (numpy adds its 0.0 identity first).
     """
     if n <= _PW_BLOCKSIZE:
         return _block_sum(a, start, n)
-    # Depth-first walk of the split tree. Each frame is a run still to be
-    # summed; stage 0 = split it, 1 = its two halves are on the value stack.
-    f_start = np.empty(64, dtype=np.int64)
-    f_n = np.empty(64, dtype=np.int64)
-    f_stage = np.empty(64, dtype=np.int64)
-    values = np.empty(64, dtype=np.float64)
+    return _pairwise_sum_into(
+        a, start, n, np.empty((3, _PW_STACK), dtype=np.int64), np.empty(_PW_STACK)
+    )
+
+
+@njit(cache=CACHE, nogil=True)
+def _pairwise_sum_into(a, start, n, frames, values):
+    """`pairwise_sum` using caller-provided stacks (shapes (3, 64) and (64,)).
+
+    numpy recurses; this walks the same split tree with explicit stacks,
+    because numba's on-disk cache cannot hold recursive functions
+    (numba issue 6061: loading them segfaults).
+    """
+    if n <= _PW_BLOCKSIZE:
+        return _block_sum(a, start, n)
+    # Depth-first walk. Each frame is a run still to be summed (start, size,
+    # stage); stage 0 = split it, 1 = its two sums are on top of `values`.
     top = 0
     nvals = 0
-    f_start[0] = start
-    f_n[0] = n
-    f_stage[0] = 0
+    frames[0, 0] = start
+    frames[1, 0] = n
+    frames[2, 0] = 0
     while top >= 0:
-        s = f_start[top]
-        m = f_n[top]
+        s = frames[0, top]
+        m = frames[1, top]
         if m <= _PW_BLOCKSIZE:
             values[nvals] = _block_sum(a, s, m)
             nvals += 1
             top -= 1
-        elif f_stage[top] == 0:
-            f_stage[top] = 1
+        elif frames[2, top] == 0:
+            frames[2, top] = 1
             m2 = m // 2
             m2 -= m2 % 8
             # push the right half first so the left one is summed first
-            f_start[top + 1] = s + m2
-            f_n[top + 1] = m - m2
-            f_stage[top + 1] = 0
-            f_start[top + 2] = s
-            f_n[top + 2] = m2
-            f_stage[top + 2] = 0
+            frames[0, top + 1] = s + m2
+            frames[1, top + 1] = m - m2
+            frames[2, top + 1] = 0
+            frames[0, top + 2] = s
+            frames[1, top + 2] = m2
+            frames[2, top + 2] = 0
             top += 2
         else:
             nvals -= 1
@@ -134,19 +178,19 @@ def pairwise_sum(a, start, n):
     return values[0]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _gain(d):
     # np.maximum(d, 0.0): NaN propagates, like the numpy formulation.
     return 0.0 if d <= 0.0 else d
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _loss(d):
     # np.maximum(-d, 0.0)
     return 0.0 if d >= 0.0 else -d
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _seed_averages(close, period, scratch):
     """First Wilder averages: numpy-summed first `period` gains/losses over period.
 
@@ -161,7 +205,7 @@ def _seed_averages(close, period, scratch):
     return ag, al
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _rsi_value(ag, al):
     total = ag + al
     if total != 0.0:
@@ -169,7 +213,7 @@ def _rsi_value(ag, al):
     return 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def rsi_kernel(close, period, out):
     """Wilder RSI (TA-Lib convention) of `close` into `out`; NaN before `period`.
 
@@ -188,7 +232,7 @@ def rsi_kernel(close, period, out):
         out[t] = _rsi_value(ag, al)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def rsi_strategy_kernel(
     close, period, oversold, overbought, initial, fee_rate, bars_per_year,
     rsi, equity, trade_idx, trade_val, stats,
@@ -201,68 +245,109 @@ def rsi_strategy_kernel(
     price is not finite and > 0 (outputs are then meaningless).
 
     Semantics are those of `compute_rsi` -> `simulate_long_only` ->
-    `compute_metrics`, with the same float operations in the same order.
-    `trade_idx`/`trade_val` need (n - period) // 2 + 1 rows.
+    `compute_metrics`, with the same float operations in the same order, so
+    every number is bit-identical to that path. `trade_idx`/`trade_val` need
+    (n - period) // 2 + 1 rows. Requires 1 <= period < n.
     """
     n = close.size
     keep = 1.0 - fee_rate
-    c0 = close[0]
-    if not (c0 > 0.0 and c0 < np.inf):
-        return -1
-
-    # ---- warm-up bars: no RSI yet, so no signal; the cash just sits there.
-    for t in range(1, period + 1):
+    for t in range(period + 1):
         x = close[t]
         if not (x > 0.0 and x < np.inf):
             return -1
     ag, al = _seed_averages(close, period, rsi)
-    cash = initial
-    for t in range(period):
-        rsi[t] = np.nan
-        equity[t] = cash
-
-    # ---- trading bars: RSI, fills, equity, trades in one pass.
     p1 = period - 1
+
+    # Simulation state.
+    cash = initial
     units = 0.0
-    entry_value = 0.0
     entry_bar = -1
     long = False
     k = 0
     long_bars = 0
-    for t in range(period, n):
+    # Equity-curve statistics, accumulated bar by bar:
+    # returns[t-1] = equity[t] / equity[t-1] - 1 (numpy's `returns`);
+    returns = np.empty(max(n - 1, 1))
+    finite = True  # np.all(np.isfinite(equity))
+    positive = True  # not np.any(equity[:-1] <= 0)
+    returns_finite = True
+    # Max drawdown: within a run of bars sharing the same running peak,
+    # (peak - e) / peak is largest at the run's lowest e (subtraction and
+    # division round monotonically), so one division per run gives exactly
+    # max((peak - e) / peak) over all bars.
+    peak = initial
+    run_low = initial
+    mdd = 0.0
+    prev = initial
+
+    for t in range(n):
         price = close[t]
-        if t > period:
-            if not (price > 0.0 and price < np.inf):
-                return -1
-            d = price - close[t - 1]
-            ag = (ag * p1 + _gain(d)) / period
-            al = (al * p1 + _loss(d)) / period
-        r = _rsi_value(ag, al)
-        rsi[t] = r
+        if t >= period:
+            if t > period:
+                if not (price > 0.0 and price < np.inf):
+                    return -1
+                d = price - close[t - 1]
+                ag = (ag * p1 + _gain(d)) / period
+                al = (al * p1 + _loss(d)) / period
+            r = _rsi_value(ag, al)
+            rsi[t] = r
+            if long:
+                if r > overbought:
+                    cash = units * price * keep
+                    trade_idx[k, 0] = entry_bar
+                    trade_idx[k, 1] = t
+                    trade_val[k, T_EXIT_PRICE] = price
+                    trade_val[k, T_EXIT_VALUE] = cash
+                    k += 1
+                    units = 0.0
+                    long = False
+            elif r < oversold:
+                trade_val[k, T_ENTRY_VALUE] = cash
+                units = cash * keep / price
+                cash = 0.0
+                entry_bar = t
+                trade_val[k, T_ENTRY_PRICE] = price
+                trade_val[k, T_UNITS] = units
+                long = True
+        else:
+            rsi[t] = np.nan
+
+        # equity = cash + units * close, where one of the two terms is 0
         if long:
-            if r > overbought:
-                cash = units * price * keep
-                trade_idx[k, 0] = entry_bar
-                trade_idx[k, 1] = t
-                trade_val[k, T_EXIT_PRICE] = price
-                trade_val[k, T_EXIT_VALUE] = cash
-                k += 1
-                units = 0.0
-                long = False
-        elif r < oversold:
-            entry_value = cash
-            units = cash * keep / price
-            cash = 0.0
-            entry_bar = t
-            trade_val[k, T_ENTRY_PRICE] = price
-            trade_val[k, T_UNITS] = units
-            trade_val[k, T_ENTRY_VALUE] = entry_value
-            long = True
-        if long:
-            equity[t] = units * price
+            e = units * price
             long_bars += 1
         else:
-            equity[t] = cash
+            e = cash
+        equity[t] = e
+
+        if not (e - e == 0.0):
+            finite = False
+        if t > 0:
+            if prev <= 0.0:
+                positive = False
+                ret = 0.0
+            elif e == prev and e < np.inf:
+                ret = 0.0  # x / x - 1 is exactly 0
+            else:
+                ret = e / prev - 1.0
+                if not (ret - ret == 0.0):
+                    returns_finite = False
+            returns[t - 1] = ret
+        prev = e
+        if e > peak:
+            if peak > 0.0:
+                dd = (peak - run_low) / peak
+                if dd > mdd:
+                    mdd = dd
+            peak = e
+            run_low = e
+        elif e < run_low:
+            run_low = e
+    if peak > 0.0:
+        dd = (peak - run_low) / peak
+        if dd > mdd:
+            mdd = dd
+
     closed = k
     if long:
         trade_idx[k, 0] = entry_bar
@@ -291,65 +376,44 @@ def rsi_strategy_kernel(
     final_value = equity[n - 1]
     stats[S_TOTAL_RETURN] = (final_value / initial - 1.0) * 100.0
     stats[S_FINAL_VALUE] = final_value
-    hold_value = initial * keep / c0 * close[n - 1]
+    hold_value = initial * keep / close[0] * close[n - 1]
     stats[S_BUY_AND_HOLD] = (hold_value / initial - 1.0) * 100.0
     stats[S_NUM_TRADES] = closed
     stats[S_WIN_RATE] = wins / closed * 100.0 if closed > 0 else 0.0
+    stats[S_MAX_DRAWDOWN] = mdd * 100.0 if finite else np.nan
     stats[S_EXPOSURE] = long_bars / n * 100.0
     stats[S_PROFIT_FACTOR] = gross_profit / gross_loss if gross_loss > 0.0 else np.nan
     stats[S_OPEN_POSITION] = 1.0 if long else 0.0
-    _equity_stats(equity, bars_per_year, stats)
+    stats[S_SHARPE] = np.nan
+    stats[S_SORTINO] = np.nan
+    if n >= 2 and positive and returns_finite:
+        _return_ratios(returns, n - 1, bars_per_year, stats)
     return k
 
 
-@njit(cache=True, nogil=True)
-def _equity_stats(equity, bars_per_year, stats):
-    """Max drawdown, Sharpe and Sortino exactly as `metrics` computes them."""
-    n = equity.size
-    # max drawdown over the running peak (None if any value is not finite)
-    finite = True  # np.all(np.isfinite(equity))
-    positive = True  # not np.any(equity[:-1] <= 0)
-    peak = equity[0]
-    mdd = 0.0
-    for t in range(n):
-        e = equity[t]
-        if not (e - e == 0.0):
-            finite = False
-        if e <= 0.0 and t < n - 1:
-            positive = False
-        if e > peak:
-            peak = e
-        if peak > 0.0:
-            dd = (peak - e) / peak
-            if dd > mdd:
-                mdd = dd
-    stats[S_MAX_DRAWDOWN] = mdd * 100.0 if finite else np.nan
+@njit(cache=CACHE, nogil=True)
+def _return_ratios(returns, m, bars_per_year, stats):
+    """Sharpe and Sortino of m > 0 finite per-bar returns, as `metrics` does.
 
-    stats[S_SHARPE] = np.nan
-    stats[S_SORTINO] = np.nan
-    if n < 2 or not positive:
-        return
-    m = n - 1
-    work = np.empty(m)
-    for i in range(m):
-        r = equity[i + 1] / equity[i] - 1.0
-        if not (r - r == 0.0):
-            return
-        work[i] = r
+    mean = returns.mean(); std = returns.std(ddof=1) (two-pass: sum of squared
+    deviations from the mean); downside = sqrt(mean(min(r, 0)**2)); all sums
+    in numpy's pairwise order. Overwrites `returns`.
+    """
     scale = math.sqrt(bars_per_year)
-    mean = (0.0 + pairwise_sum(work, 0, m)) / m
+    frames = np.empty((3, _PW_STACK), dtype=np.int64)
+    values = np.empty(_PW_STACK)
+    mean = (0.0 + _pairwise_sum_into(returns, 0, m, frames, values)) / m
+    squares = np.empty(m)
+    for i in range(m):
+        r = returns[i]
+        x = r - mean
+        squares[i] = x * x
+        y = min(r, 0.0)
+        returns[i] = y * y
     if m >= 2:
-        # numpy's var: sum((r - mean)**2) / (m - 1), then sqrt
-        dev = np.empty(m)
-        for i in range(m):
-            x = work[i] - mean
-            dev[i] = x * x
-        std = math.sqrt((0.0 + pairwise_sum(dev, 0, m)) / (m - 1))
+        std = math.sqrt((0.0 + _pairwise_sum_into(squares, 0, m, frames, values)) / (m - 1))
         if std > 0.0:
             stats[S_SHARPE] = mean / std * scale
-    for i in range(m):
-        x = min(work[i], 0.0)
-        work[i] = x * x
-    downside = math.sqrt((0.0 + pairwise_sum(work, 0, m)) / m)
+    downside = math.sqrt((0.0 + _pairwise_sum_into(returns, 0, m, frames, values)) / m)
     if downside > 0.0:
         stats[S_SORTINO] = mean * scale / downside

@@ -125,38 +125,49 @@ _new_object = object.__new__
 _set_attribute = object.__setattr__
 
 
+def _frozen(cls: type, fields: dict[str, Any]) -> Any:
+    """A frozen-dataclass instance from a complete field dict, bypassing __init__.
+
+    The generated __init__ of a frozen dataclass pays one object.__setattr__
+    per field; installing the ready __dict__ gives the very same object
+    (equality, hash, repr, pickling) about 3x cheaper. Only for the engine's
+    own dataclasses, whose fields have no defaults or __post_init__ to run.
+    """
+    obj = _new_object(cls)
+    _set_attribute(obj, "__dict__", fields)
+    return obj
+
+
 def _trades_from_tables(trade_idx: np.ndarray, trade_val: np.ndarray, k: int) -> tuple[Trade, ...]:
     """Trade objects for the kernel's first `k` trade rows (the last may be open).
 
-    Builds each frozen dataclass from a ready dict instead of calling its
-    __init__ (one object.__setattr__ per field): same objects, ~3x cheaper.
+    Built like `_frozen` (dict literal per trade): ~1 us per trade instead of
+    ~2.5 us through Trade(...).
     """
     if k == 0:
         return ()
     trades = []
+    append = trades.append
     for (entry, exit_), (entry_price, exit_price, units, entry_value, exit_value, pnl, ret) in zip(
         trade_idx[:k].tolist(), trade_val[:k].tolist()
     ):
-        is_open = exit_ < 0
-        trade = _new_object(Trade)
-        _set_attribute(trade, "__dict__", {
-            "entry_index": entry,
-            "exit_index": None if is_open else exit_,
-            "entry_price": entry_price,
-            "exit_price": None if is_open else exit_price,
-            "units": units,
-            "entry_value": entry_value,
-            "exit_value": exit_value,
-            "pnl": pnl,
-            "return_pct": ret,
-            "is_open": is_open,
-        })
-        trades.append(trade)
+        obj = _new_object(Trade)
+        if exit_ < 0:
+            _set_attribute(obj, "__dict__", {
+                "entry_index": entry, "exit_index": None,
+                "entry_price": entry_price, "exit_price": None,
+                "units": units, "entry_value": entry_value, "exit_value": exit_value,
+                "pnl": pnl, "return_pct": ret, "is_open": True,
+            })
+        else:
+            _set_attribute(obj, "__dict__", {
+                "entry_index": entry, "exit_index": exit_,
+                "entry_price": entry_price, "exit_price": exit_price,
+                "units": units, "entry_value": entry_value, "exit_value": exit_value,
+                "pnl": pnl, "return_pct": ret, "is_open": False,
+            })
+        append(obj)
     return tuple(trades)
-
-
-def _or_none(value: float) -> float | None:
-    return value if value - value == 0.0 else None  # finite (NaN/inf -> None)
 
 
 def run_rsi_strategy(
@@ -179,39 +190,47 @@ def run_rsi_strategy(
     except (ValueError, TypeError, KeyError):
         _validate_close(arr)  # bad prices are reported first, as they always were
         raise
+    flags = arr.flags
+    if not (flags.c_contiguous and flags.aligned):
+        arr = kernel_array(arr)
 
     n = arr.size
-    rsi = np.empty(n, dtype=np.float64)
-    equity = np.empty(n, dtype=np.float64)
+    rsi = np.empty(n)
+    equity = np.empty(n)
     rows = (n - period) // 2 + 1
     trade_idx = np.empty((rows, 2), dtype=np.int64)
-    trade_val = np.empty((rows, TRADE_COLUMNS), dtype=np.float64)
-    stats = np.empty(STATS_SIZE, dtype=np.float64)
+    trade_val = np.empty((rows, TRADE_COLUMNS))
+    stats = np.empty(STATS_SIZE)
     k = rsi_strategy_kernel(
-        kernel_array(arr), period, oversold, overbought, initial, fee_rate, bars_per_year,
+        arr, period, oversold, overbought, initial, fee_rate, bars_per_year,
         rsi, equity, trade_idx, trade_val, stats,
     )
     if k < 0:
         _validate_close(arr)  # raises InvalidPriceDataError with the details
-        raise InvalidPriceDataError("close prices must be finite and > 0")  # pragma: no cover
+        raise AssertionError("kernel rejected prices that _validate_close accepts")
 
+    # NaN (or inf) -> None; `x - x == 0.0` is the cheapest finiteness test.
     (total_return, final_value, hold_return, num_trades, win_rate, max_drawdown,
      sharpe, sortino, exposure, profit_factor, open_position) = stats.tolist()
     metrics = {
-        "total_return": _or_none(total_return),
-        "final_value": _or_none(final_value),
-        "buy_and_hold_return": _or_none(hold_return),
+        "total_return": total_return if total_return - total_return == 0.0 else None,
+        "final_value": final_value if final_value - final_value == 0.0 else None,
+        "buy_and_hold_return": hold_return if hold_return - hold_return == 0.0 else None,
         "num_trades": int(num_trades),
-        "win_rate": _or_none(win_rate),
-        "max_drawdown": _or_none(max_drawdown),
-        "sharpe_ratio": _or_none(sharpe),
-        "sortino_ratio": _or_none(sortino),
-        "exposure": _or_none(exposure),
-        "profit_factor": _or_none(profit_factor),
+        "win_rate": win_rate if win_rate - win_rate == 0.0 else None,
+        "max_drawdown": max_drawdown if max_drawdown - max_drawdown == 0.0 else None,
+        "sharpe_ratio": sharpe if sharpe - sharpe == 0.0 else None,
+        "sortino_ratio": sortino if sortino - sortino == 0.0 else None,
+        "exposure": exposure if exposure - exposure == 0.0 else None,
+        "profit_factor": profit_factor if profit_factor - profit_factor == 0.0 else None,
         "open_position": open_position != 0.0,
     }
-    trades = _trades_from_tables(trade_idx, trade_val, k)
-    return BacktestOutcome(metrics=metrics, trades=trades, equity=equity, rsi=rsi)
+    return _frozen(BacktestOutcome, {
+        "metrics": metrics,
+        "trades": _trades_from_tables(trade_idx, trade_val, k),
+        "equity": equity,
+        "rsi": rsi,
+    })
 
 
 RSI_BUY_SELL = StrategySpec(

@@ -1,0 +1,101 @@
+"""Shared plumbing for the benchmarks: a PostgreSQL to run on, datasets, a gunicorn to talk to.
+
+Datasets are synthetic (api.demo_data) and live in their own databases,
+named after their shape (`bench_1d_211x1828_s42`), created and loaded once
+and reused by later runs, so a benchmark run times the service, not the load.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from api.config import Settings  # noqa: E402
+from api.db import migrate  # noqa: E402
+from api.db import repository as repo  # noqa: E402
+from api.db.connection import db_config_for, make_engine, resolve_database_url  # noqa: E402
+from api.services.demo_loader import seed_demo  # noqa: E402
+
+
+def server_url(explicit: str | None) -> str:
+    """The server to benchmark on: --database-url, BENCH_DATABASE_URL, DATABASE_URL, else the embedded one."""
+    url = explicit or os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    return resolve_database_url(Settings(database_url=url))
+
+
+def dataset_url(server: str, n_cryptos: int, n_candles: int, interval: str, seed: int = 42) -> str:
+    """A database holding exactly this synthetic dataset (created and loaded on first use)."""
+    name = f"bench_{interval}_{n_cryptos}x{n_candles}_s{seed}"
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    engine = make_engine(db_config_for(url, Settings()), pool_size=1)
+    try:
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            rows = repo.count_prices(conn)
+        if rows != n_cryptos * n_candles:
+            print(f"loading dataset {name} ({n_cryptos} x {n_candles} {interval} candles, once)...", file=sys.stderr)
+            with engine.begin() as conn:
+                conn.execute(text("TRUNCATE crypto_backtest_results, crypto_prices, cryptocurrencies CASCADE"))
+            seed_demo(engine, n_cryptos, n_candles, seed, interval=interval, only_if_empty=False, progress=True)
+            vacuum = create_engine(url, isolation_level="AUTOCOMMIT")
+            with vacuum.connect() as conn:
+                conn.execute(text("VACUUM ANALYZE crypto_prices"))
+            vacuum.dispose()
+    finally:
+        engine.dispose()
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn_server(database_url: str, workers: int = 2) -> Iterator[str]:
+    """gunicorn serving the app on a loopback port; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "PORT": str(port), "HOST": "127.0.0.1",
+           "WEB_CONCURRENCY": str(workers), "LOG_LEVEL": "WARNING"}
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    proc = subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "--access-logfile", "/dev/null",
+                             "api:create_app()"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/api/health", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("gunicorn did not start") from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)

@@ -1,0 +1,238 @@
+"""Sequential vs parallel vs auto for `run_strategy_against_all_cryptos`, side by side in one run.
+
+For each workload it runs every mode once to warm up, then `--repeats` timed
+rounds with the modes interleaved, checks that every mode returned identical
+results (all fields but timings), and prints medians: wall time, speedup over
+sequential, processes, seconds per crypto, CPU utilisation of this process and
+its pool workers (share of all cores), peak memory (RSS of this process tree),
+and the top 5 performers. It prints; it asserts nothing.
+
+Workloads (synthetic data from api.demo_data, loaded once into its own database):
+  daily   --cryptos x --candles daily candles (default 211 x 1,828), default parameters
+  hourly  211 x 43,800 hourly candles (5 years), default parameters
+  sweep   a 50-setting RSI grid over the daily data, through the same fan-out
+`--http` times the same requests end to end through gunicorn on a loopback port.
+
+    .venv/bin/python benchmarks/benchmark_parallel.py                      # daily, in process
+    .venv/bin/python benchmarks/benchmark_parallel.py --workload all --http
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_support import ROOT, dataset_url, gunicorn_server, server_url  # noqa: E402
+
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+import psutil  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from api import create_app  # noqa: E402
+from api.config import Settings  # noqa: E402
+
+MODES: tuple[Any, ...] = (False, True, "auto")
+MODE_NAMES = {False: "sequential", True: "parallel", "auto": "auto"}
+
+
+def sweep_grid(n: int = 50) -> list[dict[str, Any]]:
+    """n RSI settings: periods x (oversold, overbought) pairs."""
+    periods = [6, 8, 10, 12, 14, 16, 18, 21, 24, 28]
+    bands = [(20, 80), (25, 75), (30, 70), (35, 65), (40, 60)]
+    grid = [{"rsi_period": p, "oversold_threshold": lo, "overbought_threshold": hi}
+            for p, (lo, hi) in itertools.product(periods, bands)]
+    return grid[:n]
+
+
+class TreeSampler:
+    """Samples memory of this process tree while a run goes on; CPU from psutil counters.
+
+    Memory is PSS (proportional set size) where the OS reports it: forked pool
+    workers share most pages with their parent, and summing RSS would count
+    those pages once per process.
+    """
+
+    def __init__(self) -> None:
+        self.me = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def _tree(self) -> list[psutil.Process]:
+        return [self.me, *self.me.children(recursive=True)]
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for p in self._tree():
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            for p in self._tree():
+                try:
+                    info = p.memory_full_info()
+                    total += getattr(info, "pss", info.rss)
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> "TreeSampler":
+        self.peak = 0
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def in_process_runner(database_url: str, workload: str) -> tuple[Callable[[Any], dict], Any]:
+    app = create_app(Settings(database_url=database_url, log_level="WARNING"))
+    service = app.extensions["backtest_service"]
+    if workload == "sweep":
+        grid = sweep_grid()
+        return (lambda mode: service.run_parameter_sweep(1, grid, use_parallel=mode)), service
+    return (lambda mode: service.run_strategy_against_all_cryptos(1, {}, use_parallel=mode)), service
+
+
+def http_runner(base: str, workload: str) -> Callable[[Any], dict]:
+    import urllib.request
+
+    def post(path: str, body: dict) -> dict:
+        req = urllib.request.Request(base + path, data=orjson.dumps(body),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=600) as resp:
+            return orjson.loads(resp.read())
+
+    if workload == "sweep":
+        grid = sweep_grid()
+        return lambda mode: post("/api/crypto/backtest/sweep",
+                                 {"strategy_id": 1, "parameter_sets": grid, "use_parallel": mode})
+    return lambda mode: post("/api/crypto/backtest/all", {"strategy_id": 1, "parameters": {}, "use_parallel": mode})
+
+
+def comparable(answer: dict) -> Any:
+    """The answer without anything that is a timing or an id, for the equality check."""
+    def strip(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "calculation_time_ms"} for r in rows]
+    if "settings" in answer:
+        return [(s["parameters"], strip(s["results"])) for s in answer["settings"]]
+    return strip(answer["results"])
+
+
+def measure(run: Callable[[Any], dict], repeats: int, label: str) -> dict[Any, dict]:
+    """Warm-up then `repeats` interleaved rounds of every mode; per-mode lists of figures."""
+    stats: dict[Any, dict] = {m: {"wall": [], "cpu": [], "peak": [], "answer": None} for m in MODES}
+    sampler = TreeSampler()
+    for mode in MODES:  # warm-up: pools, kernels, caches
+        stats[mode]["answer"] = run(mode)
+    for _ in tqdm(range(repeats), desc=label, unit="round", leave=False):
+        for mode in MODES:
+            cpu0 = sampler.cpu_seconds()
+            with sampler:
+                t0 = time.perf_counter()
+                run(mode)
+                wall = time.perf_counter() - t0
+            stats[mode]["wall"].append(wall)
+            stats[mode]["cpu"].append(sampler.cpu_seconds() - cpu0)
+            stats[mode]["peak"].append(sampler.peak)
+    return stats
+
+
+def report(workload: str, where: str, stats: dict[Any, dict], n_cryptos: int) -> None:
+    seq_median = statistics.median(stats[False]["wall"])
+    same = all(comparable(stats[m]["answer"]) == comparable(stats[False]["answer"]) for m in MODES)
+    cores = os.cpu_count() or 1
+    print(f"\n{workload} ({where}): results identical across modes: {'YES' if same else 'NO - MISMATCH'}")
+    print(f"  {'mode':<11}{'median s':>10}{'min s':>9}{'speedup':>9}{'procs':>7}{'ms/crypto':>11}"
+          f"{'CPU util':>10}{'peak MB':>9}")  # peak MB = PSS of this process tree
+    for mode in MODES:
+        s = stats[mode]
+        med = statistics.median(s["wall"])
+        summary = s["answer"]["summary"]
+        procs = summary["processes"]
+        util = statistics.median(c / (w * cores) for c, w in zip(s["cpu"], s["wall"]))
+        label = MODE_NAMES[mode] + ("->par" if mode == "auto" and summary["parallel"] else
+                                    "->seq" if mode == "auto" else "")
+        print(f"  {label:<11}{med:>10.3f}{min(s['wall']):>9.3f}{seq_median / med:>8.2f}x{procs:>7}"
+              f"{med / n_cryptos * 1000:>11.3f}{util:>9.0%}{max(s['peak']) / 2**20:>9.0f}")
+    answer = stats[True]["answer"]
+    rows = answer["settings"][0]["results"] if "settings" in answer else answer["results"]
+    if "settings" in answer:
+        print(f"  best setting by average return: {answer['settings'][0]['parameters']}")
+    print("  top 5: " + ", ".join(f"{r['symbol']} {r['total_return']:+.1f}%" for r in rows[:5]))
+    if not same:
+        raise SystemExit("parallel and sequential results differ")
+
+
+def numba_startup() -> str:
+    """Engine kernel start-up in a fresh process: cached load, and compile from an empty cache."""
+    code = "import time; t=time.perf_counter(); import api.engine as e; w=getattr(e,'warm_up',None); " \
+           "w and w(); print(f'{time.perf_counter()-t:.3f}')"
+    cached = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as empty:
+        env = {**os.environ, "NUMBA_CACHE_DIR": empty}
+        cold = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                              text=True).stdout.strip()
+    return f"engine import + kernel warm-up in a fresh process: {cached} s cached, {cold} s compiling " \
+           f"(paid once per server process at start, never by a request)"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workload", choices=["daily", "hourly", "sweep", "all"], default="daily")
+    ap.add_argument("--cryptos", type=int, default=211)
+    ap.add_argument("--candles", type=int, default=1828, help="candles per crypto for the daily workload")
+    ap.add_argument("--interval", choices=["1d", "1h"], default="1d", help="interval of the 'daily' workload's data")
+    ap.add_argument("--hourly-candles", type=int, default=43_800)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--http", action="store_true", help="also time the requests through gunicorn on loopback")
+    ap.add_argument("--database-url", help="server to use (default BENCH_DATABASE_URL, DATABASE_URL, embedded)")
+    args = ap.parse_args()
+
+    server = server_url(args.database_url)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB;"
+          f" Python {platform.python_version()}, numpy {np.__version__}; repeats {args.repeats} (medians)")
+    print(numba_startup())
+    workloads = ["daily", "hourly", "sweep"] if args.workload == "all" else [args.workload]
+    for workload in workloads:
+        if workload == "hourly":
+            n, candles, interval = args.cryptos, args.hourly_candles, "1h"
+        else:
+            n, candles, interval = args.cryptos, args.candles, args.interval
+        url = dataset_url(server, n, candles, interval)
+        title = f"{workload}: {n} cryptos x {candles:,} {interval} candles" + \
+                (f", {len(sweep_grid())} settings" if workload == "sweep" else "")
+        run, service = in_process_runner(url, workload)
+        report(title, "in process", measure(run, args.repeats, workload), n)
+        if args.http:
+            with gunicorn_server(url) as base:
+                report(title, "HTTP via gunicorn", measure(http_runner(base, workload), args.repeats,
+                                                           workload + " http"), n)
+        service.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
