@@ -9,7 +9,7 @@ from api.db.connection import db_config_for, make_engine
 from api.engine import get_strategy
 from tests.pg import fresh_database
 
-TABLES = {"cryptocurrencies", "crypto_prices", "strategies", "crypto_backtest_results"}
+TABLES = {"cryptocurrencies", "crypto_prices", "strategies", "crypto_backtest_results", "crypto_close_series"}
 
 
 def test_upgrade_then_downgrade_on_empty_database(pg_admin_url: str) -> None:
@@ -40,3 +40,43 @@ def test_stored_rsi_schema_matches_the_engine(db_engine) -> None:
     with db_engine.connect() as conn:
         stored = conn.execute(text("SELECT parameter_schema FROM strategies WHERE id = 1")).scalar_one()
     assert stored == get_strategy("rsi_buy_sell").parameter_schema()
+
+
+def test_close_series_follows_every_write_to_prices(empty_db) -> None:
+    """The packed series is derived state: triggers must keep it equal to crypto_prices after any write."""
+    import numpy as np
+
+    from api.db import repository as repo
+
+    def series_matches_prices(conn) -> None:
+        expected = conn.execute(text(
+            "SELECT crypto_id, array_agg(close ORDER BY time), min(time), max(time), count(*) "
+            "FROM crypto_prices GROUP BY crypto_id ORDER BY crypto_id")).all()
+        actual = conn.execute(text("SELECT crypto_id, closes, first_time, last_time, candles "
+                                   "FROM crypto_close_series ORDER BY crypto_id")).all()
+        assert [tuple(r) for r in actual] == [tuple(r) for r in expected]
+
+    t = np.arange(np.datetime64("2024-01-01"), np.datetime64("2024-01-11")).astype("datetime64[s]")
+    px = np.linspace(10, 19, 10)
+    with empty_db.begin() as conn:
+        a = repo.insert_cryptocurrency(conn, "AAA", "A")
+        b = repo.insert_cryptocurrency(conn, "BBB", "B")
+        repo.copy_prices(conn, a, t, px, px, px, px, px, upsert=False)        # COPY straight in
+        repo.copy_prices(conn, b, t[:5], px[:5], px[:5], px[:5], px[:5], px[:5])  # upsert path
+    with empty_db.begin() as conn:
+        series_matches_prices(conn)
+        repo.copy_prices(conn, b, t[3:], px[3:] * 2, px[3:] * 2, px[3:] * 2, px[3:] * 2, px[3:])  # overlap
+        series_matches_prices(conn)
+        conn.execute(text("UPDATE crypto_prices SET close = close + 1 WHERE crypto_id = :a AND time > '2024-01-05'"),
+                     {"a": a})
+        series_matches_prices(conn)
+        conn.execute(text("DELETE FROM crypto_prices WHERE crypto_id = :a AND time < '2024-01-03'"), {"a": a})
+        series_matches_prices(conn)
+        conn.execute(text("DELETE FROM crypto_prices WHERE crypto_id = :b"), {"b": b})
+        series_matches_prices(conn)
+        assert repo.load_closes(conn.connection.driver_connection, b).close.size == 0
+        got = repo.load_closes(conn.connection.driver_connection, a, with_times=True)
+        assert len(got) == 8 and got.times[0] == int(t[2].astype(np.int64))
+        conn.execute(text("TRUNCATE crypto_prices"))
+        series_matches_prices(conn)
+        assert repo.total_candles(conn) == 0

@@ -111,8 +111,6 @@ def test_single_backtest_has_trades_and_equity(demo_db, service) -> None:
 
 
 def test_auto_mode_follows_the_work_estimate(demo_db, service) -> None:
-    with demo_db.begin() as conn:
-        conn.execute(text("ANALYZE crypto_prices"))
     small = CryptoBacktestService(service.engine, service.db_config, auto_parallel_min_work=10**9)
     big = CryptoBacktestService(service.engine, service.db_config, auto_parallel_min_work=1)
     seq = small.run_strategy_against_all_cryptos(1, {}, use_parallel="auto")

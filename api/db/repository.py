@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import orjson
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -29,7 +31,7 @@ def list_cryptos_with_data(conn: Connection) -> list[dict[str, Any]]:
     """Cryptos that have at least one candle, in id order (the batch's universe)."""
     rows = conn.execute(text(
         "SELECT c.id, c.symbol, c.name, c.interval FROM cryptocurrencies c "
-        "WHERE EXISTS (SELECT 1 FROM crypto_prices p WHERE p.crypto_id = c.id) ORDER BY c.id"
+        "JOIN crypto_close_series s ON s.crypto_id = c.id ORDER BY c.id"
     )).mappings()
     return [dict(r) for r in rows]
 
@@ -37,11 +39,8 @@ def list_cryptos_with_data(conn: Connection) -> list[dict[str, Any]]:
 def crypto_summaries(conn: Connection) -> list[dict[str, Any]]:
     """Cryptos with data plus first/last candle time and row count."""
     rows = conn.execute(text(
-        "SELECT c.id, c.symbol, c.name, c.interval, c.is_synthetic, s.first_time, s.last_time, s.rows "
-        "FROM cryptocurrencies c JOIN ("
-        "  SELECT crypto_id, min(time) AS first_time, max(time) AS last_time, count(*) AS rows "
-        "  FROM crypto_prices GROUP BY crypto_id) s ON s.crypto_id = c.id "
-        "ORDER BY c.id"
+        "SELECT c.id, c.symbol, c.name, c.interval, c.is_synthetic, s.first_time, s.last_time, s.candles AS rows "
+        "FROM cryptocurrencies c JOIN crypto_close_series s ON s.crypto_id = c.id ORDER BY c.id"
     )).mappings()
     return [dict(r) for r in rows]
 
@@ -71,38 +70,54 @@ class PriceSeries:
 
 
 _CLOSES_SQL = (
-    "SELECT array_agg(close ORDER BY time), extract(epoch FROM min(time))::bigint, "
-    "extract(epoch FROM max(time))::bigint FROM crypto_prices WHERE crypto_id = %s"
+    "SELECT closes, extract(epoch FROM first_time)::bigint, extract(epoch FROM last_time)::bigint "
+    "FROM crypto_close_series WHERE crypto_id = %s"
 )
-_CLOSES_AND_TIMES_SQL = (
-    "SELECT array_agg(close ORDER BY time), extract(epoch FROM min(time))::bigint, "
-    "extract(epoch FROM max(time))::bigint, array_agg(extract(epoch FROM time)::bigint ORDER BY time) "
-    "FROM crypto_prices WHERE crypto_id = %s"
-)
+_TIMES_SQL = "SELECT array_agg(extract(epoch FROM time)::bigint ORDER BY time) FROM crypto_prices WHERE crypto_id = %s"
+_ELEMENT = {1022: np.dtype([("len", ">i4"), ("value", ">f8")]), 1016: np.dtype([("len", ">i4"), ("value", ">i8")])}
+
+
+class _NumpyArrayLoader(Loader):
+    """float8[] / int8[] in PostgreSQL's binary format straight into a numpy array (no Python floats)."""
+
+    format = Format.BINARY
+
+    def load(self, data: Any) -> np.ndarray:
+        view = memoryview(data)
+        ndim, has_null, oid = (int.from_bytes(view[i:i + 4], "big") for i in (0, 4, 8))
+        out = np.float64 if oid == 701 else np.int64
+        if ndim == 0:
+            return np.empty(0, dtype=out)
+        if ndim != 1 or has_null:
+            raise ValueError("expected a one-dimensional array without nulls")
+        n = int.from_bytes(view[12:16], "big")
+        return np.frombuffer(view, dtype=_ELEMENT[1022 if oid == 701 else 1016], count=n, offset=20)["value"].astype(out)
 
 
 def load_closes(dbapi_conn: Any, crypto_id: int, with_times: bool = False) -> PriceSeries:
-    """One crypto's closes (and span) in ONE round trip, as a binary float8 array.
+    """One crypto's closes (and span) in ONE round trip, from its packed series.
 
-    Only the columns the strategy needs travel, in PostgreSQL's binary format;
-    building Python datetimes for every candle cost more than the query itself.
-    dbapi_conn is a psycopg connection (`conn.connection.driver_connection` of
-    a SQLAlchemy Connection, or a worker's own connection).
+    crypto_close_series (migration 0002) holds the closes as one float8[] per
+    crypto, read in binary straight into numpy; reading ~1,800 rows from
+    crypto_prices per crypto was the largest cost of a batch. dbapi_conn is a
+    psycopg connection (`conn.connection.driver_connection` of a SQLAlchemy
+    Connection, or a worker's own). with_times adds every candle time (from
+    crypto_prices, a second query) for the trade list and equity curve.
     """
     with dbapi_conn.cursor(binary=True) as cur:
-        row = cur.execute(_CLOSES_AND_TIMES_SQL if with_times else _CLOSES_SQL, (crypto_id,)).fetchone()
-    if row is None or row[0] is None:
-        empty = np.empty(0, dtype=np.int64) if with_times else None
-        return PriceSeries(np.empty(0, dtype=np.float64), None, None, empty)
-    times = np.array(row[3], dtype=np.int64) if with_times else None
-    return PriceSeries(np.array(row[0], dtype=np.float64), int(row[1]), int(row[2]), times)
+        cur.adapters.register_loader(1022, _NumpyArrayLoader)
+        cur.adapters.register_loader(1016, _NumpyArrayLoader)
+        row = cur.execute(_CLOSES_SQL, (crypto_id,)).fetchone()
+        times = cur.execute(_TIMES_SQL, (crypto_id,)).fetchone()[0] if with_times and row else None
+    if row is None:
+        return PriceSeries(np.empty(0, dtype=np.float64), None, None,
+                           np.empty(0, dtype=np.int64) if with_times else None)
+    return PriceSeries(row[0], int(row[1]), int(row[2]), times)
 
 
-def estimated_price_rows(conn: Connection) -> int:
-    """Candle count from the planner's statistics (instant); exact count if never analysed."""
-    estimate = conn.execute(text("SELECT reltuples::bigint FROM pg_class WHERE oid = 'crypto_prices'::regclass")
-                            ).scalar_one()
-    return int(estimate) if estimate is not None and estimate >= 0 else count_prices(conn)
+def total_candles(conn: Connection) -> int:
+    """Candles stored over all cryptos, from the packed series (no scan of crypto_prices)."""
+    return int(conn.execute(text("SELECT coalesce(sum(candles), 0) FROM crypto_close_series")).scalar_one())
 
 
 def count_prices(conn: Connection) -> int:

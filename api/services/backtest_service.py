@@ -219,7 +219,7 @@ class CryptoBacktestService:
         if use_parallel != "auto":
             return True
         with self.engine.connect() as conn:
-            rows = repo.estimated_price_rows(conn)
+            rows = repo.total_candles(conn)
         return rows * settings >= self.auto_parallel_min_work
 
     def _fan_out(self, worker: Any, args: list[tuple], processes: int) -> list[Any]:
