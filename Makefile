@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-dev stop-db bench clean
+.PHONY: run test install install-dev stop-db bench bench-all bench-peers clean
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
@@ -26,6 +26,21 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/benchmark_parallel.py --http
+
+bench-all: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/benchmark_parallel.py --workload all --http
+	$(BIN)/python benchmarks/benchmark_parallel.py --calibrate
+
+.venv-bench/.installed: requirements.txt benchmarks/requirements.txt
+	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet -r requirements.txt -r benchmarks/requirements.txt
+	touch $@
+
+bench-peers: .venv-bench/.installed
+	.venv-bench/bin/python benchmarks/bench_peers.py
 
 stop-db: $(VENV)/.installed
 	$(BIN)/python -c "from api.config import Settings; from api.db.embedded import stop_embedded_postgres as s; print('stopped' if s(Settings.from_env().pgserver_dir) else 'not running')"

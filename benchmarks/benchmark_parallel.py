@@ -200,6 +200,28 @@ def numba_startup() -> str:
            f"(paid once per server process at start, never by a request)"
 
 
+def calibrate(server: str, repeats: int) -> None:
+    """Sequential vs parallel on small-to-medium universes: where does the fan-out start to pay?"""
+    print("\ncalibration of use_parallel=\"auto\" (in process; work = candles x settings)")
+    print(f"  {'cryptos x candles':>18}{'work':>10}{'seq ms':>9}{'par ms':>9}{'par/seq':>9}")
+    for n, candles in [(4, 250), (8, 500), (10, 1000), (20, 1000), (25, 1828), (50, 1828), (100, 1828), (211, 1828)]:
+        url = dataset_url(server, n, candles, "1d")
+        app = create_app(Settings(database_url=url, log_level="WARNING"))
+        service = app.extensions["backtest_service"]
+        med = {}
+        for mode in (False, True):
+            service.run_strategy_against_all_cryptos(1, {}, use_parallel=mode)
+        walls: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(repeats):
+            for mode in (False, True):
+                t0 = time.perf_counter()
+                service.run_strategy_against_all_cryptos(1, {}, use_parallel=mode)
+                walls[mode].append(time.perf_counter() - t0)
+        med = {m: statistics.median(w) * 1000 for m, w in walls.items()}
+        print(f"  {f'{n} x {candles}':>18}{n * candles:>10,}{med[False]:>9.1f}{med[True]:>9.1f}{med[True] / med[False]:>9.2f}")
+        service.engine.dispose()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workload", choices=["daily", "hourly", "sweep", "all"], default="daily")
@@ -209,12 +231,16 @@ def main() -> None:
     ap.add_argument("--hourly-candles", type=int, default=43_800)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--http", action="store_true", help="also time the requests through gunicorn on loopback")
+    ap.add_argument("--calibrate", action="store_true", help="only measure where parallel starts to pay")
     ap.add_argument("--database-url", help="server to use (default BENCH_DATABASE_URL, DATABASE_URL, embedded)")
     args = ap.parse_args()
 
     server = server_url(args.database_url)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB;"
           f" Python {platform.python_version()}, numpy {np.__version__}; repeats {args.repeats} (medians)")
+    if args.calibrate:
+        calibrate(server, args.repeats)
+        return
     print(numba_startup())
     workloads = ["daily", "hourly", "sweep"] if args.workload == "all" else [args.workload]
     for workload in workloads:

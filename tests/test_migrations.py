@@ -50,7 +50,7 @@ def test_close_series_follows_every_write_to_prices(empty_db) -> None:
 
     def series_matches_prices(conn) -> None:
         expected = conn.execute(text(
-            "SELECT crypto_id, array_agg(close ORDER BY time), min(time), max(time), count(*) "
+            "SELECT crypto_id, string_agg(float8send(close), ''::bytea ORDER BY time), min(time), max(time), count(*) "
             "FROM crypto_prices GROUP BY crypto_id ORDER BY crypto_id")).all()
         actual = conn.execute(text("SELECT crypto_id, closes, first_time, last_time, candles "
                                    "FROM crypto_close_series ORDER BY crypto_id")).all()

@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-from psycopg.adapt import Loader
-from psycopg.pq import Format
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -73,46 +71,28 @@ _CLOSES_SQL = (
     "SELECT closes, extract(epoch FROM first_time)::bigint, extract(epoch FROM last_time)::bigint "
     "FROM crypto_close_series WHERE crypto_id = %s"
 )
-_TIMES_SQL = "SELECT array_agg(extract(epoch FROM time)::bigint ORDER BY time) FROM crypto_prices WHERE crypto_id = %s"
-_ELEMENT = {1022: np.dtype([("len", ">i4"), ("value", ">f8")]), 1016: np.dtype([("len", ">i4"), ("value", ">i8")])}
-
-
-class _NumpyArrayLoader(Loader):
-    """float8[] / int8[] in PostgreSQL's binary format straight into a numpy array (no Python floats)."""
-
-    format = Format.BINARY
-
-    def load(self, data: Any) -> np.ndarray:
-        view = memoryview(data)
-        ndim, has_null, oid = (int.from_bytes(view[i:i + 4], "big") for i in (0, 4, 8))
-        out = np.float64 if oid == 701 else np.int64
-        if ndim == 0:
-            return np.empty(0, dtype=out)
-        if ndim != 1 or has_null:
-            raise ValueError("expected a one-dimensional array without nulls")
-        n = int.from_bytes(view[12:16], "big")
-        return np.frombuffer(view, dtype=_ELEMENT[1022 if oid == 701 else 1016], count=n, offset=20)["value"].astype(out)
+_TIMES_SQL = ("SELECT string_agg(int8send(extract(epoch FROM time)::bigint), ''::bytea ORDER BY time) "
+              "FROM crypto_prices WHERE crypto_id = %s")
 
 
 def load_closes(dbapi_conn: Any, crypto_id: int, with_times: bool = False) -> PriceSeries:
     """One crypto's closes (and span) in ONE round trip, from its packed series.
 
-    crypto_close_series (migration 0002) holds the closes as one float8[] per
-    crypto, read in binary straight into numpy; reading ~1,800 rows from
-    crypto_prices per crypto was the largest cost of a batch. dbapi_conn is a
+    crypto_close_series (migration 0002) holds the closes as one bytea of
+    big-endian float64s per crypto, which numpy reads as is; reading ~1,800
+    rows from crypto_prices per crypto was the largest cost of a batch. dbapi_conn is a
     psycopg connection (`conn.connection.driver_connection` of a SQLAlchemy
     Connection, or a worker's own). with_times adds every candle time (from
     crypto_prices, a second query) for the trade list and equity curve.
     """
     with dbapi_conn.cursor(binary=True) as cur:
-        cur.adapters.register_loader(1022, _NumpyArrayLoader)
-        cur.adapters.register_loader(1016, _NumpyArrayLoader)
         row = cur.execute(_CLOSES_SQL, (crypto_id,)).fetchone()
-        times = cur.execute(_TIMES_SQL, (crypto_id,)).fetchone()[0] if with_times and row else None
+        packed_times = cur.execute(_TIMES_SQL, (crypto_id,)).fetchone()[0] if with_times and row else None
+    times = np.frombuffer(packed_times, dtype=">i8").astype(np.int64) if packed_times is not None else None
     if row is None:
         return PriceSeries(np.empty(0, dtype=np.float64), None, None,
                            np.empty(0, dtype=np.int64) if with_times else None)
-    return PriceSeries(row[0], int(row[1]), int(row[2]), times)
+    return PriceSeries(np.frombuffer(row[0], dtype=">f8").astype(np.float64), int(row[1]), int(row[2]), times)
 
 
 def total_candles(conn: Connection) -> int:

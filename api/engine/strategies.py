@@ -171,12 +171,14 @@ def _trades_from_tables(trade_idx: np.ndarray, trade_val: np.ndarray, k: int) ->
 
 
 def run_rsi_strategy(
-    close: np.ndarray, params: Mapping[str, float], bars_per_year: float = 365.0
+    close: np.ndarray, params: Mapping[str, float], bars_per_year: float = 365.0, with_trades: bool = True
 ) -> BacktestOutcome:
     """Buy when RSI < oversold, sell when RSI > overbought (params pre-validated).
 
     Same results as compute_rsi -> simulate_long_only -> compute_metrics
     (bit for bit), computed in one compiled pass (`kernels.rsi_strategy_kernel`).
+    with_trades=False skips building Trade objects (a batch needs only the
+    metrics; the objects cost more than the kernel itself).
     """
     arr = _as_price_array(close)
     try:
@@ -227,7 +229,7 @@ def run_rsi_strategy(
     }
     return _frozen(BacktestOutcome, {
         "metrics": metrics,
-        "trades": _trades_from_tables(trade_idx, trade_val, k),
+        "trades": _trades_from_tables(trade_idx, trade_val, k) if with_trades else (),
         "equity": equity,
         "rsi": rsi,
     })

@@ -24,7 +24,7 @@ from api.engine import get_strategy
 from api.services.errors import NotFound, ValidationFailed
 from api.services.fanout import map_in_pool, pool_size
 from api.services.parameters import validate_parameters
-from api.services.results import backtest_prices, error_result, rank_results, summarize
+from api.services.results import backtest_prices, crypto_header, error_result, rank_results, summarize
 
 log = logging.getLogger(__name__)
 
@@ -255,10 +255,9 @@ def _backtest_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: l
         code = _strategy_code(conn, db_config, strategy_id)
         prices = repo.load_closes(conn, crypto["id"])
         load_share = (time.perf_counter() - started) / len(parameter_sets)
-        out = []
-        for params in parameter_sets:
-            out.append(backtest_prices(crypto, code, params, prices, time.perf_counter() - load_share))
-        return out
+        header = crypto_header(crypto, prices)
+        return [backtest_prices(crypto, code, params, prices, time.perf_counter() - load_share, header)
+                for params in parameter_sets]
     except Exception as exc:  # one crypto's failure must not sink the batch
         log.exception("backtest of %s failed", crypto.get("symbol"))
         return [error_result(crypto, prices, "internal_error", f"{type(exc).__name__}: {exc}", started)

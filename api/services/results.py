@@ -51,22 +51,24 @@ def error_result(crypto: Mapping[str, Any], prices: PriceSeries | None, code: st
 
 
 def backtest_prices(crypto: Mapping[str, Any], strategy_code: str, parameters: Mapping[str, Any],
-                    prices: PriceSeries, started: float) -> dict[str, Any]:
+                    prices: PriceSeries, started: float, header: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the strategy on one crypto's closes; engine errors become this crypto's error entry.
 
     When `prices.times` is present (single-crypto endpoint) the trade list and
-    equity curve are included.
+    equity curve are included. `header` (crypto_header of the same crypto) may be
+    passed in when one price series is run under many parameter sets.
     """
     if len(prices) == 0:
         return error_result(crypto, prices, "no_data", "no price data stored for this cryptocurrency", started)
+    times = prices.times
     try:
         spec = get_strategy(strategy_code)
-        outcome = spec.run(prices.close, parameters, bars_per_year(crypto.get("interval", "1d")))
+        outcome = spec.run(prices.close, parameters, bars_per_year(crypto.get("interval", "1d")),
+                           with_trades=times is not None)
     except EngineError as exc:
         return error_result(crypto, prices, _error_code(exc), str(exc), started)
-    result = crypto_header(crypto, prices)
+    result = dict(header) if header is not None else crypto_header(crypto, prices)
     result.update({k: outcome.metrics[k] for k in METRIC_KEYS})
-    times = prices.times
     if times is not None:
         result["trades"] = [_trade_dict(t, times) for t in outcome.trades]
         result["equity_curve"] = [
