@@ -80,3 +80,21 @@ def test_close_series_follows_every_write_to_prices(empty_db) -> None:
         conn.execute(text("TRUNCATE crypto_prices"))
         series_matches_prices(conn)
         assert repo.total_candles(conn) == 0
+
+
+def test_deleting_a_crypto_deletes_its_results(demo_db) -> None:
+    from api.db import repository as repo
+
+    with demo_db.begin() as conn:
+        crypto = repo.find_crypto(conn, symbol="SYN001")
+        other = repo.find_crypto(conn, symbol="SYN002")
+        for c in (crypto, other):
+            repo.save_results(conn, "00000000-0000-0000-0000-000000000001", 1, {"rsi_period": 14},
+                              [{"crypto_id": c["id"], "calculation_time_ms": 1.0, "error": None}])
+    with demo_db.begin() as conn:
+        conn.execute(text("DELETE FROM cryptocurrencies WHERE id = :id"), {"id": crypto["id"]})
+    with demo_db.connect() as conn:
+        left = conn.execute(text("SELECT crypto_id FROM crypto_backtest_results")).scalars().all()
+        assert left == [other["id"]]
+        assert conn.execute(text("SELECT count(*) FROM crypto_close_series WHERE crypto_id = :id"),
+                            {"id": crypto["id"]}).scalar_one() == 0
