@@ -35,6 +35,7 @@ class Settings:
     demo_candles: int = 1828
     demo_seed: int = 42
     mp_start_method: str | None = None
+    auto_parallel_min_work: int = 300_000
     statement_timeout_ms: int = 120_000
     lock_timeout_ms: int = 5_000
 
@@ -51,6 +52,7 @@ class Settings:
             demo_candles=_int_env("DEMO_CANDLES", 1828),
             demo_seed=_int_env("DEMO_SEED", 42),
             mp_start_method=os.environ.get("MP_START_METHOD") or None,
+            auto_parallel_min_work=_int_env("AUTO_PARALLEL_MIN_WORK", 300_000),
             statement_timeout_ms=_int_env("STATEMENT_TIMEOUT_MS", 120_000),
             lock_timeout_ms=_int_env("LOCK_TIMEOUT_MS", 5_000),
         )

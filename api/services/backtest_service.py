@@ -32,8 +32,9 @@ ParallelMode = bool | Literal["auto"]
 
 # Below this many candle-evaluations (price rows x parameter settings) "auto" runs
 # sequentially: the fan-out's fixed cost (task pickling, result transfer) is not
-# repaid. Calibrated with benchmarks/benchmark_parallel.py; see the README.
-AUTO_PARALLEL_MIN_WORK = 200_000
+# repaid. Calibrated with `benchmarks/benchmark_parallel.py --calibrate` (parallel
+# broke even at ~180,000-390,000 on 2 cores); AUTO_PARALLEL_MIN_WORK overrides it.
+AUTO_PARALLEL_MIN_WORK = 300_000
 
 MAX_SWEEP_SETTINGS = 500
 
