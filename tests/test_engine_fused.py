@@ -22,6 +22,7 @@ from api.engine import (
     Trade,
     compute_metrics,
     compute_rsi,
+    get_strategy,
     run_rsi_strategy,
     simulate_long_only,
     warm_up,
@@ -30,13 +31,7 @@ from api.engine import kernels
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-DEFAULTS = {
-    "initial_investment": 10000,
-    "transaction_fee": 0.1,
-    "rsi_period": 14,
-    "oversold_threshold": 30,
-    "overbought_threshold": 70,
-}
+DEFAULTS = get_strategy("rsi_buy_sell").defaults()
 
 
 def _generic(close: np.ndarray, params: dict, bars_per_year: float):
