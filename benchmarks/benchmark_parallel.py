@@ -10,7 +10,9 @@ and the top 5 performers. It prints; it asserts nothing.
 Workloads (synthetic data from api.demo_data, loaded once into its own database):
   daily   --cryptos x --candles daily candles (default 211 x 1,828), default parameters
   hourly  211 x 43,800 hourly candles (5 years), default parameters
-  sweep   a 50-setting RSI grid over the daily data, through the same fan-out
+  sweep   a 50-setting RSI grid over the daily data, through the same fan-out, storing
+          its 10,550 result rows as the API does by default
+  sweep-nostore   the same sweep with "store": false (the fan-out and compute alone)
 `--http` times the same requests end to end through gunicorn on a loopback port.
 
     .venv/bin/python benchmarks/benchmark_parallel.py                      # daily, in process
@@ -109,9 +111,9 @@ class TreeSampler:
 def in_process_runner(database_url: str, workload: str) -> tuple[Callable[[Any], dict], Any]:
     app = create_app(Settings(database_url=database_url, log_level="WARNING"))
     service = app.extensions["backtest_service"]
-    if workload == "sweep":
-        grid = sweep_grid()
-        return (lambda mode: service.run_parameter_sweep(1, grid, use_parallel=mode)), service
+    if workload.startswith("sweep"):
+        grid, store = sweep_grid(), workload == "sweep"
+        return (lambda mode: service.run_parameter_sweep(1, grid, use_parallel=mode, store=store)), service
     return (lambda mode: service.run_strategy_against_all_cryptos(1, {}, use_parallel=mode)), service
 
 
@@ -124,10 +126,10 @@ def http_runner(base: str, workload: str) -> Callable[[Any], dict]:
         with urllib.request.urlopen(req, timeout=600) as resp:
             return orjson.loads(resp.read())
 
-    if workload == "sweep":
-        grid = sweep_grid()
+    if workload.startswith("sweep"):
+        grid, store = sweep_grid(), workload == "sweep"
         return lambda mode: post("/api/crypto/backtest/sweep",
-                                 {"strategy_id": 1, "parameter_sets": grid, "use_parallel": mode})
+                                 {"strategy_id": 1, "parameter_sets": grid, "use_parallel": mode, "store": store})
     return lambda mode: post("/api/crypto/backtest/all", {"strategy_id": 1, "parameters": {}, "use_parallel": mode})
 
 
@@ -229,7 +231,7 @@ def calibrate(server: str, repeats: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workload", choices=["daily", "hourly", "sweep", "all"], default="daily")
+    ap.add_argument("--workload", choices=["daily", "hourly", "sweep", "sweep-nostore", "all"], default="daily")
     ap.add_argument("--cryptos", type=int, default=211)
     ap.add_argument("--candles", type=int, default=1828, help="candles per crypto for the daily workload")
     ap.add_argument("--interval", choices=["1d", "1h"], default="1d", help="interval of the 'daily' workload's data")
@@ -247,7 +249,7 @@ def main() -> None:
         calibrate(server, args.repeats)
         return
     print(numba_startup())
-    workloads = ["daily", "hourly", "sweep"] if args.workload == "all" else [args.workload]
+    workloads = ["daily", "hourly", "sweep", "sweep-nostore"] if args.workload == "all" else [args.workload]
     for workload in workloads:
         if workload == "hourly":
             n, candles, interval = args.cryptos, args.hourly_candles, "1h"
@@ -255,7 +257,8 @@ def main() -> None:
             n, candles, interval = args.cryptos, args.candles, args.interval
         url = dataset_url(server, n, candles, interval)
         title = f"{workload}: {n} cryptos x {candles:,} {interval} candles" + \
-                (f", {len(sweep_grid())} settings" if workload == "sweep" else "")
+                (f", {len(sweep_grid())} settings" + ("" if workload == "sweep" else ", not stored")
+                 if workload.startswith("sweep") else "")
         run, service = in_process_runner(url, workload)
         report(title, "in process", measure(run, args.repeats, workload), n)
         if args.http:

@@ -176,5 +176,11 @@ def test_sweep_route(client, demo_db) -> None:
     bad = client.post("/api/crypto/backtest/sweep",
                       json={"strategy_id": 1, "parameter_sets": [{"rsi_period": 7}, {"rsi_period": "x"}]})
     assert bad.status_code == 400 and "parameter_sets.1.rsi_period" in _fields(bad)
+    unstored = client.post("/api/crypto/backtest/sweep",
+                           json={"strategy_id": 1, "parameter_sets": [{"rsi_period": 9}], "store": False})
+    assert unstored.status_code == 200 and unstored.get_json()["summary"]["batch_id"] is None
+    with demo_db.connect() as conn:
+        assert repo.count_results(conn, body["summary"]["batch_id"]) == 48
+        assert repo.count_results(conn) == 48  # the unstored sweep wrote nothing
     empty = client.post("/api/crypto/backtest/sweep", json={"strategy_id": 1, "parameter_sets": []})
     assert empty.status_code == 400 and "parameter_sets" in _fields(empty)

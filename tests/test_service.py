@@ -144,3 +144,31 @@ def test_sweep_names_the_bad_setting(demo_db, service) -> None:
     assert err.value.errors[0]["field"] == "parameter_sets.1.rsi_period"
     with pytest.raises(ValidationFailed):
         service.run_parameter_sweep(1, [])
+
+
+def test_stored_rows_equal_returned_results_exactly(empty_db) -> None:
+    """COPY csv encoding round-trips every metric bit for bit, nulls, booleans and awkward error text."""
+    import json
+
+    with empty_db.begin() as conn:
+        cid = repo.insert_cryptocurrency(conn, "ODD", "Odd")
+    results = [
+        {"crypto_id": cid, "total_return": 0.1 + 0.2, "final_value": 1e16 / 3, "buy_and_hold_return": -5e-324,
+         "num_trades": 7, "win_rate": 42.857142857142854, "max_drawdown": 0.0, "sharpe_ratio": None,
+         "sortino_ratio": -1.2345678901234567e-7, "exposure": 100.0, "profit_factor": None, "open_position": True,
+         "calculation_time_ms": 1.5, "error": None},
+        {"crypto_id": cid, **{k: None for k in repo.METRIC_COLUMNS}, "calculation_time_ms": 0.25,
+         "error": {"code": "internal_error", "message": 'bad "quote", comma\nnewline \\ backslash\ttab'}},
+    ]
+    params = {"rsi_period": 14, "note": 'x"y'}
+    with empty_db.begin() as conn:
+        assert repo.save_results(conn, "00000000-0000-0000-0000-0000000000aa", 1, params, results) == 2
+    with empty_db.connect() as conn:
+        rows = conn.execute(text("SELECT * FROM crypto_backtest_results ORDER BY id")).mappings().all()
+    for stored, sent in zip(rows, results):
+        for col in repo.METRIC_COLUMNS:
+            assert stored[col] == sent[col], col
+        assert stored["calculation_time_ms"] == sent["calculation_time_ms"]
+        assert stored["error"] == sent["error"]
+        assert stored["parameters"] == params and stored["parameters_hash"] == repo.parameters_hash(params)
+    assert json.dumps(rows[1]["error"])  # JSONB came back as the same structure

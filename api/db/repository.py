@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -211,7 +211,7 @@ def parameters_hash(parameters: Mapping[str, Any]) -> str:
 
 _RESULT_COLUMNS = ("batch_id", "strategy_id", "crypto_id", "parameters", "parameters_hash", *METRIC_COLUMNS,
                    "calculation_time_ms", "error")
-_COPY_RESULTS = f"COPY crypto_backtest_results ({', '.join(_RESULT_COLUMNS)}) FROM STDIN"
+_COPY_RESULTS = f"COPY crypto_backtest_results ({', '.join(_RESULT_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
 
 
 def save_results(conn: Connection, batch_id: str, strategy_id: int, parameters: Mapping[str, Any],
@@ -223,23 +223,61 @@ def save_results(conn: Connection, batch_id: str, strategy_id: int, parameters: 
 def save_result_sets(conn: Connection, batch_id: str, strategy_id: int,
                      result_sets: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]]) -> int:
     """Write several (parameters, results) sets of one batch (a sweep) in one COPY."""
-    written = 0
+    return copy_encoded_results(conn, [encode_results(batch_id, strategy_id, result_sets)])
+
+
+def encode_results(batch_id: str, strategy_id: int,
+                   result_sets: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]]) -> bytes:
+    """Result rows as COPY csv data, ready for `copy_encoded_results`.
+
+    Pure formatting, no connection: a sweep's pool workers encode their own
+    rows, so the parent only streams bytes. Floats use repr (shortest
+    round-trip form), so stored values are bit-identical to the returned ones.
+    """
+    lines = []
+    for parameters, results in result_sets:
+        head = f"{batch_id},{int(strategy_id)},"
+        tail_params = f",{_csv(orjson.dumps(dict(parameters)).decode())},{parameters_hash(parameters)},"
+        for r in results:
+            error = r.get("error")
+            fields = [_csv(r.get(c)) for c in METRIC_COLUMNS]
+            fields.append(repr(float(r.get("calculation_time_ms") or 0.0)))
+            fields.append(_csv(orjson.dumps(error).decode()) if error is not None else "")
+            lines.append(head + str(int(r["crypto_id"])) + tail_params + ",".join(fields))
+    lines.append("")
+    return "\n".join(lines).encode()
+
+
+def copy_encoded_results(conn: Connection, chunks: Iterable[bytes]) -> int:
+    """Stream encoded result rows into crypto_backtest_results with one COPY; returns rows written.
+
+    `chunks` may be a generator that yields while the rows are still being
+    computed: the server stores them as they come, inside the caller's transaction.
+    """
     cur = conn.connection.driver_connection.cursor()
     try:
         with cur.copy(_COPY_RESULTS) as copy:
-            for parameters, results in result_sets:
-                params_json = orjson.dumps(dict(parameters)).decode()
-                phash = parameters_hash(parameters)
-                for r in results:
-                    error = r.get("error")
-                    copy.write_row((batch_id, strategy_id, r["crypto_id"], params_json, phash,
-                                    *(r.get(c) for c in METRIC_COLUMNS),
-                                    float(r.get("calculation_time_ms") or 0.0),
-                                    orjson.dumps(error).decode() if error is not None else None))
-                    written += 1
+            for chunk in chunks:
+                if chunk:
+                    copy.write(chunk)
+        return cur.rowcount
     finally:
         cur.close()
-    return written
+
+
+def _csv(value: Any) -> str:
+    """One COPY csv field: empty for NULL, t/f, repr for floats, quoted text."""
+    if value is None:
+        return ""
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    return '"' + str(value).replace('"', '""') + '"'
 
 
 def count_results(conn: Connection, batch_id: str | None = None) -> int:

@@ -39,6 +39,7 @@ class SweepBacktestRequest(_Strict):
     strategy_id: int = Field(ge=1, le=2**31 - 1)
     parameter_sets: list[dict[str, Any]] = Field(min_length=1, max_length=500)
     use_parallel: ParallelMode = True
+    store: bool = True
 
 
 class SingleBacktestRequest(_Strict):

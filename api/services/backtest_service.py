@@ -22,7 +22,7 @@ from api.db import repository as repo
 from api.db.connection import worker_connection
 from api.engine import get_strategy
 from api.services.errors import NotFound, ValidationFailed
-from api.services.fanout import map_in_pool, pool_size
+from api.services.fanout import imap_in_pool, map_in_pool, pool_size
 from api.services.parameters import validate_parameters
 from api.services.results import backtest_prices, crypto_header, error_result, rank_results, summarize
 
@@ -160,11 +160,25 @@ class CryptoBacktestService:
         parallel = self._choose_parallel(use_parallel, len(cryptos), settings=len(sets))
         log.info("Running %d settings against %d cryptocurrencies (parallel=%s)", len(sets), len(cryptos), parallel)
         processes = pool_size(len(cryptos), self.max_processes) if parallel else 1
-        args = [(c, strategy["id"], sets, self.db_config) for c in cryptos]
+        batch_id = str(uuid.uuid4()) if store else None
+        args = [(c, strategy["id"], sets, self.db_config, batch_id) for c in cryptos]
         if parallel:
-            per_crypto = self._fan_out(CryptoBacktestService._run_sweep_worker, args, processes)
+            stream = self._fan_out_iter(CryptoBacktestService._run_sweep_worker, args, processes)
         else:
-            per_crypto = [CryptoBacktestService._run_sweep_worker(*a) for a in args]
+            stream = (CryptoBacktestService._run_sweep_worker(*a) for a in args)
+        per_crypto: list[list[dict[str, Any]]] = []
+
+        def encoded_rows() -> Any:
+            for results, encoded in stream:
+                per_crypto.append(results)
+                yield encoded
+
+        if store:  # rows are stored while later cryptos are still computed; one transaction
+            with self.engine.begin() as conn:
+                repo.copy_encoded_results(conn, encoded_rows())
+        else:
+            for _ in encoded_rows():
+                pass
         total_time = time.perf_counter() - started
         settings = []
         for i, params in enumerate(sets):
@@ -172,7 +186,6 @@ class CryptoBacktestService:
             settings.append({"parameters": params, "results": results,
                              "summary": summarize(results, total_time, parallel, processes, strategy["id"], params)})
         settings.sort(key=lambda s: (s["summary"]["average_return"] is None, -(s["summary"]["average_return"] or 0)))
-        batch_id = self._store(strategy["id"], [(s["parameters"], s["results"]) for s in settings]) if store else None
         ok = sum(s["summary"]["successful"] for s in settings)
         return {"settings": settings, "summary": {
             "total_cryptos": len(cryptos), "settings": len(sets), "backtests": len(cryptos) * len(sets),
@@ -184,9 +197,16 @@ class CryptoBacktestService:
 
     @staticmethod
     def _run_sweep_worker(crypto: dict[str, Any], strategy_id: int, parameter_sets: list[dict[str, Any]],
-                          db_config: dict[str, Any]) -> list[dict[str, Any]]:
-        """Backtest one crypto under every parameter set; one price read; never raises."""
-        return _backtest_crypto(crypto, strategy_id, parameter_sets, db_config)
+                          db_config: dict[str, Any], batch_id: str | None) -> tuple[list[dict[str, Any]], bytes]:
+        """Backtest one crypto under every parameter set (one price read); never raises.
+
+        Also encodes the rows for storage (when batch_id is given), so the
+        parent only streams bytes to the database.
+        """
+        results = _backtest_crypto(crypto, strategy_id, parameter_sets, db_config)
+        if batch_id is None:
+            return results, b""
+        return results, repo.encode_results(batch_id, strategy_id, list(zip(parameter_sets, ([r] for r in results))))
 
     # ---- one crypto ----------------------------------------------------------------------
 
@@ -228,6 +248,10 @@ class CryptoBacktestService:
         # n cryptos keeps at most min(cpu, n, max_processes) of its workers busy.
         capacity = max(pool_size(self.max_processes, self.max_processes), processes)
         return map_in_pool(worker, args, capacity, self.start_method, initializer=warm_worker)
+
+    def _fan_out_iter(self, worker: Any, args: list[tuple], processes: int) -> Any:
+        capacity = max(pool_size(self.max_processes, self.max_processes), processes)
+        return imap_in_pool(worker, args, capacity, self.start_method, initializer=warm_worker)
 
     def _store(self, strategy_id: int, result_sets: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> str:
         batch_id = str(uuid.uuid4())

@@ -15,7 +15,7 @@ import multiprocessing as mp
 import os
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.pool import Pool
 from typing import Any
 
@@ -74,6 +74,28 @@ def map_in_pool(func: Callable[..., Any], arg_tuples: Sequence[tuple], processes
             _POOLS.pop((os.getpid(), start_method), None)
         _discard(pool)
         raise
+
+
+def imap_in_pool(func: Callable[..., Any], arg_tuples: Sequence[tuple], processes: int,
+                 start_method: str | None = None, initializer: Callable[[], Any] | None = None) -> Iterator[Any]:
+    """Like map_in_pool, but yields each result (in input order) as soon as it is ready.
+
+    Lets the caller store early results while later ones are still computed.
+    """
+    pool = warm_pool(processes, start_method, initializer)
+    chunksize = max(1, len(arg_tuples) // (processes * 8))
+    try:
+        yield from pool.imap(_star, [(func, args) for args in arg_tuples], chunksize=chunksize)
+    except BaseException:
+        with _LOCK:
+            _POOLS.pop((os.getpid(), start_method), None)
+        _discard(pool)
+        raise
+
+
+def _star(func_and_args: tuple[Callable[..., Any], tuple]) -> Any:
+    func, args = func_and_args
+    return func(*args)
 
 
 def shutdown_pools() -> None:

@@ -20,7 +20,7 @@ class SweepBacktestResource(Resource):
     def post(self):
         req = SweepBacktestRequest.model_validate(json_body())
         return backtest_service().run_parameter_sweep(
-            req.strategy_id, req.parameter_sets, use_parallel=req.use_parallel), 200
+            req.strategy_id, req.parameter_sets, use_parallel=req.use_parallel, store=req.store), 200
 
 
 class SingleBacktestResource(Resource):
