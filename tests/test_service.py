@@ -172,3 +172,20 @@ def test_stored_rows_equal_returned_results_exactly(empty_db) -> None:
         assert stored["error"] == sent["error"]
         assert stored["parameters"] == params and stored["parameters_hash"] == repo.parameters_hash(params)
     assert json.dumps(rows[1]["error"])  # JSONB came back as the same structure
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_other_start_methods_give_identical_results(demo_db, service, start_method) -> None:
+    """Everything sent to the warm pool must pickle: spawn/forkserver workers import it afresh."""
+    from api.services.fanout import shutdown_pools
+
+    other = CryptoBacktestService(service.engine, service.db_config, start_method=start_method)
+    try:
+        par = other.run_strategy_against_all_cryptos(1, {"rsi_period": 9}, use_parallel=True, store=False)
+        sweep = other.run_parameter_sweep(1, [{"rsi_period": 9}], use_parallel=True, store=False)
+    finally:
+        shutdown_pools()
+    seq = service.run_strategy_against_all_cryptos(1, {"rsi_period": 9}, use_parallel=False, store=False)
+    assert par["summary"]["parallel"] is True
+    assert _without_timing(par["results"]) == _without_timing(seq["results"])
+    assert _without_timing(sweep["settings"][0]["results"]) == _without_timing(seq["results"])
