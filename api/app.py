@@ -30,7 +30,7 @@ def build_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.extensions["db_config"] = db_config
     app.extensions["backtest_service"] = CryptoBacktestService(
         engine, db_config, max_processes=settings.max_processes, start_method=settings.mp_start_method,
-        auto_parallel_min_work=settings.auto_parallel_min_work)
+        auto_parallel_min_work=settings.auto_parallel_min_work, task_timeout=settings.task_timeout_s)
     register_http(app)
     register_cli(app)
     warm_worker()  # compile/load engine kernels now, so no request pays for it

@@ -36,6 +36,7 @@ class Settings:
     demo_seed: int = 42
     mp_start_method: str | None = None
     auto_parallel_min_work: int = 300_000
+    task_timeout_s: int = 60
     statement_timeout_ms: int = 120_000
     lock_timeout_ms: int = 5_000
 
@@ -53,6 +54,7 @@ class Settings:
             demo_seed=_int_env("DEMO_SEED", 42),
             mp_start_method=os.environ.get("MP_START_METHOD") or None,
             auto_parallel_min_work=_int_env("AUTO_PARALLEL_MIN_WORK", 300_000),
+            task_timeout_s=max(1, _int_env("TASK_TIMEOUT_SECONDS", 60)),
             statement_timeout_ms=_int_env("STATEMENT_TIMEOUT_MS", 120_000),
             lock_timeout_ms=_int_env("LOCK_TIMEOUT_MS", 5_000),
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from sqlalchemy.engine import Engine
@@ -22,7 +22,7 @@ from api.db import repository as repo
 from api.db.connection import worker_connection
 from api.engine import get_strategy
 from api.services.errors import NotFound, ValidationFailed
-from api.services.fanout import imap_in_pool, map_in_pool, pool_size
+from api.services.fanout import TaskFailure, pool_size, run_in_pool
 from api.services.parameters import validate_parameters
 from api.services.results import backtest_prices, crypto_header, error_result, rank_results, summarize
 
@@ -47,8 +47,10 @@ class CryptoBacktestService:
     """Runs backtests for the HTTP layer and the CLI; owns no HTTP or SQL details."""
 
     def __init__(self, engine: Engine, db_config: dict[str, Any], max_processes: int = 8,
-                 start_method: str | None = None, auto_parallel_min_work: int = AUTO_PARALLEL_MIN_WORK) -> None:
+                 start_method: str | None = None, auto_parallel_min_work: int = AUTO_PARALLEL_MIN_WORK,
+                 task_timeout: float = 60.0) -> None:
         self.engine = engine
+        self.task_timeout = task_timeout
         self.db_config = db_config
         self.max_processes = max_processes
         self.start_method = start_method
@@ -244,20 +246,37 @@ class CryptoBacktestService:
         return rows * settings >= self.auto_parallel_min_work
 
     def _fan_out(self, worker: Any, args: list[tuple], processes: int) -> list[Any]:
+        return list(self._fan_out_iter(worker, args, processes))
+
+    def _fan_out_iter(self, worker: Any, args: list[tuple], processes: int) -> Iterator[Any]:
+        """Worker results in input order; a task lost to a dead or hung worker becomes its crypto's error."""
         # The warm pool is sized for the largest batch (min(cpu, max_processes)); a batch of
         # n cryptos keeps at most min(cpu, n, max_processes) of its workers busy.
         capacity = max(pool_size(self.max_processes, self.max_processes), processes)
-        return map_in_pool(worker, args, capacity, self.start_method, initializer=warm_worker)
-
-    def _fan_out_iter(self, worker: Any, args: list[tuple], processes: int) -> Any:
-        capacity = max(pool_size(self.max_processes, self.max_processes), processes)
-        return imap_in_pool(worker, args, capacity, self.start_method, initializer=warm_worker)
+        outcomes = run_in_pool(worker, args, capacity, self.start_method, initializer=warm_worker,
+                               task_timeout=self.task_timeout)
+        for task_args, outcome in zip(args, outcomes):
+            yield _failed_task(worker, task_args, outcome) if isinstance(outcome, TaskFailure) else outcome
 
     def _store(self, strategy_id: int, result_sets: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> str:
         batch_id = str(uuid.uuid4())
         with self.engine.begin() as conn:
             repo.save_result_sets(conn, batch_id, strategy_id, result_sets)
         return batch_id
+
+
+def _failed_task(worker: Any, task_args: tuple, failure: TaskFailure) -> Any:
+    """What a worker would have returned for a crypto whose task was lost: error entries."""
+    crypto, strategy_id = task_args[0], task_args[1]
+    log.error("backtest of %s lost: %s", crypto.get("symbol"), failure.message)
+    entry = error_result(crypto, None, failure.code, failure.message, time.perf_counter())
+    if worker is CryptoBacktestService._run_sweep_worker:
+        parameter_sets, batch_id = task_args[2], task_args[4]
+        results = [dict(entry) for _ in parameter_sets]
+        encoded = b"" if batch_id is None else repo.encode_results(
+            batch_id, strategy_id, list(zip(parameter_sets, ([r] for r in results))))
+        return results, encoded
+    return entry
 
 
 def warm_worker() -> None:

@@ -4,9 +4,16 @@ One warm `multiprocessing.Pool` per server process, created lazily on the
 first parallel batch and reused: a pool costs ~10 ms to start with `fork`
 but ~1 s with `spawn`/`forkserver`, and its workers keep their own database
 connection for the pool's life. Pools are keyed by pid, so a gunicorn worker
-(or any forked child) never reuses a pool its parent created. Results come
-back in the order of the arguments, so a parallel run is the sequential run
-with the same inputs, only faster.
+(or any forked child) never reuses a pool its parent created.
+
+Results are collected task by task, never with a bare `Pool.map`: that waits
+forever when a worker is killed (CPython issue 66587). Each worker writes the
+task it is running, and since when, into a small shared table; the parent
+watches it, so a task whose worker died becomes a `TaskFailure("worker_lost")`
+and one that runs past `task_timeout` has its worker killed and becomes a
+`TaskFailure("timeout")`. The pool replaces dead workers by itself; every other
+task's result is kept. Results come back in input order, so a parallel run is
+the sequential run with the same inputs, only faster.
 """
 from __future__ import annotations
 
@@ -15,16 +22,42 @@ import multiprocessing as mp
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from multiprocessing.pool import Pool
 from typing import Any
 
 # Signals a host process (gunicorn's worker) may have taken over; a forked pool
 # worker must answer them the default way, or Pool.terminate() cannot stop it.
 _RESET_SIGNALS = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGTTIN", "SIGTTOU")
+_POLL_SECONDS = 0.02
+_STALL_SECONDS = 2.0  # tasks pending, none running: the pool's queues are wedged
+_IDLE = -1.0
 
-_POOLS: dict[tuple[int, str | None], Pool] = {}
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """A task that produced no result: its worker died ("worker_lost") or ran too long ("timeout")."""
+
+    code: str
+    message: str
+
+
+@dataclass
+class _WarmPool:
+    pool: Pool
+    slots: Any  # RawArray of (pid, task id, started) per worker slot
+    size: int
+    lock: threading.Lock  # one batch at a time per pool: the slot table is per task id
+
+
+_POOLS: dict[tuple[int, str | None], _WarmPool] = {}
 _LOCK = threading.Lock()
+
+# set in each pool worker by _init_worker
+_worker_slots: Any = None
+_worker_slot: int = -1
 
 
 def pool_size(n_tasks: int, max_processes: int = 8) -> int:
@@ -32,70 +65,179 @@ def pool_size(n_tasks: int, max_processes: int = 8) -> int:
     return max(1, min(os.cpu_count() or 1, n_tasks, max_processes))
 
 
-def _init_worker(initializer: Callable[[], Any] | None) -> None:
-    """Give a pool worker default signal handling, then run the caller's initializer.
+def _init_worker(slots: Any, claim_lock: Any, size: int, initializer: Callable[[], Any] | None) -> None:
+    """Default signal handling, a slot in the shared task table, then the caller's initializer.
 
     Under gunicorn the worker is forked from a process whose SIGTERM handler
-    only flags a shutdown; inherited, it made pool workers ignore terminate()
-    and the request hang in Pool.__exit__.
+    only flags a shutdown; inherited, it made pool workers ignore terminate().
     """
+    global _worker_slots, _worker_slot
     for name in _RESET_SIGNALS:
         sig = getattr(signal, name, None)
         if sig is not None:
             signal.signal(sig, signal.SIG_DFL)
+    me = os.getpid()
+    with claim_lock:
+        for i in range(size):
+            pid = int(slots[3 * i])
+            if pid == 0 or not _alive(pid):
+                slots[3 * i], slots[3 * i + 1], slots[3 * i + 2] = me, _IDLE, 0.0
+                _worker_slots, _worker_slot = slots, i
+                break
     if initializer is not None:
         initializer()
 
 
-def warm_pool(processes: int, start_method: str | None = None,
-              initializer: Callable[[], Any] | None = None) -> Pool:
-    """This process's pool for start_method, started on first use with `processes` workers."""
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _tracked(task_id: int, func: Callable[..., Any], args: tuple) -> Any:
+    """Run one task in a pool worker, with its id and start time in this worker's slot."""
+    slots, i = _worker_slots, _worker_slot
+    if slots is not None and i >= 0:
+        slots[3 * i + 2] = time.monotonic()
+        slots[3 * i + 1] = float(task_id)
+    try:
+        return func(*args)
+    finally:
+        if slots is not None and i >= 0:
+            slots[3 * i + 1] = _IDLE
+
+
+def _warm_pool(processes: int, start_method: str | None, initializer: Callable[[], Any] | None) -> _WarmPool:
     key = (os.getpid(), start_method)
     with _LOCK:
-        pool = _POOLS.get(key)
-        if pool is not None and getattr(pool, "_state", None) == "RUN" and pool._processes >= processes:
-            return pool
-        if pool is not None:
-            _discard(pool)
+        warm = _POOLS.get(key)
+        if warm is not None and getattr(warm.pool, "_state", None) == "RUN" and warm.size >= processes:
+            return warm
+        if warm is not None:
+            _discard(warm.pool)
         ctx = mp.get_context(start_method)
-        pool = ctx.Pool(processes=processes, initializer=_init_worker, initargs=(initializer,))
-        _POOLS[key] = pool
-        return pool
+        slots = ctx.RawArray("d", 3 * processes)
+        pool = ctx.Pool(processes=processes, initializer=_init_worker,
+                        initargs=(slots, ctx.Lock(), processes, initializer))
+        warm = _POOLS[key] = _WarmPool(pool, slots, processes, threading.Lock())
+        return warm
 
 
-def map_in_pool(func: Callable[..., Any], arg_tuples: Sequence[tuple], processes: int,
-                start_method: str | None = None, initializer: Callable[[], Any] | None = None) -> list[Any]:
-    """Run func(*args) for every args tuple on the warm pool; results in input order."""
-    pool = warm_pool(processes, start_method, initializer)
-    try:
-        return pool.starmap(func, arg_tuples)
-    except BaseException:
-        with _LOCK:  # a pool that failed mid-map is not trusted again
-            _POOLS.pop((os.getpid(), start_method), None)
-        _discard(pool)
-        raise
+def run_in_pool(func: Callable[..., Any], arg_tuples: Sequence[tuple], processes: int,
+                start_method: str | None = None, initializer: Callable[[], Any] | None = None,
+                task_timeout: float = 60.0) -> Iterator[Any]:
+    """Yield func(*args) for every args tuple, in input order, as soon as each is ready.
 
-
-def imap_in_pool(func: Callable[..., Any], arg_tuples: Sequence[tuple], processes: int,
-                 start_method: str | None = None, initializer: Callable[[], Any] | None = None) -> Iterator[Any]:
-    """Like map_in_pool, but yields each result (in input order) as soon as it is ready.
-
-    Lets the caller store early results while later ones are still computed.
+    A task whose worker died yields TaskFailure("worker_lost"); one running
+    longer than task_timeout seconds has its worker killed and yields
+    TaskFailure("timeout"). Other tasks are unaffected. An exception raised by
+    func itself is re-raised here (workers are expected to catch their own).
     """
-    pool = warm_pool(processes, start_method, initializer)
-    chunksize = max(1, len(arg_tuples) // (processes * 8))
+    stalled: list[int] = []
+    warm = _warm_pool(processes, start_method, initializer)
+    with warm.lock:
+        yield from _collect(warm, func, arg_tuples, task_timeout, stalled)
+    if not stalled:
+        return
+    # Tasks stopped moving with no worker running them: the pool's queues are
+    # wedged (a worker killed while holding a queue lock). Replace the pool and
+    # run those tasks once more; what stalls again is reported lost.
+    _forget(warm, start_method)
+    retry = [arg_tuples[i] for i in stalled]
+    warm = _warm_pool(processes, start_method, initializer)
+    again: list[int] = []
+    with warm.lock:
+        yield from _collect(warm, func, retry, task_timeout, again)
+    if again:
+        _forget(warm, start_method)
+        for _ in again:
+            yield TaskFailure("worker_lost", "the worker pool stopped answering while this task was queued")
+
+
+def _forget(warm: _WarmPool, start_method: str | None) -> None:
+    with _LOCK:
+        if _POOLS.get((os.getpid(), start_method)) is warm:
+            del _POOLS[(os.getpid(), start_method)]
+    _discard(warm.pool)
+
+
+def _collect(warm: _WarmPool, func: Callable[..., Any], arg_tuples: Sequence[tuple],
+             task_timeout: float, stalled: list[int]) -> Iterator[Any]:
+    """Yield results in order; on a stall, put the indices not yet yielded in `stalled` and stop."""
+    pool, slots = warm.pool, warm.slots
+    base = int(time.monotonic() * 1000) * 10_000  # task ids unique across batches of this pool
+    pending = {i: pool.apply_async(_tracked, (base + i, func, args)) for i, args in enumerate(arg_tuples)}
+    failed: dict[int, TaskFailure] = {}
+    running: dict[int, tuple[int, float]] = {}  # pid -> (task index, started) as last seen
+    next_out = 0
+    done: dict[int, Any] = {}
+    last_seen_running = time.monotonic()
+    while next_out < len(arg_tuples):
+        finished = [i for i, r in pending.items() if r.ready()]
+        for i in finished:
+            done[i] = pending.pop(i).get()  # re-raises an exception of func itself
+        if finished:
+            last_seen_running = time.monotonic()
+        while next_out < len(arg_tuples) and (next_out in done or next_out in failed):
+            yield done.pop(next_out) if next_out in done else failed.pop(next_out)
+            next_out += 1
+        if next_out >= len(arg_tuples):
+            break
+        _watch(warm, slots, base, pending, running, failed, task_timeout)
+        if running or not pending:
+            last_seen_running = time.monotonic()
+        elif time.monotonic() - last_seen_running > _STALL_SECONDS:
+            stalled.extend(range(next_out, len(arg_tuples)))  # everything not yet delivered, in order
+            return
+        first = pending.get(next_out)
+        if first is not None:
+            first.wait(_POLL_SECONDS)
+
+
+def _watch(warm: _WarmPool, slots: Any, base: int, pending: dict[int, Any], running: dict[int, tuple[int, float]],
+           failed: dict[int, TaskFailure], task_timeout: float) -> None:
+    """Read the slot table: note who runs what, turn dead or overdue workers' tasks into failures."""
+    now = time.monotonic()
+    seen: dict[int, tuple[int, float]] = {}
+    for s in range(warm.size):
+        pid, task, started = int(slots[3 * s]), slots[3 * s + 1], slots[3 * s + 2]
+        index = int(task) - base
+        if pid and task != _IDLE and index in pending:
+            seen[pid] = (index, started)
+    running.update(seen)
+    for pid, (index, started) in list(running.items()):
+        if index not in pending:
+            del running[pid]
+            continue
+        if not _alive_child(pid):
+            failed[index] = TaskFailure("worker_lost", "the worker process running this task died "
+                                                       "(killed, crashed or out of memory)")
+        elif now - started > task_timeout:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            failed[index] = TaskFailure("timeout", f"the task ran longer than {task_timeout:g} s; its worker "
+                                                   "was stopped")
+        else:
+            continue
+        pending.pop(index, None)
+        del running[pid]
+
+
+def _alive_child(pid: int) -> bool:
+    """False once the worker has exited (a zombie not yet reaped by the pool counts as exited)."""
     try:
-        yield from pool.imap(_star, [(func, args) for args in arg_tuples], chunksize=chunksize)
-    except BaseException:
-        with _LOCK:
-            _POOLS.pop((os.getpid(), start_method), None)
-        _discard(pool)
-        raise
-
-
-def _star(func_and_args: tuple[Callable[..., Any], tuple]) -> Any:
-    func, args = func_and_args
-    return func(*args)
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().split(b") ", 1)[1][:1] not in (b"Z", b"X")
+    except (FileNotFoundError, IndexError):
+        return False
+    except OSError:
+        return _alive(pid)
 
 
 def shutdown_pools() -> None:
@@ -103,8 +245,8 @@ def shutdown_pools() -> None:
     with _LOCK:
         mine = [k for k in _POOLS if k[0] == os.getpid()]
         pools = [_POOLS.pop(k) for k in mine]
-    for pool in pools:
-        _discard(pool)
+    for warm in pools:
+        _discard(warm.pool)
 
 
 def _discard(pool: Pool) -> None:
