@@ -53,6 +53,7 @@ FAULTS = {
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_fault_becomes_that_cryptos_error(demo_db, service, monkeypatch, fault) -> None:
+    before = {p.pid for p in psutil.Process().children(recursive=True)}  # e.g. a forkserver from earlier tests
     expected = service.run_strategy_against_all_cryptos(1, {}, use_parallel=False, store=False)
     inject, code = FAULTS[fault]
     monkeypatch.setattr(svc_module, "_backtest_crypto", _faulty("SYN005", inject))
@@ -77,6 +78,6 @@ def test_fault_becomes_that_cryptos_error(demo_db, service, monkeypatch, fault) 
     again = service.run_strategy_against_all_cryptos(1, {}, use_parallel=True, store=False)
     assert _strip(again["results"]) == _strip(expected["results"])
     shutdown_pools()
-    leftovers = [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE
-                 and "gunicorn" not in " ".join(p.cmdline())]
+    leftovers = [p for p in psutil.Process().children(recursive=True)
+                 if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE]
     assert leftovers == []

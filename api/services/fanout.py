@@ -18,6 +18,7 @@ the sequential run with the same inputs, only faster.
 from __future__ import annotations
 
 import atexit
+import itertools
 import multiprocessing as mp
 import os
 import signal
@@ -98,17 +99,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _tracked(task_id: int, func: Callable[..., Any], args: tuple) -> Any:
-    """Run one task in a pool worker, with its id and start time in this worker's slot."""
+def _run_chunk(base: int, func: Callable[..., Any], items: list[tuple[int, tuple]]) -> list[Any]:
+    """Run several tasks in a pool worker, each with its id and start time in this worker's slot.
+
+    Chunks keep the per-task IPC cost low; the slot still names the very task
+    running, so a death or a hang is charged to that task alone.
+    """
     slots, i = _worker_slots, _worker_slot
-    if slots is not None and i >= 0:
-        slots[3 * i + 2] = time.monotonic()
-        slots[3 * i + 1] = float(task_id)
+    out = []
     try:
-        return func(*args)
+        for index, args in items:
+            if slots is not None and i >= 0:
+                slots[3 * i + 2] = time.monotonic()
+                slots[3 * i + 1] = float(base + index)
+            out.append(func(*args))
     finally:
         if slots is not None and i >= 0:
             slots[3 * i + 1] = _IDLE
+    return out
 
 
 def _warm_pool(processes: int, start_method: str | None, initializer: Callable[[], Any] | None) -> _WarmPool:
@@ -168,65 +176,89 @@ def _forget(warm: _WarmPool, start_method: str | None) -> None:
 def _collect(warm: _WarmPool, func: Callable[..., Any], arg_tuples: Sequence[tuple],
              task_timeout: float, stalled: list[int]) -> Iterator[Any]:
     """Yield results in order; on a stall, put the indices not yet yielded in `stalled` and stop."""
-    pool, slots = warm.pool, warm.slots
+    pool, slots, n = warm.pool, warm.slots, len(arg_tuples)
     base = int(time.monotonic() * 1000) * 10_000  # task ids unique across batches of this pool
-    pending = {i: pool.apply_async(_tracked, (base + i, func, args)) for i, args in enumerate(arg_tuples)}
+    size = max(1, min(32, n // (warm.size * 8)))
+    chunks: dict[int, tuple[Any, list[int]]] = {}  # chunk id -> (async result, task indices)
+    owner: dict[int, int] = {}  # task index -> chunk id
+
+    ids = itertools.count()
+
+    def submit(indices: list[int]) -> None:
+        cid = next(ids)
+        chunks[cid] = (pool.apply_async(_run_chunk, (base, func, [(i, arg_tuples[i]) for i in indices])), indices)
+        owner.update((i, cid) for i in indices)
+
+    for start in range(0, n, size):
+        submit(list(range(start, min(n, start + size))))
     failed: dict[int, TaskFailure] = {}
     running: dict[int, tuple[int, float]] = {}  # pid -> (task index, started) as last seen
-    next_out = 0
     done: dict[int, Any] = {}
-    last_seen_running = time.monotonic()
-    while next_out < len(arg_tuples):
-        finished = [i for i, r in pending.items() if r.ready()]
-        for i in finished:
-            done[i] = pending.pop(i).get()  # re-raises an exception of func itself
-        if finished:
-            last_seen_running = time.monotonic()
-        while next_out < len(arg_tuples) and (next_out in done or next_out in failed):
+    next_out = 0
+    last_progress = time.monotonic()
+    while next_out < n:
+        for cid in [c for c, (r, _) in chunks.items() if r.ready()]:
+            result, indices = chunks.pop(cid)
+            done.update(zip(indices, result.get()))  # re-raises an exception of func itself
+            last_progress = time.monotonic()
+        while next_out < n and (next_out in done or next_out in failed):
             yield done.pop(next_out) if next_out in done else failed.pop(next_out)
             next_out += 1
-        if next_out >= len(arg_tuples):
+        if next_out >= n:
             break
-        _watch(warm, slots, base, pending, running, failed, task_timeout)
-        if running or not pending:
-            last_seen_running = time.monotonic()
-        elif time.monotonic() - last_seen_running > _STALL_SECONDS:
-            stalled.extend(range(next_out, len(arg_tuples)))  # everything not yet delivered, in order
+        for index, failure in _watch(warm, slots, base, owner, chunks, running, task_timeout):
+            # the chunk died with its task: the task fails, the chunk's unfinished rest runs again
+            failed[index] = failure
+            _, indices = chunks.pop(owner[index])
+            rest = [i for i in indices if i != index and i not in done and i not in failed]
+            if rest:
+                submit(rest)
+            last_progress = time.monotonic()
+        if running:
+            last_progress = time.monotonic()
+        elif chunks and time.monotonic() - last_progress > _STALL_SECONDS:
+            stalled.extend(range(next_out, n))  # everything not yet delivered, in order
             return
-        first = pending.get(next_out)
+        first = chunks.get(owner.get(next_out, -1))
         if first is not None:
-            first.wait(_POLL_SECONDS)
+            first[0].wait(_POLL_SECONDS)
+        else:
+            time.sleep(_POLL_SECONDS)
 
 
-def _watch(warm: _WarmPool, slots: Any, base: int, pending: dict[int, Any], running: dict[int, tuple[int, float]],
-           failed: dict[int, TaskFailure], task_timeout: float) -> None:
-    """Read the slot table: note who runs what, turn dead or overdue workers' tasks into failures."""
+def _watch(warm: _WarmPool, slots: Any, base: int, owner: dict[int, int], chunks: dict[int, Any],
+           running: dict[int, tuple[int, float]], task_timeout: float) -> list[tuple[int, TaskFailure]]:
+    """Read the slot table: note who runs what; return the tasks whose worker died or overran."""
     now = time.monotonic()
-    seen: dict[int, tuple[int, float]] = {}
     for s in range(warm.size):
         pid, task, started = int(slots[3 * s]), slots[3 * s + 1], slots[3 * s + 2]
         index = int(task) - base
-        if pid and task != _IDLE and index in pending:
-            seen[pid] = (index, started)
-    running.update(seen)
+        if pid and task != _IDLE and owner.get(index) in chunks:
+            running[pid] = (index, started)
+    failures = []
     for pid, (index, started) in list(running.items()):
-        if index not in pending:
+        if owner.get(index) not in chunks:
             del running[pid]
             continue
         if not _alive_child(pid):
-            failed[index] = TaskFailure("worker_lost", "the worker process running this task died "
-                                                       "(killed, crashed or out of memory)")
+            # the dead worker's slot still names its last task, unless a replacement took it over
+            for s in range(warm.size):
+                if int(slots[3 * s]) == pid and slots[3 * s + 1] != _IDLE:
+                    last = int(slots[3 * s + 1]) - base
+                    index = last if owner.get(last) in chunks else index
+            failures.append((index, TaskFailure(
+                "worker_lost", "the worker process running this backtest died (killed, crashed or out of memory)")))
         elif now - started > task_timeout:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            failed[index] = TaskFailure("timeout", f"the task ran longer than {task_timeout:g} s; its worker "
-                                                   "was stopped")
+            failures.append((index, TaskFailure(
+                "timeout", f"the backtest ran longer than {task_timeout:g} s; its worker was stopped")))
         else:
             continue
-        pending.pop(index, None)
         del running[pid]
+    return failures
 
 
 def _alive_child(pid: int) -> bool:
