@@ -5,6 +5,7 @@ be made all-or-nothing by the service without this module knowing about it.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from collections.abc import Iterable, Mapping, Sequence
@@ -237,15 +238,23 @@ def encode_results(batch_id: str, strategy_id: int,
     lines = []
     for parameters, results in result_sets:
         head = f"{batch_id},{int(strategy_id)},"
-        tail_params = f",{_csv(orjson.dumps(dict(parameters)).decode())},{parameters_hash(parameters)},"
+        tail_params = _parameter_fields(tuple(parameters.items()))
         for r in results:
             error = r.get("error")
-            fields = [_csv(r.get(c)) for c in METRIC_COLUMNS]
-            fields.append(repr(float(r.get("calculation_time_ms") or 0.0)))
-            fields.append(_csv(orjson.dumps(error).decode()) if error is not None else "")
-            lines.append(head + str(int(r["crypto_id"])) + tail_params + ",".join(fields))
+            metrics = ",".join(["" if v is None else "t" if v is True else "f" if v is False else repr(v)
+                                for v in map(r.get, METRIC_COLUMNS)])
+            lines.append(f"{head}{int(r['crypto_id'])}{tail_params}{metrics},"
+                         f"{float(r.get('calculation_time_ms') or 0.0)!r},"
+                         f"{_csv(orjson.dumps(error).decode()) if error is not None else ''}")
     lines.append("")
     return "\n".join(lines).encode()
+
+
+@functools.lru_cache(maxsize=4096)
+def _parameter_fields(items: tuple[tuple[str, Any], ...]) -> str:
+    """The parameters and parameters_hash csv fields of a setting (cached: a sweep repeats them per crypto)."""
+    parameters = dict(items)
+    return f",{_csv(orjson.dumps(parameters).decode())},{parameters_hash(parameters)},"
 
 
 def copy_encoded_results(conn: Connection, chunks: Iterable[bytes]) -> int:
