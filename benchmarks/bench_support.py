@@ -37,7 +37,10 @@ def server_url(explicit: str | None) -> str:
 
 
 def dataset_url(server: str, n_cryptos: int, n_candles: int, interval: str, seed: int = 42) -> str:
-    """A database holding exactly this synthetic dataset (created and loaded on first use)."""
+    """A database holding exactly this synthetic dataset (created and loaded on first use).
+
+    Stored results of earlier runs are emptied, so every run writes into the same small table.
+    """
     name = f"bench_{interval}_{n_cryptos}x{n_candles}_s{seed}"
     url = make_url(server).set(database=name).render_as_string(hide_password=False)
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
@@ -60,6 +63,8 @@ def dataset_url(server: str, n_cryptos: int, n_candles: int, interval: str, seed
             with vacuum.connect() as conn:
                 conn.execute(text("VACUUM ANALYZE crypto_prices"))
             vacuum.dispose()
+        with engine.begin() as conn:  # results of earlier benchmark runs would only slow the writes down
+            conn.execute(text("TRUNCATE crypto_backtest_results"))
     finally:
         engine.dispose()
     return url

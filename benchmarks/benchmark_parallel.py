@@ -192,6 +192,36 @@ def report(workload: str, where: str, stats: dict[Any, dict], n_cryptos: int) ->
         raise SystemExit("parallel and sequential results differ")
 
 
+def _burn(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def cpu_control(rounds: int = 3) -> str:
+    """A pure-CPU control: the same Python loop twice in one process vs in two processes.
+
+    On a shared VM this ratio itself drifts; it says how much of a speedup the
+    machine could give at the time of this run.
+    """
+    import multiprocessing as mp
+
+    n = 2_000_000
+    ratios = []
+    with mp.get_context("fork").Pool(2) as pool:
+        pool.map(_burn, [10, 10])
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            _burn(n), _burn(n)
+            seq = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            pool.map(_burn, [n, n])
+            ratios.append(seq / (time.perf_counter() - t0))
+    return f"control: pure-CPU 2-process speedup on this machine now: median {statistics.median(ratios):.2f}x " \
+           f"(range {min(ratios):.2f}-{max(ratios):.2f}; 2.00 is the ideal)"
+
+
 def numba_startup() -> str:
     """Engine kernel start-up in a fresh process: cached load, and compile from an empty cache."""
     code = "import time; t=time.perf_counter(); import api.engine as e; w=getattr(e,'warm_up',None); " \
@@ -249,6 +279,7 @@ def main() -> None:
         calibrate(server, args.repeats)
         return
     print(numba_startup())
+    print(cpu_control())
     workloads = ["daily", "hourly", "sweep", "sweep-nostore"] if args.workload == "all" else [args.workload]
     for workload in workloads:
         if workload == "hourly":
