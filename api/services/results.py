@@ -12,14 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from api.db.repository import PriceSeries
+from api.db.repository import METRIC_COLUMNS, PriceSeries
 from api.engine import EngineError, get_strategy
 from api.engine.intervals import bars_per_year
 
-METRIC_KEYS = (
-    "total_return", "final_value", "buy_and_hold_return", "num_trades", "win_rate", "max_drawdown",
-    "sharpe_ratio", "sortino_ratio", "exposure", "profit_factor", "open_position",
-)
+METRIC_KEYS = METRIC_COLUMNS  # the metrics every result carries, as stored
 
 
 def iso_utc(epoch_seconds: int | float) -> str:
