@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import struct
+import uuid
 from dataclasses import dataclass
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -117,7 +119,8 @@ def insert_cryptocurrency(conn: Connection, symbol: str, name: str, interval: st
 
 
 _PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8  # binary COPY: signature, flags, no extension
+_COPY_TRAILER = b"\xff\xff"
 _COPY_ROW = np.dtype([
     ("nfields", ">i2"),
     ("l_id", ">i4"), ("crypto_id", ">i4"),
@@ -142,7 +145,7 @@ def price_copy_payload(crypto_id: int, times: np.ndarray, open_: np.ndarray, hig
     rows["l_time"], rows["time"] = 8, epoch_us - _PG_EPOCH_US
     for name, values in (("open", open_), ("high", high), ("low", low), ("close", close), ("volume", volume)):
         rows[f"l_{name}"], rows[name] = 8, values
-    return _COPY_HEADER + rows.tobytes() + b"\xff\xff"
+    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
 
 
 _PRICE_COLUMNS = "(crypto_id, time, open, high, low, close, volume)"
@@ -212,7 +215,12 @@ def parameters_hash(parameters: Mapping[str, Any]) -> str:
 
 _RESULT_COLUMNS = ("batch_id", "strategy_id", "crypto_id", "parameters", "parameters_hash", *METRIC_COLUMNS,
                    "calculation_time_ms", "error")
-_COPY_RESULTS = f"COPY crypto_backtest_results ({', '.join(_RESULT_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
+_COPY_RESULTS = f"COPY crypto_backtest_results ({', '.join(_RESULT_COLUMNS)}) FROM STDIN WITH (FORMAT binary)"
+# one binary COPY field each: int32 length, then the value in network order
+_F8, _I4, _BOOL = struct.Struct(">id"), struct.Struct(">ii"), struct.Struct(">i?")
+_NULL = b"\xff\xff\xff\xff"
+_FIELD_COUNT = struct.pack(">h", len(_RESULT_COLUMNS))
+_METRIC_KINDS = tuple(_I4 if c == "num_trades" else _BOOL if c == "open_position" else _F8 for c in METRIC_COLUMNS)
 
 
 def save_results(conn: Connection, batch_id: str, strategy_id: int, parameters: Mapping[str, Any],
@@ -229,32 +237,44 @@ def save_result_sets(conn: Connection, batch_id: str, strategy_id: int,
 
 def encode_results(batch_id: str, strategy_id: int,
                    result_sets: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]]) -> bytes:
-    """Result rows as COPY csv data, ready for `copy_encoded_results`.
+    """Result rows as binary COPY tuples, ready for `copy_encoded_results`.
 
     Pure formatting, no connection: a sweep's pool workers encode their own
-    rows, so the parent only streams bytes. Floats use repr (shortest
-    round-trip form), so stored values are bit-identical to the returned ones.
+    rows, so the parent only streams bytes. Binary COPY carries every float
+    bit for bit and spares both sides text formatting and parsing.
     """
-    lines = []
+    out = []
+    head = _FIELD_COUNT + _uuid_field(batch_id) + _I4.pack(4, int(strategy_id))
     for parameters, results in result_sets:
-        head = f"{batch_id},{int(strategy_id)},"
-        tail_params = _parameter_fields(tuple(parameters.items()))
+        params = _parameter_fields(tuple(parameters.items()))
         for r in results:
             error = r.get("error")
-            metrics = ",".join(["" if v is None else "t" if v is True else "f" if v is False else repr(v)
-                                for v in map(r.get, METRIC_COLUMNS)])
-            lines.append(f"{head}{int(r['crypto_id'])}{tail_params}{metrics},"
-                         f"{float(r.get('calculation_time_ms') or 0.0)!r},"
-                         f"{_csv(orjson.dumps(error).decode()) if error is not None else ''}")
-    lines.append("")
-    return "\n".join(lines).encode()
+            out.append(b"".join((
+                head, _I4.pack(4, int(r["crypto_id"])), params,
+                *[_NULL if v is None else kind.pack(kind.size - 4, v)
+                  for kind, v in zip(_METRIC_KINDS, map(r.get, METRIC_COLUMNS))],
+                _F8.pack(8, float(r.get("calculation_time_ms") or 0.0)),
+                _NULL if error is None else _jsonb_field(error),
+            )))
+    return b"".join(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _uuid_field(batch_id: str) -> bytes:
+    return struct.pack(">i", 16) + uuid.UUID(batch_id).bytes
 
 
 @functools.lru_cache(maxsize=4096)
-def _parameter_fields(items: tuple[tuple[str, Any], ...]) -> str:
-    """The parameters and parameters_hash csv fields of a setting (cached: a sweep repeats them per crypto)."""
+def _parameter_fields(items: tuple[tuple[str, Any], ...]) -> bytes:
+    """The parameters and parameters_hash fields of a setting (cached: a sweep repeats them per crypto)."""
     parameters = dict(items)
-    return f",{_csv(orjson.dumps(parameters).decode())},{parameters_hash(parameters)},"
+    digest = parameters_hash(parameters).encode()
+    return _jsonb_field(parameters) + struct.pack(">i", len(digest)) + digest
+
+
+def _jsonb_field(value: Any) -> bytes:
+    data = b"\x01" + orjson.dumps(value)  # jsonb binary format: version 1, then the JSON text
+    return struct.pack(">i", len(data)) + data
 
 
 def copy_encoded_results(conn: Connection, chunks: Iterable[bytes]) -> int:
@@ -266,27 +286,14 @@ def copy_encoded_results(conn: Connection, chunks: Iterable[bytes]) -> int:
     cur = conn.connection.driver_connection.cursor()
     try:
         with cur.copy(_COPY_RESULTS) as copy:
+            copy.write(_COPY_HEADER)
             for chunk in chunks:
                 if chunk:
                     copy.write(chunk)
+            copy.write(_COPY_TRAILER)
         return cur.rowcount
     finally:
         cur.close()
-
-
-def _csv(value: Any) -> str:
-    """One COPY csv field: empty for NULL, t/f, repr for floats, quoted text."""
-    if value is None:
-        return ""
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, int):
-        return str(value)
-    return '"' + str(value).replace('"', '""') + '"'
 
 
 def count_results(conn: Connection, batch_id: str | None = None) -> int:
