@@ -25,12 +25,13 @@ def build_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.config["SETTINGS"] = settings
     url = resolve_database_url(settings)
     db_config = db_config_for(url, settings)
-    engine = make_engine(db_config)
+    engine = make_engine(db_config, pool_size=2)  # a request uses one at a time; see README: connections
     app.extensions["db_engine"] = engine
     app.extensions["db_config"] = db_config
     app.extensions["backtest_service"] = CryptoBacktestService(
         engine, db_config, max_processes=settings.max_processes, start_method=settings.mp_start_method,
-        auto_parallel_min_work=settings.auto_parallel_min_work, task_timeout=settings.task_timeout_s)
+        auto_parallel_min_work=settings.auto_parallel_min_work, task_timeout=settings.task_timeout_s,
+        max_concurrent_batches=settings.max_concurrent_batches)
     register_http(app)
     register_cli(app)
     warm_worker()  # compile/load engine kernels now, so no request pays for it

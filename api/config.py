@@ -37,6 +37,7 @@ class Settings:
     mp_start_method: str | None = None
     auto_parallel_min_work: int = 300_000
     task_timeout_s: int = 60
+    max_concurrent_batches: int = 1
     statement_timeout_ms: int = 120_000
     lock_timeout_ms: int = 5_000
 
@@ -55,6 +56,7 @@ class Settings:
             mp_start_method=os.environ.get("MP_START_METHOD") or None,
             auto_parallel_min_work=_int_env("AUTO_PARALLEL_MIN_WORK", 300_000),
             task_timeout_s=max(1, _int_env("TASK_TIMEOUT_SECONDS", 60)),
+            max_concurrent_batches=max(1, _int_env("MAX_CONCURRENT_BATCHES", 1)),
             statement_timeout_ms=_int_env("STATEMENT_TIMEOUT_MS", 120_000),
             lock_timeout_ms=_int_env("LOCK_TIMEOUT_MS", 5_000),
         )

@@ -107,17 +107,32 @@ def test_responses_are_strict_json(client, empty_db, closes) -> None:
         assert result["num_trades"] == 0 and result["profit_factor"] is None
 
 
-def test_concurrent_batches_in_threads_share_the_warm_pool(client, demo_db) -> None:
-    """Two batches at once in one process: each gets complete, identical answers."""
+def test_a_batch_over_the_bound_gets_429_with_retry_after(app, client, demo_db) -> None:
+    service = app.extensions["backtest_service"]
+    with service.admitted():  # a batch is running in this process
+        busy = client.post(BATCH, json={"strategy_id": 1, "parameters": {}})
+        assert busy.status_code == 429 and busy.headers["Retry-After"] == "1"
+        assert client.post("/api/crypto/backtest/sweep",
+                           json={"strategy_id": 1, "parameter_sets": [{}]}).status_code == 429
+        with demo_db.connect() as conn:
+            assert repo.count_results(conn) == 0
+    assert client.post(BATCH, json={"strategy_id": 1, "parameters": {}}).status_code == 200
+
+
+def test_concurrent_batches_in_threads_are_served_or_told_to_retry(client, demo_db) -> None:
+    """Several batches at once in one process: each answer is complete (200) or a 429 with Retry-After."""
     answers: list = []
 
     def run() -> None:
-        answers.append(client.post(BATCH, json={"strategy_id": 1, "parameters": {}}).get_json())
+        answers.append(client.post(BATCH, json={"strategy_id": 1, "parameters": {}}))
 
-    threads = [threading.Thread(target=run) for _ in range(3)]
+    threads = [threading.Thread(target=run) for _ in range(4)]
     for th in threads:
         th.start()
     for th in threads:
         th.join(60)
-    strip = lambda a: [{k: v for k, v in r.items() if k != "calculation_time_ms"} for r in a["results"]]  # noqa
-    assert len(answers) == 3 and strip(answers[0]) == strip(answers[1]) == strip(answers[2])
+    assert len(answers) == 4
+    ok = [a for a in answers if a.status_code == 200]
+    assert ok and all(a.status_code == 429 and a.headers.get("Retry-After") for a in answers if a not in ok)
+    strip = lambda a: [{k: v for k, v in r.items() if k != "calculation_time_ms"} for r in a.get_json()["results"]]  # noqa
+    assert all(strip(a) == strip(ok[0]) for a in ok)

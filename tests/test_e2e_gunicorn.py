@@ -107,3 +107,60 @@ def test_repeated_parallel_batches_on_fresh_workers_never_hang(gunicorn_url, dem
                                               for p in tree):
         time.sleep(0.1)
     assert not [p for p in tree if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(180)
+def test_twenty_concurrent_batches_against_gunicorn(db_url, demo_db) -> None:
+    """20 clients at once: every answer is 200 or 429/503 with Retry-After, none 500; connections come back."""
+    import concurrent.futures
+
+    from sqlalchemy import text
+
+    def connections() -> int:
+        with demo_db.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND pid <> pg_backend_pid()")).scalar_one()
+
+    baseline = connections()
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": db_url, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2"}
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    proc = subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "api:create_app()"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if _request(base + "/api/health")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+            assert time.monotonic() < deadline, "gunicorn did not start"
+
+        def one(_: int) -> tuple[int, str | None]:
+            req = urllib.request.Request(base + "/api/crypto/backtest/all", method="POST",
+                                         data=json.dumps({"strategy_id": 1, "parameters": {}}).encode(),
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=120) as resp:
+                    return resp.status, resp.headers.get("Retry-After")
+            except urllib.error.HTTPError as err:
+                return err.code, err.headers.get("Retry-After")
+
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(one, range(20)))
+        assert all(code == 200 or (code in (429, 503) and retry) for code, retry in answers), answers
+        assert sum(code == 200 for code, _ in answers) >= 2
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while connections() > baseline and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert connections() <= baseline

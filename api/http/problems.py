@@ -15,7 +15,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from api.services.errors import NotFound, ServiceError, ValidationFailed
+from api.services.errors import Busy, NotFound, ServiceError, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ def problem_for(exc: BaseException) -> Response:
         errors = pydantic_errors(exc)
         return problem_response(400, "Invalid request", "; ".join(f"{e['field']}: {e['message']}" for e in errors),
                                 errors)
+    if isinstance(exc, Busy):
+        return problem_response(429, "Too many requests", exc.detail, headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, NotFound):
         return problem_response(404, "Not found", exc.detail, exc.errors)
     if isinstance(exc, ValidationFailed):

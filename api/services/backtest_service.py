@@ -9,7 +9,9 @@ one transaction, so a parallel and a sequential run give identical answers.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,7 +23,7 @@ import api.engine as engine_module
 from api.db import repository as repo
 from api.db.connection import worker_connection
 from api.engine import get_strategy
-from api.services.errors import NotFound, ValidationFailed
+from api.services.errors import Busy, NotFound, ValidationFailed
 from api.services.fanout import TaskFailure, pool_size, run_in_pool
 from api.services.parameters import validate_parameters
 from api.services.results import backtest_prices, crypto_header, error_result, rank_results, summarize
@@ -44,13 +46,22 @@ _STRATEGY_CODES: dict[tuple[str, int], str] = {}
 
 
 class CryptoBacktestService:
-    """Runs backtests for the HTTP layer and the CLI; owns no HTTP or SQL details."""
+    """Runs backtests for the HTTP layer and the CLI; owns no HTTP or SQL details.
+
+    Admission: at most `max_concurrent_batches` batches (or sweeps, or single
+    backtests) run at once in one server process; one more is refused with
+    Busy (HTTP 429 + Retry-After) instead of queueing on the pool and holding
+    another database connection. With gunicorn's sync workers (one request per
+    process) the bound is never reached; with threaded workers it is what
+    keeps connections = workers x (app connections + pool processes).
+    """
 
     def __init__(self, engine: Engine, db_config: dict[str, Any], max_processes: int = 8,
                  start_method: str | None = None, auto_parallel_min_work: int = AUTO_PARALLEL_MIN_WORK,
-                 task_timeout: float = 60.0) -> None:
+                 task_timeout: float = 60.0, max_concurrent_batches: int = 1) -> None:
         self.engine = engine
         self.task_timeout = task_timeout
+        self._admission = threading.BoundedSemaphore(max(1, max_concurrent_batches))
         self.db_config = db_config
         self.max_processes = max_processes
         self.start_method = start_method
@@ -104,6 +115,21 @@ class CryptoBacktestService:
     def run_strategy_against_all_cryptos(self, strategy_id: int, parameters: Mapping[str, Any] | None,
                                          use_parallel: ParallelMode = True, store: bool = True) -> dict[str, Any]:
         """Backtest every crypto with data; returns {"results": [...ranked], "summary": {...}}."""
+        with self.admitted():
+            return self._run_batch(strategy_id, parameters, use_parallel, store)
+
+    @contextlib.contextmanager
+    def admitted(self) -> Iterator[None]:
+        """Hold one of this process's batch slots, or raise Busy at once."""
+        if not self._admission.acquire(blocking=False):
+            raise Busy("another backtest is running in this server process; retry shortly", retry_after=1)
+        try:
+            yield
+        finally:
+            self._admission.release()
+
+    def _run_batch(self, strategy_id: int, parameters: Mapping[str, Any] | None, use_parallel: ParallelMode,
+                   store: bool) -> dict[str, Any]:
         strategy, params = self.prepare(strategy_id, parameters)
         started = time.perf_counter()
         cryptos = self._cryptos()
@@ -151,6 +177,11 @@ class CryptoBacktestService:
         Returns {"settings": [{"parameters", "summary", "results"}...], "summary": {...}}, settings
         ranked by average return.
         """
+        with self.admitted():
+            return self._run_sweep(strategy_id, parameter_sets, use_parallel, store)
+
+    def _run_sweep(self, strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]], use_parallel: ParallelMode,
+                   store: bool) -> dict[str, Any]:
         strategy = self._strategy(strategy_id)
         if not isinstance(parameter_sets, Sequence) or isinstance(parameter_sets, (str, bytes)) \
                 or not 1 <= len(parameter_sets) <= MAX_SWEEP_SETTINGS:
@@ -216,6 +247,11 @@ class CryptoBacktestService:
                             crypto_id: int | None = None, symbol: str | None = None,
                             store: bool = True) -> dict[str, Any]:
         """Backtest one crypto (by id or symbol) with its trade list and equity curve."""
+        with self.admitted():
+            return self._run_single(strategy_id, parameters, crypto_id, symbol, store)
+
+    def _run_single(self, strategy_id: int, parameters: Mapping[str, Any] | None, crypto_id: int | None,
+                    symbol: str | None, store: bool) -> dict[str, Any]:
         strategy, params = self.prepare(strategy_id, parameters)
         with self.engine.connect() as conn:
             crypto = repo.find_crypto(conn, crypto_id=crypto_id, symbol=symbol)

@@ -17,3 +17,11 @@ class ValidationFailed(ServiceError):
 
 class NotFound(ServiceError):
     """A strategy or cryptocurrency the request names does not exist."""
+
+
+class Busy(ServiceError):
+    """The service is at its bound of concurrent batches; the caller should retry after `retry_after` s."""
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
