@@ -184,3 +184,39 @@ def test_sweep_route(client, demo_db) -> None:
         assert repo.count_results(conn) == 48  # the unstored sweep wrote nothing
     empty = client.post("/api/crypto/backtest/sweep", json={"strategy_id": 1, "parameter_sets": []})
     assert empty.status_code == 400 and "parameter_sets" in _fields(empty)
+
+
+def test_idempotency_key_replays_and_writes_nothing_new(client, demo_db) -> None:
+    body = {"strategy_id": 1, "parameters": {"rsi_period": 12}, "use_parallel": False}
+    first = client.post(BATCH, json=body, headers={"Idempotency-Key": "k-1"})
+    assert first.status_code == 200 and "Idempotent-Replayed" not in first.headers
+    with demo_db.connect() as conn:
+        stored = repo.count_results(conn)
+    # same key, same request (other key order): the stored answer, byte for byte; nothing runs or is written
+    again = client.post(BATCH, data='{"use_parallel": false, "parameters": {"rsi_period": 12}, "strategy_id": 1}',
+                        content_type="application/json", headers={"Idempotency-Key": "k-1"})
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_data() == first.get_data()
+    with demo_db.connect() as conn:
+        assert repo.count_results(conn) == stored
+    other = client.post(BATCH, json={**body, "parameters": {"rsi_period": 13}}, headers={"Idempotency-Key": "k-1"})
+    assert other.status_code == 422 and "Idempotency-Key" in _fields(other)
+    bad = client.post(BATCH, json=body, headers={"Idempotency-Key": "spaces are not allowed"})
+    assert bad.status_code == 400 and "Idempotency-Key" in _fields(bad)
+
+
+def test_idempotency_key_in_progress_is_409_and_failed_request_frees_it(client, demo_db) -> None:
+    from sqlalchemy import text
+
+    from api.services.idempotency import request_hash
+
+    body = {"strategy_id": 1, "parameters": {}}
+    with demo_db.begin() as conn:
+        conn.execute(text("INSERT INTO idempotency_keys (key, request_hash, state) VALUES ('busy', :h, 'running')"),
+                     {"h": request_hash(body)})
+    resp = client.post(BATCH, json=body, headers={"Idempotency-Key": "busy"})
+    assert resp.status_code == 409 and resp.headers.get("Retry-After")
+    failed = client.post(BATCH, json={"strategy_id": 999, "parameters": {}}, headers={"Idempotency-Key": "retry-me"})
+    assert failed.status_code == 404
+    with demo_db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM idempotency_keys WHERE key = 'retry-me'")).scalar_one() == 0

@@ -9,7 +9,8 @@ from api.db.connection import db_config_for, make_engine
 from api.engine import get_strategy
 from tests.pg import fresh_database
 
-TABLES = {"cryptocurrencies", "crypto_prices", "strategies", "crypto_backtest_results", "crypto_close_series"}
+TABLES = {"cryptocurrencies", "crypto_prices", "strategies", "crypto_backtest_results", "crypto_close_series",
+          "idempotency_keys"}
 
 
 def test_upgrade_then_downgrade_on_empty_database(pg_admin_url: str) -> None:

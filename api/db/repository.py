@@ -304,6 +304,37 @@ def count_results(conn: Connection, batch_id: str | None = None) -> int:
                             {"b": batch_id}).scalar_one())
 
 
+# ---- idempotency keys --------------------------------------------------------------------
+
+def claim_idempotency_key(conn: Connection, key: str, request_hash: str, stale_after_s: int) -> dict[str, Any] | None:
+    """Claim `key` for a new request; None when claimed, else the existing row.
+
+    A 'running' claim older than stale_after_s (its request died) is taken over.
+    """
+    claimed = conn.execute(text(
+        "INSERT INTO idempotency_keys (key, request_hash, state) VALUES (:k, :h, 'running') "
+        "ON CONFLICT (key) DO UPDATE SET request_hash = EXCLUDED.request_hash, created_at = now() "
+        "WHERE idempotency_keys.state = 'running' "
+        "AND idempotency_keys.created_at < now() - make_interval(secs => :stale) "
+        "RETURNING key"), {"k": key, "h": request_hash, "stale": stale_after_s}).first()
+    if claimed:
+        return None
+    row = conn.execute(text("SELECT request_hash, state, response_status, response_body FROM idempotency_keys "
+                            "WHERE key = :k"), {"k": key}).mappings().first()
+    return dict(row) if row else None
+
+
+def complete_idempotency_key(conn: Connection, key: str, status: int, body: bytes) -> None:
+    """Store the response to replay for `key`."""
+    conn.execute(text("UPDATE idempotency_keys SET state = 'done', response_status = :s, response_body = :b, "
+                      "completed_at = now() WHERE key = :k"), {"k": key, "s": status, "b": body})
+
+
+def release_idempotency_key(conn: Connection, key: str) -> None:
+    """Forget a claim whose request failed, so the client may retry with the same key."""
+    conn.execute(text("DELETE FROM idempotency_keys WHERE key = :k AND state = 'running'"), {"k": key})
+
+
 # ---- readiness ---------------------------------------------------------------------------
 
 def schema_status(conn: Connection) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from api.services.errors import Busy, NotFound, ServiceError, ValidationFailed
+from api.services.idempotency import IdempotencyConflict
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ def problem_for(exc: BaseException) -> Response:
         errors = pydantic_errors(exc)
         return problem_response(400, "Invalid request", "; ".join(f"{e['field']}: {e['message']}" for e in errors),
                                 errors)
+    if isinstance(exc, IdempotencyConflict):
+        status = 409 if exc.reason == "in_progress" else 422
+        return problem_response(status, "Conflict" if status == 409 else "Unprocessable content", exc.detail,
+                                exc.errors, headers={"Retry-After": "1"} if status == 409 else None)
     if isinstance(exc, Busy):
         return problem_response(429, "Too many requests", exc.detail, headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, NotFound):

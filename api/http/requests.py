@@ -52,3 +52,17 @@ def _depth(value: Any, level: int = 1) -> int:
     if isinstance(value, list):
         return max((_depth(v, level + 1) for v in value), default=level)
     return level
+
+
+_KEY_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+
+def idempotency_key() -> str | None:
+    """The request's Idempotency-Key header (1-255 of [A-Za-z0-9-_.:]), None when absent."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not set(key) <= _KEY_CHARS:
+        raise BadRequest(400, "Invalid request", "Idempotency-Key must be 1-255 characters of A-Z a-z 0-9 - _ . :",
+                         [{"field": "Idempotency-Key", "message": "1-255 characters of A-Z a-z 0-9 - _ . :"}])
+    return key

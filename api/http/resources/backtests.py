@@ -1,19 +1,32 @@
 """POST /api/crypto/backtest/all (every crypto), /backtest/sweep (many settings) and /backtest (one crypto)."""
 from __future__ import annotations
 
+from flask import Response
 from flask_restful import Resource
 
+from api.http.api import json_bytes
 from api.http.problems import BadRequest
-from api.http.requests import json_body
+from api.http.requests import idempotency_key, json_body
 from api.http.resources.common import backtest_service
 from api.http.schemas import BatchBacktestRequest, SingleBacktestRequest, SweepBacktestRequest
-
+from api.services.idempotency import run_once
 
 class BatchBacktestResource(Resource):
     def post(self):
-        req = BatchBacktestRequest.model_validate(json_body())
-        return backtest_service().run_strategy_against_all_cryptos(
-            req.strategy_id, req.parameters, use_parallel=req.use_parallel), 200
+        body = json_body()
+        req = BatchBacktestRequest.model_validate(body)
+        service = backtest_service()
+
+        def run() -> dict:
+            return service.run_strategy_against_all_cryptos(req.strategy_id, req.parameters,
+                                                            use_parallel=req.use_parallel)
+
+        key = idempotency_key()
+        if key is None:
+            return run(), 200
+        status, payload, replayed = run_once(service.engine, key, body, lambda: (200, json_bytes(run())))
+        return Response(payload, status=status, mimetype="application/json",
+                        headers={"Idempotent-Replayed": "true"} if replayed else None)
 
 
 class SweepBacktestResource(Resource):

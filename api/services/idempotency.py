@@ -1,0 +1,55 @@
+"""Idempotency-Key handling: run a request once per key, replay its stored response after.
+
+Same key and same request: the stored response, nothing runs or is written
+again. Same key, another request: Conflict("mismatch") (HTTP 422). Same key
+while the first request is still running: Conflict("in_progress") (HTTP 409).
+A request that fails releases its key, so the client can retry it.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Engine
+
+from api.db import repository as repo
+from api.services.errors import ServiceError
+
+STALE_AFTER_S = 900  # a claim this old whose request never finished is taken over
+
+
+class IdempotencyConflict(ServiceError):
+    """The key was used for another request (`reason` "mismatch") or its request still runs ("in_progress")."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail, [{"field": "Idempotency-Key", "message": detail}])
+        self.reason = reason
+
+
+def request_hash(body: Any) -> str:
+    """SHA-256 of the request body in canonical form (sorted keys), so formatting does not matter."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def run_once(engine: Engine, key: str, body: Any, produce: Callable[[], tuple[int, bytes]]) -> tuple[int, bytes, bool]:
+    """(status, body bytes, replayed): `produce` runs only for a key not seen before."""
+    digest = request_hash(body)
+    with engine.begin() as conn:
+        existing = repo.claim_idempotency_key(conn, key, digest, STALE_AFTER_S)
+    if existing is not None:
+        if existing["request_hash"] != digest:
+            raise IdempotencyConflict("mismatch", "this Idempotency-Key was already used with a different request")
+        if existing["state"] != "done":
+            raise IdempotencyConflict("in_progress", "the request with this Idempotency-Key is still running")
+        return existing["response_status"], bytes(existing["response_body"]), True
+    try:
+        status, payload = produce()
+    except BaseException:
+        with engine.begin() as conn:
+            repo.release_idempotency_key(conn, key)
+        raise
+    with engine.begin() as conn:
+        repo.complete_idempotency_key(conn, key, status, payload)
+    return status, payload, False
