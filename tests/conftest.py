@@ -66,6 +66,14 @@ def demo_db(db_engine: Engine) -> Engine:
     return db_engine
 
 
+@pytest.fixture(scope="module")
+def demo_db_module(db_engine: Engine) -> Engine:
+    """Like demo_db, loaded once for a whole module (property-based tests call it per example)."""
+    reset_data(db_engine)
+    seed_demo(db_engine, n_cryptos=24, n_candles=400, seed=7, only_if_empty=False)
+    return db_engine
+
+
 @pytest.fixture(scope="session")
 def app(settings: Settings) -> Any:
     app = create_app(settings)

@@ -5,6 +5,7 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from api.http.api import ProblemApi
+from api.http.openapi import OpenApiResource
 from api.http.problems import problem_for
 from api.http.resources.backtests import BatchBacktestResource, SingleBacktestResource, SweepBacktestResource
 from api.http.resources.catalog import CryptocurrencyListResource, StrategyListResource
@@ -18,6 +19,7 @@ ROUTES = (
     (CryptocurrencyListResource, "/api/crypto/cryptocurrencies"),
     (HealthResource, "/api/health"),
     (ReadyResource, "/api/ready"),
+    (OpenApiResource, "/api/openapi.json"),
 )
 
 

@@ -25,10 +25,20 @@ def _parallel_mode(value: Any) -> bool | str:
 ParallelMode = Annotated[Any, BeforeValidator(_parallel_mode)]
 
 
+def _integral(value: Any) -> Any:
+    """14.0 is the integer 14 in JSON (and JSON Schema); 14.5, "14" and true are not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Id = Annotated[int, BeforeValidator(_integral), Field(ge=1, le=2**31 - 1)]
+
+
 class BatchBacktestRequest(_Strict):
     """POST /api/crypto/backtest/all"""
 
-    strategy_id: int = Field(ge=1, le=2**31 - 1)
+    strategy_id: Id
     parameters: dict[str, Any]
     use_parallel: ParallelMode = True
 
@@ -36,7 +46,7 @@ class BatchBacktestRequest(_Strict):
 class SweepBacktestRequest(_Strict):
     """POST /api/crypto/backtest/sweep: several parameter sets against every crypto."""
 
-    strategy_id: int = Field(ge=1, le=2**31 - 1)
+    strategy_id: Id
     parameter_sets: list[dict[str, Any]] = Field(min_length=1, max_length=500)
     use_parallel: ParallelMode = True
     store: bool = True
@@ -45,7 +55,7 @@ class SweepBacktestRequest(_Strict):
 class SingleBacktestRequest(_Strict):
     """POST /api/crypto/backtest: exactly one of crypto_id or symbol."""
 
-    strategy_id: int = Field(ge=1, le=2**31 - 1)
+    strategy_id: Id
     parameters: dict[str, Any]
-    crypto_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    crypto_id: Id | None = None
     symbol: str | None = Field(default=None, pattern=SYMBOL_PATTERN)

@@ -1,0 +1,167 @@
+"""GET /api/openapi.json: an OpenAPI 3.1 description of every route, built from the same models.
+
+Request bodies come from the pydantic request models, so the document cannot
+drift from what the API accepts; response bodies are JSON Schemas written
+here, and a schemathesis test checks every real response against them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask_restful import Resource
+
+from api.db.repository import METRIC_COLUMNS
+from api.engine import STRATEGIES as STRATEGY_SPECS
+from api.http.schemas import BatchBacktestRequest, SingleBacktestRequest, SweepBacktestRequest
+
+_NUM = {"type": ["number", "null"]}
+_STR = {"type": "string"}
+
+PROBLEM = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": _STR, "title": _STR, "status": {"type": "integer"}, "detail": _STR,
+        "errors": {"type": "array", "items": {"type": "object", "required": ["field", "message"],
+                                              "properties": {"field": _STR, "message": _STR}}},
+    },
+}
+
+RESULT = {
+    "type": "object",
+    "required": ["crypto_id", "symbol", "name", *METRIC_COLUMNS, "calculation_time_ms", "error"],
+    "properties": {
+        "crypto_id": {"type": "integer"}, "symbol": _STR, "name": _STR, "interval": _STR,
+        "candles": {"type": "integer"},
+        "first_time": {"type": ["string", "null"]}, "last_time": {"type": ["string", "null"]},
+        **{m: _NUM for m in METRIC_COLUMNS},
+        "num_trades": {"type": ["integer", "null"]}, "open_position": {"type": ["boolean", "null"]},
+        "calculation_time_ms": {"type": "number"},
+        "error": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["code", "message"],
+                                               "properties": {"code": _STR, "message": _STR}}]},
+        "trades": {"type": "array", "items": {"type": "object"}},
+        "equity_curve": {"type": "array", "items": {"type": "object", "required": ["time", "equity"],
+                                                    "properties": {"time": _STR, "equity": {"type": "number"}}}},
+    },
+}
+
+SUMMARY = {
+    "type": "object",
+    "required": ["total_cryptos", "successful", "failed", "total_time", "parallel", "processes", "strategy_id",
+                 "parameters", "best_return", "worst_return", "average_return"],
+    "properties": {
+        "total_cryptos": {"type": "integer"}, "successful": {"type": "integer"}, "failed": {"type": "integer"},
+        "total_time": {"type": "number"}, "parallel": {"type": "boolean"}, "processes": {"type": "integer"},
+        "strategy_id": {"type": "integer"}, "parameters": {"type": "object"},
+        "best_return": _NUM, "worst_return": _NUM, "average_return": _NUM,
+        "best_symbol": {"type": ["string", "null"]}, "worst_symbol": {"type": ["string", "null"]},
+        "batch_id": {"type": ["string", "null"]},
+    },
+}
+
+BATCH = {"type": "object", "required": ["results", "summary"],
+         "properties": {"results": {"type": "array", "items": RESULT}, "summary": SUMMARY}}
+SWEEP = {"type": "object", "required": ["settings", "summary"], "properties": {
+    "settings": {"type": "array", "items": {"type": "object", "required": ["parameters", "summary", "results"],
+                                            "properties": {"parameters": {"type": "object"}, "summary": SUMMARY,
+                                                           "results": {"type": "array", "items": RESULT}}}},
+    "summary": {"type": "object"}}}
+SINGLE = {"type": "object", "required": ["result", "strategy_id", "parameters"],
+          "properties": {"result": RESULT, "strategy_id": {"type": "integer"}, "parameters": {"type": "object"},
+                         "batch_id": {"type": ["string", "null"]}}}
+STRATEGY_LIST = {"type": "object", "required": ["strategies", "count"], "properties": {
+    "count": {"type": "integer"},
+    "strategies": {"type": "array", "items": {"type": "object", "required": ["id", "code", "name", "parameter_schema"],
+                                              "properties": {"id": {"type": "integer"}, "code": _STR, "name": _STR,
+                                                             "description": _STR,
+                                                             "parameter_schema": {"type": "object"}}}}}}
+CRYPTOS = {"type": "object", "required": ["cryptocurrencies", "count"], "properties": {
+    "count": {"type": "integer"},
+    "cryptocurrencies": {"type": "array", "items": {"type": "object", "required": ["id", "symbol", "rows"],
+                                                    "properties": {"id": {"type": "integer"}, "symbol": _STR,
+                                                                   "rows": {"type": "integer"}}}}}}
+HEALTH = {"type": "object", "required": ["status"], "properties": {"status": _STR}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": PROBLEM}}}
+
+
+def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def parameters_schema() -> dict[str, Any]:
+    """JSON Schema of a strategy's `parameters` object, from the engine's parameter specs.
+
+    One strategy exists; with more, this becomes the union of their parameters.
+    The cross-field rule (oversold < overbought) is not expressible here; it
+    answers 400 naming the field.
+    """
+    properties: dict[str, Any] = {}
+    for spec in STRATEGY_SPECS.values():
+        for p in spec.parameters:
+            rule: dict[str, Any] = {"type": p.type, "default": p.default, "description": p.description}
+            rule["exclusiveMinimum" if p.exclusive_min else "minimum"] = p.min
+            rule["exclusiveMaximum" if p.exclusive_max else "maximum"] = p.max
+            properties[p.name] = rule
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def _body(model: Any, with_parameters: str | None = None) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    if with_parameters == "parameters":
+        schema["properties"]["parameters"] = parameters_schema()
+    elif with_parameters == "parameter_sets":
+        schema["properties"]["parameter_sets"]["items"] = parameters_schema()
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+_POST_ERRORS = {
+    "400": _problem("invalid body or parameters; `errors` names each field"),
+    "404": _problem("unknown strategy or cryptocurrency"),
+    "415": _problem("the body is not application/json"),
+    "429": _problem("a backtest is already running in this server process; retry after Retry-After"),
+    "503": _problem("the database is down, locked or too slow; retry after Retry-After"),
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the whole API."""
+    key_header = {"name": "Idempotency-Key", "in": "header", "required": False,
+                  "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,255}$"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Crypto backtesting service", "version": "1.0.0",
+                 "description": "Runs a trading strategy against every cryptocurrency in PostgreSQL, "
+                                "in parallel, and answers with a ranked table."},
+        "paths": {
+            "/api/crypto/backtest/all": {"post": {
+                "summary": "Run a strategy against every cryptocurrency", "parameters": [key_header],
+                "requestBody": _body(BatchBacktestRequest, "parameters"),
+                "responses": {"200": _ok(BATCH), **_POST_ERRORS,
+                              "409": _problem("the request with this Idempotency-Key is still running"),
+                              "422": _problem("this Idempotency-Key was used with another request")}}},
+            "/api/crypto/backtest/sweep": {"post": {
+                "summary": "Run many parameter settings against every cryptocurrency",
+                "requestBody": _body(SweepBacktestRequest, "parameter_sets"), "responses": {"200": _ok(SWEEP), **_POST_ERRORS}}},
+            "/api/crypto/backtest": {"post": {
+                "summary": "Backtest one cryptocurrency, with trades and equity curve",
+                "requestBody": _body(SingleBacktestRequest, "parameters"), "responses": {"200": _ok(SINGLE), **_POST_ERRORS}}},
+            "/api/strategies": {"get": {"summary": "The strategy catalog with parameter schemas",
+                                        "responses": {"200": _ok(STRATEGY_LIST)}}},
+            "/api/crypto/cryptocurrencies": {"get": {"summary": "Cryptocurrencies with price data",
+                                                     "responses": {"200": _ok(CRYPTOS),
+                                                                   "503": _problem("database unavailable")}}},
+            "/api/health": {"get": {"summary": "The process answers", "responses": {"200": _ok(HEALTH)}}},
+            "/api/ready": {"get": {"summary": "Database reachable and migrations at head",
+                                   "responses": {"200": _ok(HEALTH), "503": _ok(HEALTH, "not ready")}}},
+            "/api/openapi.json": {"get": {"summary": "This document",
+                                          "responses": {"200": _ok({"type": "object"})}}},
+        },
+    }
+
+
+class OpenApiResource(Resource):
+    def get(self):
+        return openapi_document(), 200
