@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-dev stop-db bench bench-all bench-peers clean
+.PHONY: run test install install-dev stop-db bench bench-all bench-peers bench-load clean
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench: $(VENV)/.installed-dev
 bench-all: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/benchmark_parallel.py --workload all --http
 	$(BIN)/python benchmarks/benchmark_parallel.py --calibrate
+
+bench-load: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench_load.py
 
 .venv-bench/.installed: requirements.txt benchmarks/requirements.txt
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv .venv-bench

@@ -220,3 +220,32 @@ def test_idempotency_key_in_progress_is_409_and_failed_request_frees_it(client, 
     assert failed.status_code == 404
     with demo_db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM idempotency_keys WHERE key = 'retry-me'")).scalar_one() == 0
+
+
+BATTERY = [
+    ({"rsi_period": 0}, "parameters.rsi_period"), ({"rsi_period": -1}, "parameters.rsi_period"),
+    ({"rsi_period": 1.5}, "parameters.rsi_period"), ({"rsi_period": "14"}, "parameters.rsi_period"),
+    ({"rsi_period": 1e9}, "parameters.rsi_period"), ({"rsi_period": None}, "parameters.rsi_period"),
+    ({"initial_investment": 1e300}, "parameters.initial_investment"),
+    ({"oversold_threshold": 70, "overbought_threshold": 70}, "parameters.oversold_threshold"),
+    ({"transaction_fee": -0.5}, "parameters.transaction_fee"), ({"leverage": 3}, "parameters.leverage"),
+    ({"rsi_period": {"nested": [1, 2, {"deeper": True}]}}, "parameters.rsi_period"),
+]
+
+
+@pytest.mark.parametrize("params, field", BATTERY)
+def test_bad_parameters_never_reach_the_pool(client, demo_db, monkeypatch, params, field) -> None:
+    import api.services.backtest_service as svc_module
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a pool was used for a request that should have been refused")
+
+    monkeypatch.setattr(svc_module, "run_in_pool", no_pool)
+    for use_parallel in (True, "auto"):
+        resp = client.post(BATCH, json={"strategy_id": 1, "parameters": params, "use_parallel": use_parallel})
+        assert resp.status_code == 400 and field in _fields(resp)
+    for raw in (b'{"strategy_id": 1, "parameters": {"rsi_period": NaN}}',
+                b'{"strategy_id": 1, "parameters": {"rsi_period": Infinity}}'):
+        assert client.post(BATCH, data=raw, content_type="application/json").status_code == 400
+    with demo_db.connect() as conn:
+        assert repo.count_results(conn) == 0
