@@ -1,6 +1,7 @@
 """End to end: gunicorn on a loopback port, real HTTP, the batch answered and stored."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -36,8 +37,9 @@ def _request(url: str, body: dict | None = None, timeout: float = 60) -> tuple[i
         return err.code, json.loads(err.read())
 
 
-@pytest.fixture
-def gunicorn_url(db_url, demo_db):
+@contextlib.contextmanager
+def running_gunicorn(db_url: str):
+    """gunicorn (2 workers) serving the app on a free loopback port; yields (base URL, process)."""
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": db_url, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2"}
     gunicorn = Path(sys.executable).parent / "gunicorn"
@@ -58,12 +60,19 @@ def gunicorn_url(db_url, demo_db):
             time.sleep(0.2)
         yield base, proc
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
         try:
             proc.wait(timeout=30)
         finally:
             os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None
             log.close()
+
+
+@pytest.fixture
+def gunicorn_url(db_url, demo_db):
+    with running_gunicorn(db_url) as served:
+        yield served
 
 
 @pytest.mark.e2e
@@ -123,21 +132,7 @@ def test_twenty_concurrent_batches_against_gunicorn(db_url, demo_db) -> None:
                                      "AND pid <> pg_backend_pid()")).scalar_one()
 
     baseline = connections()
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": db_url, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2"}
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    proc = subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "api:create_app()"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if _request(base + "/api/health")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
-            assert time.monotonic() < deadline, "gunicorn did not start"
+    with running_gunicorn(db_url) as (base, _proc):
 
         def one(_: int) -> tuple[int, str | None]:
             req = urllib.request.Request(base + "/api/crypto/backtest/all", method="POST",
@@ -153,13 +148,6 @@ def test_twenty_concurrent_batches_against_gunicorn(db_url, demo_db) -> None:
             answers = list(pool.map(one, range(20)))
         assert all(code == 200 or (code in (429, 503) and retry) for code, retry in answers), answers
         assert sum(code == 200 for code, _ in answers) >= 2
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while connections() > baseline and time.monotonic() < deadline:
         time.sleep(0.2)
