@@ -1,16 +1,19 @@
-"""Flask CLI commands: `flask --app api seed-demo | backtest-all | db-upgrade`."""
+"""Flask CLI commands: `flask --app api seed-demo | backtest-all | import-prices | db-upgrade`."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from tqdm import tqdm
 
 from api.db import migrate
 from api.services.demo_loader import seed_demo
 from api.services.errors import ServiceError
+from api.services.price_import import ImportRejected, import_csv
 
 
 def register_cli(app: Flask) -> None:
@@ -18,6 +21,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(db_upgrade_command)
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(backtest_all_command)
+    app.cli.add_command(import_prices_command)
 
 
 @click.command("db-upgrade")
@@ -103,3 +107,29 @@ def format_ranked_table(results: list[dict[str, Any]]) -> str:
                      f"{r['num_trades']:>6} {r['win_rate']:>6.1f} {r['max_drawdown']:>8.2f} {sharpe:>7}  "
                      f"{'open position' if r['open_position'] else ''}")
     return "\n".join(lines)
+
+
+@click.command("import-prices")
+@with_appcontext
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--symbol", help="symbol for a single file (default: the file name, e.g. BTCUSDT.csv -> BTCUSDT)")
+def import_prices_command(paths: tuple[Path, ...], symbol: str | None) -> None:
+    """Import candle CSV files (or directories of them): bad rows are reported, good rows upserted."""
+    files = sorted(f for p in paths for f in ([p] if p.is_file() else p.glob("*.csv")))
+    if symbol and len(files) != 1:
+        raise click.BadParameter("--symbol needs exactly one file", param_hint="--symbol")
+    failed = 0
+    for path in tqdm(files, desc="import", unit="file", disable=len(files) < 2):
+        try:
+            report = import_csv(current_app.extensions["db_engine"], path, symbol)
+        except ImportRejected as exc:
+            failed += 1
+            tqdm.write(f"{path.name}: rejected: {exc}")
+            continue
+        tqdm.write(f"{path.name}: {report.symbol} {report.interval}: read {report.rows_read}, "
+                   f"stored {report.rows_stored}, rejected {report.rows_rejected}"
+                   + (f" {report.rejected_by_reason}" if report.rejected_by_reason else ""))
+        for err in report.errors[:5]:
+            tqdm.write(f"  line {err['line']}, {err['column']}={err['value']!r}: {err['reason']}")
+    if failed:
+        raise click.ClickException(f"{failed} of {len(files)} files rejected")

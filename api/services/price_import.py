@@ -1,0 +1,167 @@
+"""Read a candle file, validate every row (vectorized), and store the good rows with COPY.
+
+First step of issue 5: CSV files with a header (`date|timestamp|open_time,
+open, high, low, close, volume`, any case). Every rejected row is reported
+with its line number in the file, the column, the value and the reason; the
+good rows of a file are upserted (crypto + time) in one transaction, so a
+re-import updates candles and never duplicates them.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from api.db import repository as repo
+from api.engine.intervals import SECONDS_PER_INTERVAL
+
+TIME_COLUMNS = ("date", "timestamp", "open_time")
+PRICE_COLUMNS = ("open", "high", "low", "close")
+SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+MAX_REPORTED = 1000
+
+
+class ImportRejected(ValueError):
+    """The file as a whole cannot be imported (not a table, wrong columns, empty, irregular spacing...)."""
+
+
+@dataclass
+class ImportReport:
+    """What happened to one file: counts, the interval found, and the rejected rows."""
+
+    symbol: str
+    rows_read: int = 0
+    rows_stored: int = 0
+    rows_rejected: int = 0
+    interval: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def symbol_from_path(path: Path) -> str:
+    """BTCUSDT.csv -> BTCUSDT (validated like any symbol)."""
+    return check_symbol(path.stem.split("-")[0].split("_")[0])
+
+
+def check_symbol(symbol: str) -> str:
+    """A symbol is letters, digits and . _ - (at most 32), starting with a letter or digit."""
+    if not SYMBOL_RE.match(symbol or ""):
+        raise ImportRejected(f"symbol {symbol!r} must be 1-32 characters of A-Z a-z 0-9 . _ - "
+                             "starting with a letter or digit")
+    return symbol.upper()
+
+
+def read_csv_candles(path: Path) -> pd.DataFrame:
+    """The file's table with lower-cased column names, every cell as text (types are checked later)."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ImportRejected(f"not a readable CSV table: {exc}") from None
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    time_col = next((c for c in TIME_COLUMNS if c in frame.columns), None)
+    missing = [c for c in (*PRICE_COLUMNS, "volume") if c not in frame.columns]
+    if time_col is None or missing:
+        wanted = "one of date/timestamp/open_time" if time_col is None else ", ".join(missing)
+        raise ImportRejected(f"missing columns: {wanted} (found: {', '.join(frame.columns) or 'none'})")
+    if frame.empty:
+        raise ImportRejected("the file has a header but no rows")
+    return frame.rename(columns={time_col: "time"})[["time", *PRICE_COLUMNS, "volume"]]
+
+
+def validate_candles(frame: pd.DataFrame, report: ImportReport) -> pd.DataFrame:
+    """The rows that pass every check, with UTC times; every other row goes into the report."""
+    lines = np.arange(len(frame)) + 2  # line 1 is the header
+    times = _parse_times(frame["time"])
+    numbers = {c: pd.to_numeric(frame[c].str.strip(), errors="coerce") for c in (*PRICE_COLUMNS, "volume")}
+    bad = np.zeros(len(frame), dtype=bool)
+
+    def reject(mask: np.ndarray, column: str, reason: str) -> None:
+        nonlocal bad
+        mask = np.asarray(mask, dtype=bool) & ~bad  # each row reported once, for its first problem
+        if not mask.any():
+            return
+        report.rejected_by_reason[reason] = report.rejected_by_reason.get(reason, 0) + int(mask.sum())
+        room = MAX_REPORTED - len(report.errors)
+        for i in np.flatnonzero(mask)[:max(room, 0)]:
+            report.errors.append({"line": int(lines[i]), "column": column,
+                                  "value": str(frame[column].iat[i])[:64],
+                                  "reason": reason})
+        bad |= mask
+
+    reject(times.isna().to_numpy(), "time", "unparseable date")
+    for c in (*PRICE_COLUMNS, "volume"):
+        reject(numbers[c].isna().to_numpy() & (frame[c].str.strip() != "").to_numpy(), c, "not a number")
+        reject(numbers[c].isna().to_numpy(), c, "missing value")
+    for c in PRICE_COLUMNS:
+        reject(~(numbers[c] > 0).to_numpy() | ~np.isfinite(numbers[c].to_numpy()), c, "price must be a positive finite number")
+    o, h, lo, c = (numbers[k].to_numpy() for k in PRICE_COLUMNS)
+    reject(h < np.maximum(o, c), "high", "high below max(open, close)")
+    reject(lo > np.minimum(o, c), "low", "low above min(open, close)")
+    reject(~(numbers["volume"] >= 0).to_numpy() | ~np.isfinite(numbers["volume"].to_numpy()), "volume",
+           "volume must be zero or positive")
+    reject(times.duplicated(keep="first").to_numpy() & times.notna().to_numpy(), "time", "duplicate timestamp")
+    good = ~bad
+    report.errors.sort(key=lambda e: e["line"])
+    report.rows_read = len(frame)
+    report.rows_rejected = int(bad.sum())
+    clean = pd.DataFrame({"time": times[good], **{k: numbers[k][good] for k in (*PRICE_COLUMNS, "volume")}})
+    # the spacing is judged on every dated row, so rejected rows do not make gaps that fake an interval
+    report.interval = detect_interval(times.dropna().drop_duplicates().sort_values())
+    return clean.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def detect_interval(times: pd.Series) -> str:
+    """The candle interval, when every gap is a whole number of one known interval; else ImportRejected."""
+    if len(times) < 2:
+        raise ImportRejected("at least two valid candles are needed to tell their interval")
+    gaps = np.diff(_epoch_seconds(times))
+    step = int(np.min(gaps))
+    name = next((k for k, v in SECONDS_PER_INTERVAL.items() if v == step), None)
+    if name is None or np.any(gaps % step):
+        raise ImportRejected(f"irregular candle spacing (smallest gap {step} s, "
+                             f"{int(np.sum(gaps % step != 0)) if step else len(gaps)} gaps not a multiple of it); "
+                             "the interval is not guessed")
+    return name
+
+
+def import_csv(engine: Engine, path: Path, symbol: str | None = None) -> ImportReport:
+    """Validate one CSV file and upsert its good rows in one transaction."""
+    symbol = check_symbol(symbol) if symbol else symbol_from_path(path)
+    report = ImportReport(symbol=symbol)
+    clean = validate_candles(read_csv_candles(path), report)
+    if clean.empty:
+        raise ImportRejected(f"no valid rows ({report.rows_rejected} rejected: {report.rejected_by_reason})")
+    with engine.begin() as conn:
+        existing = repo.find_crypto(conn, symbol=symbol)
+        if existing is not None and existing["interval"] != report.interval:
+            raise ImportRejected(f"{symbol} holds {existing['interval']} candles; this file has {report.interval}")
+        crypto_id = existing["id"] if existing else repo.insert_cryptocurrency(conn, symbol, symbol, report.interval)
+        report.rows_stored = repo.copy_prices(
+            conn, crypto_id, _epoch_seconds(clean["time"]).astype("datetime64[s]"),
+            *(clean[k].to_numpy(dtype=np.float64) for k in (*PRICE_COLUMNS, "volume")))
+    return report
+
+
+def _epoch_seconds(times: pd.Series) -> np.ndarray:
+    """UTC datetimes as int64 epoch seconds."""
+    return times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype(np.int64)
+
+
+def _parse_times(raw: pd.Series) -> pd.Series:
+    """Dates, ISO timestamps or epoch numbers (s, ms or us, told apart by size) as UTC datetimes."""
+    text = raw.str.strip()
+    numeric = pd.to_numeric(text, errors="coerce")
+    as_epoch = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+    is_num = numeric.notna()
+    if is_num.any():
+        values = numeric[is_num].astype("float64")
+        unit_scale = np.where(values >= 1e14, 1e-6, np.where(values >= 1e11, 1e-3, 1.0))
+        seconds = (values * unit_scale).round().astype("int64")
+        as_epoch[is_num] = pd.to_datetime(seconds, unit="s", utc=True)
+    parsed = pd.to_datetime(text.where(~is_num), utc=True, errors="coerce", format="mixed")
+    return as_epoch.where(is_num, parsed)
