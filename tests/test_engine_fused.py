@@ -65,6 +65,8 @@ def _numpy_rsi(close: np.ndarray, period: int) -> np.ndarray:
     out = np.full(close.size, np.nan)
     total = avg_gain + avg_loss
     out[period:] = np.divide(100.0 * avg_gain, total, out=np.zeros_like(total), where=total != 0.0)
+    # RSI is at most 100 by definition; the division can round one ulp above it
+    out[period:] = np.where(out[period:] > 100.0, 100.0, out[period:])
     return out
 
 

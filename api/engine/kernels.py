@@ -209,7 +209,8 @@ def _seed_averages(close, period, scratch):
 def _rsi_value(ag, al):
     total = ag + al
     if total != 0.0:
-        return 100.0 * ag / total
+        # ag <= total, so RSI <= 100; (100 * ag) / total can round one ulp above it
+        return min(100.0 * ag / total, 100.0)
     return 0.0
 
 
