@@ -23,6 +23,7 @@ def build_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
     app = Flask("api")
     app.config["SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_mb * 1024 * 1024  # larger uploads answer 413
     url = resolve_database_url(settings)
     db_config = db_config_for(url, settings)
     engine = make_engine(db_config, pool_size=2)  # a request uses one at a time; see README: connections

@@ -110,3 +110,59 @@ def test_cli_imports_a_directory_and_the_batch_sees_it(runner, client, tmp_path,
     assert "AAAUSDT 1d: read 50, stored 50, rejected 0" in out.output
     batch = client.post("/api/crypto/backtest/all", json={"strategy_id": 1, "parameters": {}}).get_json()
     assert {r["symbol"] for r in batch["results"]} == {"AAAUSDT", "BBBUSDT"}
+
+
+def test_upload_route_reports_rows_and_the_batch_sees_it(client, empty_db) -> None:
+    import io
+
+    csv = _candles(40).to_csv(index=False).encode()
+    resp = client.post("/api/crypto/prices", data={"file": (io.BytesIO(csv), "UPLUSDT.csv")},
+                       content_type="multipart/form-data")
+    assert resp.status_code == 201, resp.get_json()
+    report = resp.get_json()
+    assert (report["symbol"], report["interval"], report["rows_stored"], report["rows_rejected"]) == \
+        ("UPLUSDT", "1d", 40, 0)
+    named = client.post("/api/crypto/prices", data={"file": (io.BytesIO(csv), "x.csv"), "symbol": "OTHER"},
+                        content_type="multipart/form-data")
+    assert named.status_code == 201 and named.get_json()["symbol"] == "OTHER"
+    batch = client.post("/api/crypto/backtest/all", json={"strategy_id": 1, "parameters": {}}).get_json()
+    assert {r["symbol"] for r in batch["results"]} == {"UPLUSDT", "OTHER"}
+
+
+def test_upload_failures_are_4xx_and_store_nothing(app, client, empty_db) -> None:
+    import io
+
+    def post(data, content_type="multipart/form-data"):
+        return client.post("/api/crypto/prices", data=data, content_type=content_type)
+
+    assert post({}).status_code == 400
+    assert post(b"date,open\n", "text/csv").status_code == 415
+    garbage = post({"file": (io.BytesIO(bytes(range(256)) * 100), "G.csv")})
+    assert garbage.status_code == 400 and garbage.get_json()["errors"][0]["field"] == "file"
+    wrong = post({"file": (io.BytesIO(b"when,price\n1,2\n"), "W.csv")})
+    assert wrong.status_code == 400 and "missing columns" in wrong.get_json()["detail"]
+    sym = post({"file": (io.BytesIO(_candles(5).to_csv(index=False).encode()), "S.csv"), "symbol": "bad symbol!"})
+    assert sym.status_code == 400 and sym.get_json()["errors"][0]["field"] == "symbol"
+    app.config["MAX_CONTENT_LENGTH"], limit = 1000, app.config["MAX_CONTENT_LENGTH"]
+    try:
+        big = post({"file": (io.BytesIO(b"x" * 5000), "B.csv")})
+        assert big.status_code == 413 and big.mimetype == "application/problem+json"
+    finally:
+        app.config["MAX_CONTENT_LENGTH"] = limit
+    with empty_db.connect() as conn:
+        assert repo.count_prices(conn) == 0
+
+
+def test_binance_kline_layout(tmp_path, empty_db) -> None:
+    frame = _candles(30)
+    open_ms = pd.to_datetime(frame["Date"], utc=True).astype("int64") // 10**6
+    kline = pd.DataFrame({"t": open_ms, "o": frame["Open"], "h": frame["High"], "l": frame["Low"],
+                          "c": frame["Close"], "v": frame["Volume"], "ct": open_ms + 86_399_999, "qv": 1.0,
+                          "n": 10, "tb": 0.5, "tq": 0.5, "i": 0})
+    path = tmp_path / "KLNUSDT-1d-2024-01.csv"
+    kline.to_csv(path, index=False, header=False, float_format="%.17g")
+    report = import_csv(empty_db, path)
+    assert (report.symbol, report.interval, report.rows_stored) == ("KLNUSDT", "1d", 30)
+    with empty_db.connect() as conn:
+        got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="KLNUSDT")["id"])
+    assert np.array_equal(got.close, frame["Close"].to_numpy())

@@ -10,6 +10,7 @@ from api.http.problems import problem_for
 from api.http.resources.backtests import BatchBacktestResource, SingleBacktestResource, SweepBacktestResource
 from api.http.resources.catalog import CryptocurrencyListResource, StrategyListResource
 from api.http.resources.health import HealthResource, ReadyResource
+from api.http.resources.prices import PriceUploadResource
 
 ROUTES = (
     (BatchBacktestResource, "/api/crypto/backtest/all"),
@@ -17,6 +18,7 @@ ROUTES = (
     (SingleBacktestResource, "/api/crypto/backtest"),
     (StrategyListResource, "/api/strategies"),
     (CryptocurrencyListResource, "/api/crypto/cryptocurrencies"),
+    (PriceUploadResource, "/api/crypto/prices"),
     (HealthResource, "/api/health"),
     (ReadyResource, "/api/ready"),
     (OpenApiResource, "/api/openapi.json"),

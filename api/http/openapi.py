@@ -80,6 +80,12 @@ CRYPTOS = {"type": "object", "required": ["cryptocurrencies", "count"], "propert
     "cryptocurrencies": {"type": "array", "items": {"type": "object", "required": ["id", "symbol", "rows"],
                                                     "properties": {"id": {"type": "integer"}, "symbol": _STR,
                                                                    "rows": {"type": "integer"}}}}}}
+IMPORT_REPORT = {"type": "object", "required": ["symbol", "rows_read", "rows_stored", "rows_rejected", "errors"],
+                 "properties": {"symbol": _STR, "interval": {"type": ["string", "null"]},
+                                "rows_read": {"type": "integer"}, "rows_stored": {"type": "integer"},
+                                "rows_rejected": {"type": "integer"},
+                                "rejected_by_reason": {"type": "object"},
+                                "errors": {"type": "array", "items": {"type": "object"}}}}
 HEALTH = {"type": "object", "required": ["status"], "properties": {"status": _STR}}
 
 
@@ -148,6 +154,14 @@ def openapi_document() -> dict[str, Any]:
             "/api/crypto/backtest": {"post": {
                 "summary": "Backtest one cryptocurrency, with trades and equity curve",
                 "requestBody": _body(SingleBacktestRequest, "parameters"), "responses": {"200": _ok(SINGLE), **_POST_ERRORS}}},
+            "/api/crypto/prices": {"post": {
+                "summary": "Upload one candle file (CSV, or Binance kline CSV); bad rows are reported",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"},
+                                   "symbol": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"}}}}}},
+                "responses": {"201": _ok(IMPORT_REPORT, "imported"), **_POST_ERRORS,
+                              "413": _problem("the upload is larger than MAX_UPLOAD_MB")}}},
             "/api/strategies": {"get": {"summary": "The strategy catalog with parameter schemas",
                                         "responses": {"200": _ok(STRATEGY_LIST)}}},
             "/api/crypto/cryptocurrencies": {"get": {"summary": "Cryptocurrencies with price data",

@@ -1,7 +1,8 @@
 """Read a candle file, validate every row (vectorized), and store the good rows with COPY.
 
-First step of issue 5: CSV files with a header (`date|timestamp|open_time,
-open, high, low, close, volume`, any case). Every rejected row is reported
+Formats so far: CSV with a header (`date|timestamp|open_time, open, high,
+low, close, volume`, any case) and Binance's kline CSV (12 columns, no
+header, open time in ms or us). Every rejected row is reported
 with its line number in the file, the column, the value and the reason; the
 good rows of a file are upserted (crypto + time) in one transaction, so a
 re-import updates candles and never duplicates them.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from api.db import repository as repo
 from api.engine.intervals import SECONDS_PER_INTERVAL
+from api.services.errors import ServiceError
 
 TIME_COLUMNS = ("date", "timestamp", "open_time")
 PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -26,8 +28,15 @@ SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 MAX_REPORTED = 1000
 
 
-class ImportRejected(ValueError):
+BINANCE_KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
+                         "trades", "taker_base_volume", "taker_quote_volume", "ignore")
+
+
+class ImportRejected(ServiceError):
     """The file as a whole cannot be imported (not a table, wrong columns, empty, irregular spacing...)."""
+
+    def __init__(self, detail: str, field: str = "file") -> None:
+        super().__init__(detail, [{"field": field, "message": detail}])
 
 
 @dataclass
@@ -51,15 +60,23 @@ def symbol_from_path(path: Path) -> str:
 def check_symbol(symbol: str) -> str:
     """A symbol is letters, digits and . _ - (at most 32), starting with a letter or digit."""
     if not SYMBOL_RE.match(symbol or ""):
-        raise ImportRejected(f"symbol {symbol!r} must be 1-32 characters of A-Z a-z 0-9 . _ - "
-                             "starting with a letter or digit")
+        raise ImportRejected(f"symbol {str(symbol)[:40]!r} must be 1-32 characters of A-Z a-z 0-9 . _ - "
+                             "starting with a letter or digit", field="symbol")
     return symbol.upper()
 
 
-def read_csv_candles(path: Path) -> pd.DataFrame:
-    """The file's table with lower-cased column names, every cell as text (types are checked later)."""
+def read_csv_candles(source: Path | BinaryIO) -> pd.DataFrame:
+    """The file's table with lower-cased column names, every cell as text (types are checked later).
+
+    A headerless file of 12 columns whose first cell is a number is read as
+    Binance's kline layout.
+    """
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        head = _first_line(source)
+        cells = head.split(",")
+        kline = len(cells) == len(BINANCE_KLINE_COLUMNS) and cells[0].strip().isdigit()
+        frame = pd.read_csv(source, dtype=str, keep_default_na=False,
+                            header=None if kline else "infer", names=BINANCE_KLINE_COLUMNS if kline else None)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ImportRejected(f"not a readable CSV table: {exc}") from None
     frame.columns = [str(c).strip().lower() for c in frame.columns]
@@ -131,9 +148,16 @@ def detect_interval(times: pd.Series) -> str:
 
 def import_csv(engine: Engine, path: Path, symbol: str | None = None) -> ImportReport:
     """Validate one CSV file and upsert its good rows in one transaction."""
-    symbol = check_symbol(symbol) if symbol else symbol_from_path(path)
+    return import_candles(engine, path, path.name, symbol)
+
+
+def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbol: str | None = None) -> ImportReport:
+    """Validate one candle file (a path or an open binary file) and upsert its good rows in one transaction."""
+    symbol = check_symbol(symbol) if symbol else symbol_from_path(Path(filename or ""))
+    if Path(filename or "").suffix.lower() not in (".csv", ".txt", ""):
+        raise ImportRejected(f"unsupported file type {Path(filename).suffix!r}: send CSV (.csv)")
     report = ImportReport(symbol=symbol)
-    clean = validate_candles(read_csv_candles(path), report)
+    clean = validate_candles(read_csv_candles(source), report)
     if clean.empty:
         raise ImportRejected(f"no valid rows ({report.rows_rejected} rejected: {report.rejected_by_reason})")
     with engine.begin() as conn:
@@ -145,6 +169,17 @@ def import_csv(engine: Engine, path: Path, symbol: str | None = None) -> ImportR
             conn, crypto_id, _epoch_seconds(clean["time"]).astype("datetime64[s]"),
             *(clean[k].to_numpy(dtype=np.float64) for k in (*PRICE_COLUMNS, "volume")))
     return report
+
+
+def _first_line(source: Path | BinaryIO) -> str:
+    """The first line of the file as text (the stream is rewound), to tell CSV layouts apart."""
+    if isinstance(source, Path):
+        with open(source, "rb") as f:
+            raw = f.readline(4096)
+    else:
+        raw = source.readline(4096)
+        source.seek(0)
+    return raw.decode("utf-8", errors="replace").strip()
 
 
 def _epoch_seconds(times: pd.Series) -> np.ndarray:
