@@ -66,6 +66,15 @@ def test_close_series_follows_every_write_to_prices(empty_db) -> None:
         repo.copy_prices(conn, b, t[:5], px[:5], px[:5], px[:5], px[:5], px[:5])  # upsert path
     with empty_db.begin() as conn:
         series_matches_prices(conn)
+        for day in range(10, 14):  # one candle at a time after the last: appended, not rebuilt
+            conn.execute(text("INSERT INTO crypto_prices VALUES (:a, '2024-01-01'::timestamptz + make_interval(days => :d), "
+                              "1, 1, 1, :c, 1)"), {"a": a, "d": day, "c": 20.0 + day})
+            series_matches_prices(conn)
+        conn.execute(text("INSERT INTO crypto_prices VALUES (:a, '2023-12-25', 1, 1, 1, 9.5, 1)"), {"a": a})  # before
+        series_matches_prices(conn)
+        conn.execute(text("DELETE FROM crypto_prices WHERE crypto_id = :a AND time < '2024-01-01' "
+                          "OR time >= '2024-01-11'"), {"a": a})
+        series_matches_prices(conn)
         repo.copy_prices(conn, b, t[3:], px[3:] * 2, px[3:] * 2, px[3:] * 2, px[3:] * 2, px[3:])  # overlap
         series_matches_prices(conn)
         conn.execute(text("UPDATE crypto_prices SET close = close + 1 WHERE crypto_id = :a AND time > '2024-01-05'"),

@@ -73,10 +73,10 @@ def read_csv_candles(source: Path | BinaryIO) -> pd.DataFrame:
     """
     try:
         head = _first_line(source)
+        _rewind(source)
         cells = head.split(",")
         kline = len(cells) == len(BINANCE_KLINE_COLUMNS) and cells[0].strip().isdigit()
-        frame = pd.read_csv(source, dtype=str, keep_default_na=False,
-                            header=None if kline else "infer", names=BINANCE_KLINE_COLUMNS if kline else None)
+        frame = _read_table(source, kline)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ImportRejected(f"not a readable CSV table: {exc}") from None
     frame.columns = [str(c).strip().lower() for c in frame.columns]
@@ -94,7 +94,7 @@ def validate_candles(frame: pd.DataFrame, report: ImportReport) -> pd.DataFrame:
     """The rows that pass every check, with UTC times; every other row goes into the report."""
     lines = np.arange(len(frame)) + 2  # line 1 is the header
     times = _parse_times(frame["time"])
-    numbers = {c: pd.to_numeric(frame[c].str.strip(), errors="coerce") for c in (*PRICE_COLUMNS, "volume")}
+    numbers = {c: _numbers(frame[c]) for c in (*PRICE_COLUMNS, "volume")}
     bad = np.zeros(len(frame), dtype=bool)
 
     def reject(mask: np.ndarray, column: str, reason: str) -> None:
@@ -112,7 +112,8 @@ def validate_candles(frame: pd.DataFrame, report: ImportReport) -> pd.DataFrame:
 
     reject(times.isna().to_numpy(), "time", "unparseable date")
     for c in (*PRICE_COLUMNS, "volume"):
-        reject(numbers[c].isna().to_numpy() & (frame[c].str.strip() != "").to_numpy(), c, "not a number")
+        if not pd.api.types.is_numeric_dtype(frame[c]):
+            reject(numbers[c].isna().to_numpy() & (frame[c].str.strip() != "").to_numpy(), c, "not a number")
         reject(numbers[c].isna().to_numpy(), c, "missing value")
     for c in PRICE_COLUMNS:
         reject(~(numbers[c] > 0).to_numpy() | ~np.isfinite(numbers[c].to_numpy()), c, "price must be a positive finite number")
@@ -167,8 +168,32 @@ def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbo
         crypto_id = existing["id"] if existing else repo.insert_cryptocurrency(conn, symbol, symbol, report.interval)
         report.rows_stored = repo.copy_prices(
             conn, crypto_id, _epoch_seconds(clean["time"]).astype("datetime64[s]"),
-            *(clean[k].to_numpy(dtype=np.float64) for k in (*PRICE_COLUMNS, "volume")))
+            *(clean[k].to_numpy(dtype=np.float64) for k in (*PRICE_COLUMNS, "volume")),
+            upsert=existing is not None)  # a new crypto has nothing to merge with
     return report
+
+
+def _read_table(source: Path | BinaryIO, kline: bool) -> pd.DataFrame:
+    """Numbers parsed by the C reader when every cell is one (the common, fast case); else all as text.
+
+    A text column is checked cell by cell later, so a file with bad cells is
+    slower but reports every one of them.
+    """
+    options: dict[str, Any] = {"header": None, "names": BINANCE_KLINE_COLUMNS} if kline else {}
+    try:
+        head = pd.read_csv(source, nrows=0, **options)
+        numeric = {c: "float64" for c in head.columns if str(c).strip().lower() in (*PRICE_COLUMNS, "volume")}
+        _rewind(source)
+        return pd.read_csv(source, dtype={**{c: str for c in head.columns}, **numeric}, keep_default_na=False,
+                           na_values=[""], **options)
+    except ValueError:
+        _rewind(source)
+        return pd.read_csv(source, dtype=str, keep_default_na=False, **options)
+
+
+def _rewind(source: Path | BinaryIO) -> None:
+    if not isinstance(source, Path):
+        source.seek(0)
 
 
 def _first_line(source: Path | BinaryIO) -> str:
@@ -180,6 +205,12 @@ def _first_line(source: Path | BinaryIO) -> str:
         raw = source.readline(4096)
         source.seek(0)
     return raw.decode("utf-8", errors="replace").strip()
+
+
+def _numbers(column: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(column):
+        return column.astype("float64")
+    return pd.to_numeric(column.str.strip(), errors="coerce")
 
 
 def _epoch_seconds(times: pd.Series) -> np.ndarray:
@@ -198,5 +229,8 @@ def _parse_times(raw: pd.Series) -> pd.Series:
         unit_scale = np.where(values >= 1e14, 1e-6, np.where(values >= 1e11, 1e-3, 1.0))
         seconds = (values * unit_scale).round().astype("int64")
         as_epoch[is_num] = pd.to_datetime(seconds, unit="s", utc=True)
-    parsed = pd.to_datetime(text.where(~is_num), utc=True, errors="coerce", format="mixed")
+    parsed = pd.to_datetime(text.where(~is_num), utc=True, errors="coerce", format="ISO8601")
+    retry = parsed.isna() & ~is_num & (text != "")
+    if retry.any():  # not ISO 8601: let pandas infer each remaining one
+        parsed[retry] = pd.to_datetime(text[retry], utc=True, errors="coerce", format="mixed")
     return as_epoch.where(is_num, parsed)
