@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-dev stop-db bench bench-all bench-peers bench-load clean
+.PHONY: run test install install-dev stop-db bench bench-all bench-peers bench-load bench-import clean
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench-all: $(VENV)/.installed-dev
 
 bench-load: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_load.py
+
+bench-import: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench_import.py
 
 .venv-bench/.installed: requirements.txt benchmarks/requirements.txt
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv .venv-bench
