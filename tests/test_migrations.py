@@ -92,7 +92,7 @@ def test_close_series_follows_every_write_to_prices(empty_db) -> None:
         assert repo.total_candles(conn) == 0
 
 
-def test_deleting_a_crypto_deletes_its_results(demo_db) -> None:
+def test_deleting_a_crypto_deletes_its_results_and_prices(demo_db) -> None:
     from api.db import repository as repo
 
     with demo_db.begin() as conn:
@@ -108,3 +108,7 @@ def test_deleting_a_crypto_deletes_its_results(demo_db) -> None:
         assert left == [other["id"]]
         assert conn.execute(text("SELECT count(*) FROM crypto_close_series WHERE crypto_id = :id"),
                             {"id": crypto["id"]}).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM crypto_prices WHERE crypto_id = :id"),
+                            {"id": crypto["id"]}).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM crypto_prices WHERE crypto_id = :id"),
+                            {"id": other["id"]}).scalar_one() == 400
