@@ -114,8 +114,9 @@ def format_ranked_table(results: list[dict[str, Any]]) -> str:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--symbol", help="symbol for a single file (default: the file name, e.g. BTCUSDT.csv -> BTCUSDT)")
 def import_prices_command(paths: tuple[Path, ...], symbol: str | None) -> None:
-    """Import candle CSV files (or directories of them): bad rows are reported, good rows upserted."""
-    files = sorted(f for p in paths for f in ([p] if p.is_file() else p.glob("*.csv")))
+    """Import candle files, CSV or Parquet (or directories of them): bad rows are reported, good rows upserted."""
+    files = sorted(f for p in paths for f in ([p] if p.is_file() else
+                                              [g for g in p.iterdir() if g.suffix.lower() in (".csv", ".parquet")]))
     if symbol and len(files) != 1:
         raise click.BadParameter("--symbol needs exactly one file", param_hint="--symbol")
     failed = 0

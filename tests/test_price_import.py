@@ -166,3 +166,26 @@ def test_binance_kline_layout(tmp_path, empty_db) -> None:
     with empty_db.connect() as conn:
         got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="KLNUSDT")["id"])
     assert np.array_equal(got.close, frame["Close"].to_numpy())
+
+
+@pytest.mark.parametrize("times", ["datetime", "epoch_ms"])
+def test_parquet_round_trips(tmp_path, empty_db, times) -> None:
+    frame = _candles(45)
+    stamps = pd.to_datetime(frame["Date"], utc=True)
+    frame["Date"] = stamps if times == "datetime" else stamps.astype("int64") // 10**6
+    path = tmp_path / "PQTUSDT.parquet"
+    frame.to_parquet(path, index=False)
+    report = import_csv(empty_db, path)
+    assert (report.symbol, report.interval, report.rows_stored, report.rows_rejected) == ("PQTUSDT", "1d", 45, 0)
+    with empty_db.connect() as conn:
+        got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="PQTUSDT")["id"],
+                               with_times=True)
+    assert np.array_equal(got.close, frame["Close"].to_numpy())
+    assert got.times[0] == stamps.iloc[0].timestamp()
+
+
+def test_garbage_parquet_is_refused(tmp_path, empty_db) -> None:
+    path = tmp_path / "BAD.parquet"
+    path.write_bytes(b"PAR1" + bytes(range(256)) * 10)
+    with pytest.raises(ImportRejected, match="Parquet"):
+        import_csv(empty_db, path)

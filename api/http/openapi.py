@@ -155,7 +155,7 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Backtest one cryptocurrency, with trades and equity curve",
                 "requestBody": _body(SingleBacktestRequest, "parameters"), "responses": {"200": _ok(SINGLE), **_POST_ERRORS}}},
             "/api/crypto/prices": {"post": {
-                "summary": "Upload one candle file (CSV, or Binance kline CSV); bad rows are reported",
+                "summary": "Upload one candle file (CSV, Binance kline CSV or Parquet); bad rows are reported",
                 "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                     "type": "object", "required": ["file"],
                     "properties": {"file": {"type": "string", "format": "binary"},

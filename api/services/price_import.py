@@ -1,8 +1,9 @@
 """Read a candle file, validate every row (vectorized), and store the good rows with COPY.
 
 Formats so far: CSV with a header (`date|timestamp|open_time, open, high,
-low, close, volume`, any case) and Binance's kline CSV (12 columns, no
-header, open time in ms or us). Every rejected row is reported
+low, close, volume`, any case), Binance's kline CSV (12 columns, no header,
+open time in ms or us) and Parquet (same columns; read with a pyarrow that no
+longer deserializes arbitrary extension types, CVE-2023-47248). Every rejected row is reported
 with its line number in the file, the column, the value and the reason; the
 good rows of a file are upserted (crypto + time) in one transaction, so a
 re-import updates candles and never duplicates them.
@@ -79,15 +80,7 @@ def read_csv_candles(source: Path | BinaryIO) -> pd.DataFrame:
         frame = _read_table(source, kline)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ImportRejected(f"not a readable CSV table: {exc}") from None
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    time_col = next((c for c in TIME_COLUMNS if c in frame.columns), None)
-    missing = [c for c in (*PRICE_COLUMNS, "volume") if c not in frame.columns]
-    if time_col is None or missing:
-        wanted = "one of date/timestamp/open_time" if time_col is None else ", ".join(missing)
-        raise ImportRejected(f"missing columns: {wanted} (found: {', '.join(frame.columns) or 'none'})")
-    if frame.empty:
-        raise ImportRejected("the file has a header but no rows")
-    return frame.rename(columns={time_col: "time"})[["time", *PRICE_COLUMNS, "volume"]]
+    return _candle_columns(frame)
 
 
 def validate_candles(frame: pd.DataFrame, report: ImportReport) -> pd.DataFrame:
@@ -155,10 +148,12 @@ def import_csv(engine: Engine, path: Path, symbol: str | None = None) -> ImportR
 def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbol: str | None = None) -> ImportReport:
     """Validate one candle file (a path or an open binary file) and upsert its good rows in one transaction."""
     symbol = check_symbol(symbol) if symbol else symbol_from_path(Path(filename or ""))
-    if Path(filename or "").suffix.lower() not in (".csv", ".txt", ""):
-        raise ImportRejected(f"unsupported file type {Path(filename).suffix!r}: send CSV (.csv)")
+    suffix = Path(filename or "").suffix.lower()
+    if suffix not in (".csv", ".txt", "", ".parquet", ".pq"):
+        raise ImportRejected(f"unsupported file type {suffix!r}: send CSV (.csv) or Parquet (.parquet)")
     report = ImportReport(symbol=symbol)
-    clean = validate_candles(read_csv_candles(source), report)
+    frame = read_parquet_candles(source) if suffix in (".parquet", ".pq") else read_csv_candles(source)
+    clean = validate_candles(frame, report)
     if clean.empty:
         raise ImportRejected(f"no valid rows ({report.rows_rejected} rejected: {report.rejected_by_reason})")
     with engine.begin() as conn:
@@ -171,6 +166,31 @@ def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbo
             *(clean[k].to_numpy(dtype=np.float64) for k in (*PRICE_COLUMNS, "volume")),
             upsert=existing is not None)  # a new crypto has nothing to merge with
     return report
+
+
+def read_parquet_candles(source: Path | BinaryIO) -> pd.DataFrame:
+    """A Parquet file's candle columns (names matched as for CSV)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(source)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ImportRejected(f"not a readable Parquet file: {str(exc)[:200]}") from None
+    return _candle_columns(table.to_pandas())
+
+
+def _candle_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Lower-cased names, the time column found and renamed, only the six candle columns kept."""
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    time_col = next((c for c in TIME_COLUMNS if c in frame.columns), None)
+    missing = [c for c in (*PRICE_COLUMNS, "volume") if c not in frame.columns]
+    if time_col is None or missing:
+        wanted = "one of date/timestamp/open_time" if time_col is None else ", ".join(missing)
+        raise ImportRejected(f"missing columns: {wanted} (found: {', '.join(frame.columns) or 'none'})")
+    if frame.empty:
+        raise ImportRejected("the file has a header but no rows")
+    return frame.rename(columns={time_col: "time"})[["time", *PRICE_COLUMNS, "volume"]]
 
 
 def _read_table(source: Path | BinaryIO, kline: bool) -> pd.DataFrame:
@@ -220,7 +240,11 @@ def _epoch_seconds(times: pd.Series) -> np.ndarray:
 
 def _parse_times(raw: pd.Series) -> pd.Series:
     """Dates, ISO timestamps or epoch numbers (s, ms or us, told apart by size) as UTC datetimes."""
-    text = raw.str.strip()
+    if pd.api.types.is_datetime64_any_dtype(raw):  # typed timestamps (Parquet): naive ones are UTC
+        return raw.dt.tz_localize("UTC") if raw.dt.tz is None else raw.dt.tz_convert("UTC")
+    if pd.api.types.is_numeric_dtype(raw):
+        raw = raw.astype("float64").map(lambda v: "" if v != v else repr(v))
+    text = raw.astype(str).str.strip()
     numeric = pd.to_numeric(text, errors="coerce")
     as_epoch = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
     is_num = numeric.notna()
