@@ -116,7 +116,7 @@ def format_ranked_table(results: list[dict[str, Any]]) -> str:
 def import_prices_command(paths: tuple[Path, ...], symbol: str | None) -> None:
     """Import candle files, CSV or Parquet (or directories of them): bad rows are reported, good rows upserted."""
     files = sorted(f for p in paths for f in ([p] if p.is_file() else
-                                              [g for g in p.iterdir() if g.suffix.lower() in (".csv", ".parquet")]))
+                                              [g for g in p.iterdir() if g.suffix.lower() in (".csv", ".parquet", ".xlsx")]))
     if symbol and len(files) != 1:
         raise click.BadParameter("--symbol needs exactly one file", param_hint="--symbol")
     failed = 0

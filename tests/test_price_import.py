@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from api.db import repository as repo
-from api.services.price_import import ImportRejected, detect_interval, import_csv
+from api.services.price_import import ImportRejected, detect_interval, import_candles, import_csv
 
 
 def _candles(n: int, start: str = "2024-01-01", step: str = "1D", seed: int = 1) -> pd.DataFrame:
@@ -189,3 +189,57 @@ def test_garbage_parquet_is_refused(tmp_path, empty_db) -> None:
     path.write_bytes(b"PAR1" + bytes(range(256)) * 10)
     with pytest.raises(ImportRejected, match="Parquet"):
         import_csv(empty_db, path)
+
+
+def test_xlsx_round_trips_and_formulas_are_never_evaluated(tmp_path, empty_db) -> None:
+    import openpyxl
+
+    frame = _candles(25)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Other"
+    data = book.create_sheet("Candles")
+    data.append(list(frame.columns))
+    for row in frame.itertuples(index=False):
+        data.append(list(row))
+    data["E5"] = "=1+1"  # a formula in Close of data row 4 (file line 5)
+    path = tmp_path / "XLSUSDT.xlsx"
+    book.save(path)
+    report = import_candles(empty_db, path, path.name, sheet="Candles")
+    assert (report.symbol, report.interval, report.rows_stored, report.rows_rejected) == ("XLSUSDT", "1d", 24, 1)
+    assert report.errors == [{"line": 5, "column": "close", "value": "=1+1", "reason": "not a number"}]
+    with pytest.raises(ImportRejected, match="no sheet"):
+        import_candles(empty_db, path, path.name, sheet="Nope")
+
+
+def test_xlsx_zip_bomb_and_entity_expansion_are_refused_quickly(tmp_path, empty_db, monkeypatch) -> None:
+    import time
+    import zipfile
+
+    import api.services.price_import as pi
+
+    bomb = tmp_path / "BOMB.xlsx"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/worksheets/sheet1.xml", b"0" * (64 * 1024 * 1024))  # compresses to ~64 KB
+    monkeypatch.setattr(pi, "MAX_XLSX_UNCOMPRESSED", 16 * 1024 * 1024)
+    started = time.monotonic()
+    with pytest.raises(ImportRejected, match="zip bomb"):
+        import_candles(empty_db, bomb, bomb.name)
+    assert time.monotonic() - started < 2
+
+    import openpyxl
+
+    good = tmp_path / "ENT.xlsx"
+    book = openpyxl.Workbook()
+    book.active.append(["date", "open", "high", "low", "close", "volume"])
+    book.save(good)
+    evil = tmp_path / "EVIL.xlsx"
+    lol = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">'
+           '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;">]><workbook>&lol3;</workbook>')
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(evil, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, lol if item.filename == "xl/workbook.xml" else src.read(item.filename))
+    with pytest.raises(ImportRejected, match="EntitiesForbidden"):  # defusedxml refused the entity declarations
+        import_candles(empty_db, evil, evil.name)
+    with empty_db.connect() as conn:
+        assert repo.count_prices(conn) == 0

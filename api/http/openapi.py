@@ -155,11 +155,12 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Backtest one cryptocurrency, with trades and equity curve",
                 "requestBody": _body(SingleBacktestRequest, "parameters"), "responses": {"200": _ok(SINGLE), **_POST_ERRORS}}},
             "/api/crypto/prices": {"post": {
-                "summary": "Upload one candle file (CSV, Binance kline CSV or Parquet); bad rows are reported",
+                "summary": "Upload one candle file (CSV, Binance kline CSV, Parquet or .xlsx); bad rows are reported",
                 "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                     "type": "object", "required": ["file"],
                     "properties": {"file": {"type": "string", "format": "binary"},
-                                   "symbol": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"}}}}}},
+                                   "symbol": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"},
+                                   "sheet": {"type": "string"}}}}}},
                 "responses": {"201": _ok(IMPORT_REPORT, "imported"), **_POST_ERRORS,
                               "413": _problem("the upload is larger than MAX_UPLOAD_MB")}}},
             "/api/strategies": {"get": {"summary": "The strategy catalog with parameter schemas",

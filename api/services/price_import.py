@@ -2,8 +2,11 @@
 
 Formats so far: CSV with a header (`date|timestamp|open_time, open, high,
 low, close, volume`, any case), Binance's kline CSV (12 columns, no header,
-open time in ms or us) and Parquet (same columns; read with a pyarrow that no
-longer deserializes arbitrary extension types, CVE-2023-47248). Every rejected row is reported
+open time in ms or us), Parquet (same columns; read with a pyarrow that no
+longer deserializes arbitrary extension types, CVE-2023-47248) and Excel .xlsx
+(first sheet or a named one; read-only through defusedxml, the archive's
+uncompressed size capped before anything is parsed, formulas read as text
+and so rejected as "not a number", never evaluated). Every rejected row is reported
 with its line number in the file, the column, the value and the reason; the
 good rows of a file are upserted (crypto + time) in one transaction, so a
 re-import updates candles and never duplicates them.
@@ -141,18 +144,24 @@ def detect_interval(times: pd.Series) -> str:
 
 
 def import_csv(engine: Engine, path: Path, symbol: str | None = None) -> ImportReport:
-    """Validate one CSV file and upsert its good rows in one transaction."""
+    """Validate one candle file (CSV, Parquet or .xlsx, by extension) and upsert its good rows."""
     return import_candles(engine, path, path.name, symbol)
 
 
-def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbol: str | None = None) -> ImportReport:
+def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbol: str | None = None,
+                   sheet: str | None = None) -> ImportReport:
     """Validate one candle file (a path or an open binary file) and upsert its good rows in one transaction."""
     symbol = check_symbol(symbol) if symbol else symbol_from_path(Path(filename or ""))
     suffix = Path(filename or "").suffix.lower()
-    if suffix not in (".csv", ".txt", "", ".parquet", ".pq"):
-        raise ImportRejected(f"unsupported file type {suffix!r}: send CSV (.csv) or Parquet (.parquet)")
+    if suffix not in (".csv", ".txt", "", ".parquet", ".pq", ".xlsx"):
+        raise ImportRejected(f"unsupported file type {suffix!r}: send CSV (.csv), Parquet (.parquet) or .xlsx")
     report = ImportReport(symbol=symbol)
-    frame = read_parquet_candles(source) if suffix in (".parquet", ".pq") else read_csv_candles(source)
+    if suffix in (".parquet", ".pq"):
+        frame = read_parquet_candles(source)
+    elif suffix == ".xlsx":
+        frame = read_xlsx_candles(source, sheet)
+    else:
+        frame = read_csv_candles(source)
     clean = validate_candles(frame, report)
     if clean.empty:
         raise ImportRejected(f"no valid rows ({report.rows_rejected} rejected: {report.rejected_by_reason})")
@@ -178,6 +187,41 @@ def read_parquet_candles(source: Path | BinaryIO) -> pd.DataFrame:
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise ImportRejected(f"not a readable Parquet file: {str(exc)[:200]}") from None
     return _candle_columns(table.to_pandas())
+
+
+MAX_XLSX_UNCOMPRESSED = 512 * 1024 * 1024
+
+
+def read_xlsx_candles(source: Path | BinaryIO, sheet: str | None = None) -> pd.DataFrame:
+    """The first (or the named) sheet of an .xlsx file, every cell as text; guarded against bombs."""
+    import zipfile
+
+    import openpyxl
+
+    try:
+        with zipfile.ZipFile(source) as archive:
+            unpacked = sum(i.file_size for i in archive.infolist())
+        if unpacked > MAX_XLSX_UNCOMPRESSED:
+            raise ImportRejected(f"the .xlsx unpacks to {unpacked / 2**20:.0f} MB, over the "
+                                 f"{MAX_XLSX_UNCOMPRESSED / 2**20:.0f} MB limit (a zip bomb?)")
+        _rewind(source)
+        book = openpyxl.load_workbook(source, read_only=True, data_only=False)
+    except ImportRejected:
+        raise
+    except Exception as exc:  # zipfile, openpyxl and defusedxml raise many kinds for a bad file
+        root = exc.__cause__ or exc  # e.g. defusedxml's EntitiesForbidden inside openpyxl's ValueError
+        raise ImportRejected(f"not a readable .xlsx workbook: {type(root).__name__}: {str(root)[:200]}") from None
+    try:
+        if sheet is not None and sheet not in book.sheetnames:
+            raise ImportRejected(f"no sheet {sheet!r} (sheets: {', '.join(book.sheetnames)})", field="sheet")
+        rows = book[sheet].iter_rows(values_only=True) if sheet else book.worksheets[0].iter_rows(values_only=True)
+        header = next(rows, None)
+        if header is None:
+            raise ImportRejected("the sheet is empty")
+        cells = [["" if v is None else str(v) for v in row] for row in rows]
+    finally:
+        book.close()
+    return _candle_columns(pd.DataFrame(cells, columns=[str(h) for h in header], dtype=str))
 
 
 def _candle_columns(frame: pd.DataFrame) -> pd.DataFrame:

@@ -20,5 +20,5 @@ class PriceUploadResource(Resource):
             raise BadRequest(400, "Invalid request", "no file: send it in the multipart field 'file'",
                              [{"field": "file", "message": "required"}])
         report = import_candles(current_app.extensions["db_engine"], upload.stream, upload.filename,
-                                request.form.get("symbol") or None)
+                                request.form.get("symbol") or None, request.form.get("sheet") or None)
         return dataclasses.asdict(report), 201
