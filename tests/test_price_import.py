@@ -243,3 +243,34 @@ def test_xlsx_zip_bomb_and_entity_expansion_are_refused_quickly(tmp_path, empty_
         import_candles(empty_db, evil, evil.name)
     with empty_db.connect() as conn:
         assert repo.count_prices(conn) == 0
+
+
+def test_100k_rows_with_one_percent_bad_rows_of_every_kind(tmp_path, empty_db) -> None:
+    n = 100_000
+    frame = _candles(n, step="1h").astype(object)
+    kinds = [("Date", "31/31/2024", "unparseable date"), ("Close", "n/a", "not a number"),
+             ("Open", "0", "price must be a positive finite number"), ("High", "0.0001", "high below max(open, close)"),
+             ("Low", "1e12", "low above min(open, close)"), ("Volume", "-1", "volume must be zero or positive"),
+             ("Close", "", "missing value")]
+    rng = np.random.default_rng(3)
+    bad_rows = rng.choice(np.arange(1, n), size=n // 100, replace=False)
+    expected = {}
+    for i, row in enumerate(sorted(bad_rows)):
+        col, value, reason = kinds[i % len(kinds)]
+        frame.at[row, col] = value
+        expected[row + 2] = reason
+    dupes = bad_rows[:50] - 1  # copy the timestamp of a neighbouring good row: duplicate timestamp
+    dupes = [d for d in dupes if d + 2 not in expected and d + 1 + 2 not in expected and d + 1 < n]
+    for d in dupes[:20]:
+        frame.at[d + 1, "Date"] = frame.at[d, "Date"]
+        expected[d + 1 + 2] = "duplicate timestamp"
+    path = tmp_path / "HUGE.csv"
+    frame.to_csv(path, index=False)
+    report = import_csv(empty_db, path)
+    got = {e["line"]: e["reason"] for e in report.errors}
+    assert report.rows_rejected == len(expected) and len(report.errors) == min(1000, len(expected))
+    assert all(expected[line] == reason for line, reason in got.items())
+    assert report.rows_read == n and report.rows_stored + report.rows_rejected == n
+    assert sum(report.rejected_by_reason.values()) == report.rows_rejected
+    with empty_db.connect() as conn:
+        assert repo.count_prices(conn) == report.rows_stored
