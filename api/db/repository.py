@@ -131,9 +131,9 @@ _COPY_ROW = np.dtype([
 ])
 
 
-def price_copy_payload(crypto_id: int, times: np.ndarray, open_: np.ndarray, high: np.ndarray,
-                       low: np.ndarray, close: np.ndarray, volume: np.ndarray) -> bytes:
-    """PostgreSQL binary COPY data for candles, built with one numpy structured array.
+def price_copy_rows(crypto_id: int, times: np.ndarray, open_: np.ndarray, high: np.ndarray,
+                       low: np.ndarray, close: np.ndarray, volume: np.ndarray) -> np.ndarray:
+    """PostgreSQL binary COPY tuples for candles, as one numpy structured array (header and trailer apart).
 
     Binary COPY moves float64 values bit for bit (no text formatting either
     way) and is several times faster than CSV for this shape of data.
@@ -145,7 +145,7 @@ def price_copy_payload(crypto_id: int, times: np.ndarray, open_: np.ndarray, hig
     rows["l_time"], rows["time"] = 8, epoch_us - _PG_EPOCH_US
     for name, values in (("open", open_), ("high", high), ("low", low), ("close", close), ("volume", volume)):
         rows[f"l_{name}"], rows[name] = 8, values
-    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
+    return rows
 
 
 _PRICE_COLUMNS = "(crypto_id, time, open, high, low, close, volume)"
@@ -160,17 +160,24 @@ def copy_prices(conn: Connection, crypto_id: int, times: np.ndarray, open_: np.n
     """
     if len(times) == 0:
         return 0
-    payload = price_copy_payload(crypto_id, times, open_, high, low, close, volume)
+    rows = price_copy_rows(crypto_id, times, open_, high, low, close, volume)
     cur = conn.connection.driver_connection.cursor()
+
+    def send(table: str) -> None:  # the rows go out in slices of the array: no copy of the whole payload
+        with cur.copy(f"COPY {table} {_PRICE_COLUMNS} FROM STDIN WITH (FORMAT binary)") as copy:
+            copy.write(_COPY_HEADER)
+            view = memoryview(rows).cast("B")
+            for start in range(0, len(view), 8 << 20):
+                copy.write(view[start:start + (8 << 20)])
+            copy.write(_COPY_TRAILER)
+
     try:
         if not upsert:
-            with cur.copy(f"COPY crypto_prices {_PRICE_COLUMNS} FROM STDIN WITH (FORMAT binary)") as copy:
-                copy.write(payload)
+            send("crypto_prices")
             return len(times)
         cur.execute("CREATE TEMP TABLE IF NOT EXISTS _price_load (LIKE crypto_prices INCLUDING DEFAULTS) "
                     "ON COMMIT DROP")
-        with cur.copy(f"COPY _price_load {_PRICE_COLUMNS} FROM STDIN WITH (FORMAT binary)") as copy:
-            copy.write(payload)
+        send("_price_load")
         cur.execute(
             f"INSERT INTO crypto_prices {_PRICE_COLUMNS} SELECT * FROM _price_load "
             "ON CONFLICT (crypto_id, time) DO UPDATE SET open = EXCLUDED.open, high = EXCLUDED.high, "
