@@ -16,9 +16,6 @@ from api.db.repository import METRIC_COLUMNS, PriceSeries
 from api.engine import EngineError, get_strategy
 from api.engine.intervals import bars_per_year
 
-METRIC_KEYS = METRIC_COLUMNS  # the metrics every result carries, as stored
-
-
 def iso_utc(epoch_seconds: int | float) -> str:
     """Epoch seconds as an ISO 8601 UTC timestamp ending in Z."""
     return datetime.fromtimestamp(int(epoch_seconds), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -41,7 +38,7 @@ def error_result(crypto: Mapping[str, Any], prices: PriceSeries | None, code: st
                  started: float) -> dict[str, Any]:
     """A result whose metrics are all null and whose `error` says what went wrong."""
     result = crypto_header(crypto, prices)
-    result.update({k: None for k in METRIC_KEYS})
+    result.update({k: None for k in METRIC_COLUMNS})
     result["calculation_time_ms"] = (time.perf_counter() - started) * 1000.0
     result["error"] = {"code": code, "message": message}
     return result
@@ -65,7 +62,7 @@ def backtest_prices(crypto: Mapping[str, Any], strategy_code: str, parameters: M
     except EngineError as exc:
         return error_result(crypto, prices, _error_code(exc), str(exc), started)
     result = dict(header) if header is not None else crypto_header(crypto, prices)
-    result.update({k: outcome.metrics[k] for k in METRIC_KEYS})
+    result.update({k: outcome.metrics[k] for k in METRIC_COLUMNS})
     if times is not None:
         result["trades"] = [_trade_dict(t, times) for t in outcome.trades]
         result["equity_curve"] = [
