@@ -72,6 +72,16 @@ def test_close_series_follows_every_write_to_prices(empty_db) -> None:
             series_matches_prices(conn)
         conn.execute(text("INSERT INTO crypto_prices VALUES (:a, '2023-12-25', 1, 1, 1, 9.5, 1)"), {"a": a})  # before
         series_matches_prices(conn)
+        c = repo.insert_cryptocurrency(conn, "CCC", "C")
+        # one statement, three cases: a new crypto (created), after a's end (appended), inside b (rebuilt)
+        conn.execute(text("INSERT INTO crypto_prices VALUES (:c, '2024-03-02', 1, 1, 1, 7.0, 1), "
+                          "(:a, '2024-01-20', 1, 1, 1, 30.0, 1), (:c, '2024-03-01', 1, 1, 1, 6.0, 1), "
+                          "(:b, '2023-12-31', 1, 1, 1, 5.0, 1), (:a, '2024-01-19', 1, 1, 1, 29.0, 1)"),
+                     {"a": a, "b": b, "c": c})
+        series_matches_prices(conn)
+        conn.execute(text("DELETE FROM crypto_prices WHERE crypto_id = :c OR (crypto_id = :b AND time < '2024-01-01') "
+                          "OR (crypto_id = :a AND time >= '2024-01-19')"), {"a": a, "b": b, "c": c})
+        series_matches_prices(conn)
         conn.execute(text("DELETE FROM crypto_prices WHERE crypto_id = :a AND time < '2024-01-01' "
                           "OR time >= '2024-01-11'"), {"a": a})
         series_matches_prices(conn)

@@ -178,7 +178,6 @@ def _collect(warm: _WarmPool, func: Callable[..., Any], arg_tuples: Sequence[tup
     """Yield results in order; on a stall, put the indices not yet yielded in `stalled` and stop."""
     pool, slots, n = warm.pool, warm.slots, len(arg_tuples)
     base = int(time.monotonic() * 1000) * 10_000  # task ids unique across batches of this pool
-    size = max(1, min(32, n // (warm.size * 8)))
     chunks: dict[int, tuple[Any, list[int]]] = {}  # chunk id -> (async result, task indices)
     owner: dict[int, int] = {}  # task index -> chunk id
 
@@ -189,8 +188,8 @@ def _collect(warm: _WarmPool, func: Callable[..., Any], arg_tuples: Sequence[tup
         chunks[cid] = (pool.apply_async(_run_chunk, (base, func, [(i, arg_tuples[i]) for i in indices])), indices)
         owner.update((i, cid) for i in indices)
 
-    for start in range(0, n, size):
-        submit(list(range(start, min(n, start + size))))
+    for start, stop in _guided_chunks(n, warm.size):
+        submit(list(range(start, stop)))
     failed: dict[int, TaskFailure] = {}
     running: dict[int, tuple[int, float]] = {}  # pid -> (task index, started) as last seen
     done: dict[int, Any] = {}
@@ -224,6 +223,17 @@ def _collect(warm: _WarmPool, func: Callable[..., Any], arg_tuples: Sequence[tup
             first[0].wait(_POLL_SECONDS)
         else:
             time.sleep(_POLL_SECONDS)
+
+
+def _guided_chunks(n: int, workers: int, max_size: int = 32) -> list[tuple[int, int]]:
+    """(start, stop) ranges that shrink toward the end: big chunks first keep IPC low,
+    single tasks last keep the workers finishing together (guided self-scheduling)."""
+    ranges, start = [], 0
+    while start < n:
+        size = max(1, min(max_size, (n - start) // (workers * 3)))
+        ranges.append((start, start + size))
+        start += size
+    return ranges
 
 
 def _watch(warm: _WarmPool, slots: Any, base: int, owner: dict[int, int], chunks: dict[int, Any],
