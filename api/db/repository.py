@@ -5,16 +5,18 @@ be made all-or-nothing by the service without this module knowing about it.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import struct
 import uuid
 from dataclasses import dataclass
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import orjson
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -118,6 +120,11 @@ def insert_cryptocurrency(conn: Connection, symbol: str, name: str, interval: st
     ), {"symbol": symbol, "name": name, "interval": interval, "syn": is_synthetic}).scalar_one())
 
 
+def set_crypto_interval(conn: Connection, crypto_id: int, interval: str) -> None:
+    """Record a crypto's candle interval (known once its first file has been read to the end)."""
+    conn.execute(text("UPDATE cryptocurrencies SET interval = :i WHERE id = :id"), {"i": interval, "id": crypto_id})
+
+
 _PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8  # binary COPY: signature, flags, no extension
 _COPY_TRAILER = b"\xff\xff"
@@ -160,34 +167,72 @@ def copy_prices(conn: Connection, crypto_id: int, times: np.ndarray, open_: np.n
     """
     if len(times) == 0:
         return 0
-    rows = price_copy_rows(crypto_id, times, open_, high, low, close, volume)
+    with price_sink(conn, crypto_id, upsert) as sink:
+        sink.write(times, open_, high, low, close, volume)
+    return sink.rows_written
+
+
+class PriceSink:
+    """An open binary COPY of one crypto's candles; `write` queues a batch and returns at once.
+
+    The rows go to the server from psycopg's writer thread, so the caller
+    can read and check the next batch while PostgreSQL stores this one.
+    """
+
+    def __init__(self, copy: Any, crypto_id: int) -> None:
+        self._copy = copy
+        self._crypto_id = crypto_id
+        self.rows_sent = 0
+        self.rows_written = 0
+
+    def write(self, times: np.ndarray, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+              volume: np.ndarray) -> None:
+        """Queue candles (times: datetime64 or int64 epoch seconds, UTC)."""
+        if len(times) == 0:
+            return
+        if np.asarray(times).dtype.kind in "iu":
+            times = np.asarray(times).astype("datetime64[s]")
+        rows = price_copy_rows(self._crypto_id, times, open_, high, low, close, volume)
+        view = memoryview(rows).cast("B")  # slices of the array: no copy of the payload
+        for start in range(0, len(view), 8 << 20):
+            self._copy.write(view[start:start + (8 << 20)])
+        self.rows_sent += len(rows)
+
+
+@contextlib.contextmanager
+def price_sink(conn: Connection, crypto_id: int, upsert: bool = True) -> Iterator[PriceSink]:
+    """COPY candles of one crypto in batches; on a clean exit they are stored (merged when upsert).
+
+    An exception inside the block aborts the COPY; the caller's transaction
+    then rolls back, so a file that fails halfway stores nothing.
+    """
     cur = conn.connection.driver_connection.cursor()
-
-    def send(table: str) -> None:  # the rows go out in slices of the array: no copy of the whole payload
-        with cur.copy(f"COPY {table} {_PRICE_COLUMNS} FROM STDIN WITH (FORMAT binary)") as copy:
-            copy.write(_COPY_HEADER)
-            view = memoryview(rows).cast("B")
-            for start in range(0, len(view), 8 << 20):
-                copy.write(view[start:start + (8 << 20)])
-            copy.write(_COPY_TRAILER)
-
     try:
-        if not upsert:
-            send("crypto_prices")
-            return len(times)
-        cur.execute("CREATE TEMP TABLE IF NOT EXISTS _price_load (LIKE crypto_prices INCLUDING DEFAULTS) "
-                    "ON COMMIT DROP")
-        send("_price_load")
-        cur.execute(
-            f"INSERT INTO crypto_prices {_PRICE_COLUMNS} SELECT * FROM _price_load "
-            "ON CONFLICT (crypto_id, time) DO UPDATE SET open = EXCLUDED.open, high = EXCLUDED.high, "
-            "low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume"
-        )
-        written = cur.rowcount
-        cur.execute("TRUNCATE _price_load")
+        table = "crypto_prices"
+        if upsert:
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS _price_load (LIKE crypto_prices INCLUDING DEFAULTS) "
+                        "ON COMMIT DROP")
+            cur.execute("TRUNCATE _price_load")
+            table = "_price_load"
+        with cur.copy(f"COPY {table} {_PRICE_COLUMNS} FROM STDIN WITH (FORMAT binary)",
+                      writer=QueuedLibpqWriter(cur)) as copy:
+            copy.write(_COPY_HEADER)
+            sink = PriceSink(copy, crypto_id)
+            yield sink
+            copy.write(_COPY_TRAILER)
+        sink.rows_written = sink.rows_sent
+        if upsert:
+            cur.execute(
+                f"INSERT INTO crypto_prices {_PRICE_COLUMNS} SELECT * FROM _price_load "
+                "ON CONFLICT (crypto_id, time) DO UPDATE SET open = EXCLUDED.open, high = EXCLUDED.high, "
+                "low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume "
+                "WHERE (crypto_prices.open, crypto_prices.high, crypto_prices.low, crypto_prices.close, "
+                "crypto_prices.volume) IS DISTINCT FROM "
+                "(EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume)")
+            sink.rows_written = cur.rowcount
+            cur.execute("TRUNCATE _price_load")
     finally:
         cur.close()
-    return written
 
 
 # ---- strategies --------------------------------------------------------------------------
