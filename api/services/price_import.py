@@ -204,7 +204,9 @@ class CandleValidator:
             return dup
         repeat = pd.Series(t).duplicated(keep="first").to_numpy()
         if self._last_seen is not None and t.min() <= self._last_seen:  # the file is not in time order
-            repeat |= np.isin(t, np.concatenate(self._seen))
+            earlier = np.sort(np.concatenate(self._seen))
+            at = np.minimum(np.searchsorted(earlier, t), len(earlier) - 1)
+            repeat = repeat | (earlier[at] == t)
         dup[np.flatnonzero(dated)[repeat]] = True
         unique = np.sort(t[~repeat])  # no repeats left: sorting is enough (np.unique's hashing is slower)
         self._seen.append(unique)

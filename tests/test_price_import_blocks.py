@@ -1,0 +1,88 @@
+"""A CSV is read, checked and COPYed block by block: what is only known late must still hold for the whole file."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from api.db import repository as repo
+from api.services import price_import
+from api.services.price_import import ImportRejected, import_csv
+from tests.test_price_import import _candles
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """~30 rows per block, so a 300-row file crosses many blocks (and many COPY writes)."""
+    monkeypatch.setattr(price_import, "CSV_BLOCK_BYTES", 2048)
+
+
+def _series_matches_prices(engine) -> None:
+    with engine.connect() as conn:
+        expected = conn.execute(text(
+            "SELECT crypto_id, string_agg(float8send(close), ''::bytea ORDER BY time), count(*) "
+            "FROM crypto_prices GROUP BY crypto_id ORDER BY crypto_id")).all()
+        actual = conn.execute(text("SELECT crypto_id, closes, candles FROM crypto_close_series "
+                                   "ORDER BY crypto_id")).all()
+    assert [tuple(r) for r in actual] == [tuple(r) for r in expected]
+
+
+def test_a_bad_cell_in_a_late_block_is_reported_and_nothing_is_stored_twice(tmp_path, empty_db, small_blocks) -> None:
+    frame = _candles(300).astype(object)
+    frame.at[250, "Close"] = "abc"         # first blocks are all numbers: the typed reader fails late
+    frame.at[200, "Date"] = "not-a-date"
+    path = tmp_path / "LATE.csv"
+    frame.to_csv(path, index=False, float_format="%.17g")
+    report = import_csv(empty_db, path)
+    assert [(e["line"], e["reason"]) for e in report.errors] == [(202, "unparseable date"), (252, "not a number")]
+    assert (report.rows_read, report.rows_stored, report.rows_rejected) == (300, 298, 2)
+    with empty_db.connect() as conn:
+        assert repo.count_prices(conn) == 298
+        got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="LATE")["id"])
+    good = np.delete(frame["Close"].to_numpy(), [200, 250]).astype(float)
+    assert np.array_equal(got.close, good)
+    _series_matches_prices(empty_db)
+
+
+def test_duplicates_are_found_across_blocks_of_an_unsorted_file(tmp_path, empty_db, small_blocks) -> None:
+    frame = _candles(300).iloc[::-1].reset_index(drop=True)  # newest first
+    frame.loc[len(frame)] = frame.iloc[5]                      # repeats a time from the first block (line 302)
+    path = tmp_path / "REV.csv"
+    frame.to_csv(path, index=False, float_format="%.17g")
+    report = import_csv(empty_db, path)
+    assert [(e["line"], e["reason"]) for e in report.errors] == [(302, "duplicate timestamp")]
+    assert (report.interval, report.rows_stored) == ("1d", 300)
+    with empty_db.connect() as conn:
+        got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="REV")["id"])
+    assert np.array_equal(got.close, _candles(300)["Close"].to_numpy())  # stored in time order
+    _series_matches_prices(empty_db)
+
+
+def test_irregular_spacing_at_the_very_end_stores_nothing(tmp_path, empty_db, small_blocks) -> None:
+    frame = _candles(300)
+    frame.loc[len(frame)] = frame.iloc[-1]
+    frame.at[300, "Date"] = "2024-10-27 07:00:00"  # 7 hours after the last daily candle
+    path = tmp_path / "IRR.csv"
+    frame.to_csv(path, index=False, float_format="%.17g")
+    with pytest.raises(ImportRejected, match="irregular"):
+        import_csv(empty_db, path)
+    with empty_db.connect() as conn:
+        assert repo.count_prices(conn) == 0 and repo.find_crypto(conn, symbol="IRR") is None
+
+
+def test_a_reimport_counts_unchanged_candles_and_updates_the_rest(tmp_path, empty_db, small_blocks) -> None:
+    frame = _candles(300)
+    path = tmp_path / "SAME.csv"
+    frame.to_csv(path, index=False, float_format="%.17g")
+    import_csv(empty_db, path)
+    again = import_csv(empty_db, path)
+    assert (again.rows_stored, again.rows_unchanged) == (300, 300)
+    frame.loc[[10, 20, 30], ["Close", "High"]] *= 1.5
+    frame.to_csv(path, index=False, float_format="%.17g")
+    changed = import_csv(empty_db, path)
+    assert (changed.rows_stored, changed.rows_unchanged) == (300, 297)
+    with empty_db.connect() as conn:
+        assert repo.count_prices(conn) == 300
+        got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="SAME")["id"])
+    assert np.array_equal(got.close, frame["Close"].to_numpy())
+    _series_matches_prices(empty_db)
