@@ -62,11 +62,22 @@ def candle_csv(rows: int, path: Path) -> pd.DataFrame:
 
 
 def upload(base: str, path: Path) -> dict:
+    """POST the file as multipart, streamed from disk in 1 MB pieces as curl -F does."""
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
-            f"Content-Type: text/csv\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    req = urllib.request.Request(base + "/api/crypto/prices", data=body,
-                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
+            f"Content-Type: text/csv\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def body():
+        yield head
+        with open(path, "rb") as f:
+            while piece := f.read(1 << 20):
+                yield piece
+        yield tail
+
+    req = urllib.request.Request(base + "/api/crypto/prices", data=body(),
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
+                                          "Content-Length": str(len(head) + path.stat().st_size + len(tail))})
     with urllib.request.urlopen(req, timeout=600) as resp:
         import json
         return json.loads(resp.read())

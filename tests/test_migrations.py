@@ -72,6 +72,13 @@ def test_close_series_follows_every_write_to_prices(empty_db) -> None:
             series_matches_prices(conn)
         conn.execute(text("INSERT INTO crypto_prices VALUES (:a, '2023-12-25', 1, 1, 1, 9.5, 1)"), {"a": a})  # before
         series_matches_prices(conn)
+        # the new-crypto COPY writes the series itself; used on a crypto that has one, it rebuilds it
+        later = t + np.timedelta64(40, "D")
+        repo.copy_prices(conn, a, later, px, px, px, px, px, upsert=False)
+        series_matches_prices(conn)
+        conn.execute(text("DELETE FROM crypto_prices WHERE crypto_id = :a AND time >= :t"),
+                     {"a": a, "t": later[0].astype(object)})
+        series_matches_prices(conn)
         c = repo.insert_cryptocurrency(conn, "CCC", "C")
         # one statement, three cases: a new crypto (created), after a's end (appended), inside b (rebuilt)
         conn.execute(text("INSERT INTO crypto_prices VALUES (:c, '2024-03-02', 1, 1, 1, 7.0, 1), "

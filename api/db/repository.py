@@ -120,6 +120,34 @@ def insert_cryptocurrency(conn: Connection, symbol: str, name: str, interval: st
     ), {"symbol": symbol, "name": name, "interval": interval, "syn": is_synthetic}).scalar_one())
 
 
+def _write_close_series(cur: Any, crypto_id: int, kept: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """The packed series of a crypto's first candles, as the insert trigger would build it.
+
+    Same bytes as string_agg(float8send(close) ORDER BY time). When the crypto
+    has a series after all (another writer got there first), it is rebuilt
+    from crypto_prices instead.
+    """
+    if not kept:
+        return
+    pg_us = np.concatenate([t for t, _ in kept])
+    closes = np.concatenate([c for _, c in kept])
+    order = np.argsort(pg_us, kind="stable")
+    pg_us, closes = pg_us[order], closes[order]
+    cur.execute(
+        "INSERT INTO crypto_close_series (crypto_id, closes, first_time, last_time, candles) "
+        "VALUES (%s, %s, to_timestamp(%s), to_timestamp(%s), %s) ON CONFLICT (crypto_id) DO NOTHING",
+        (crypto_id, closes.astype(">f8").tobytes(), _pg_seconds(pg_us[0]), _pg_seconds(pg_us[-1]), len(closes)))
+    if cur.rowcount == 0:
+        cur.execute("SELECT refresh_close_series(ARRAY[%s])", (crypto_id,))
+
+
+def _pg_seconds(pg_us: np.int64) -> Any:
+    """A binary-COPY time (microseconds since 2000-01-01) as exact Unix seconds (a Decimal)."""
+    from decimal import Decimal
+
+    return Decimal(int(pg_us) + _PG_EPOCH_US) / Decimal(1_000_000)
+
+
 def set_crypto_interval(conn: Connection, crypto_id: int, interval: str) -> None:
     """Record a crypto's candle interval (known once its first file has been read to the end)."""
     conn.execute(text("UPDATE cryptocurrencies SET interval = :i WHERE id = :id"), {"i": interval, "id": crypto_id})
@@ -179,11 +207,12 @@ class PriceSink:
     can read and check the next batch while PostgreSQL stores this one.
     """
 
-    def __init__(self, copy: Any, crypto_id: int) -> None:
+    def __init__(self, copy: Any, crypto_id: int, keep_closes: bool = False) -> None:
         self._copy = copy
         self._crypto_id = crypto_id
         self.rows_sent = 0
         self.rows_written = 0
+        self.kept: list[tuple[np.ndarray, np.ndarray]] | None = [] if keep_closes else None
 
     def write(self, times: np.ndarray, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
               volume: np.ndarray) -> None:
@@ -193,6 +222,8 @@ class PriceSink:
         if np.asarray(times).dtype.kind in "iu":
             times = np.asarray(times).astype("datetime64[s]")
         rows = price_copy_rows(self._crypto_id, times, open_, high, low, close, volume)
+        if self.kept is not None:
+            self.kept.append((rows["time"].astype(np.int64), rows["close"].astype(np.float64)))
         view = memoryview(rows).cast("B")  # slices of the array: no copy of the payload
         for start in range(0, len(view), 8 << 20):
             self._copy.write(view[start:start + (8 << 20)])
@@ -209,6 +240,9 @@ def price_sink(conn: Connection, crypto_id: int, upsert: bool = True) -> Iterato
     cur = conn.connection.driver_connection.cursor()
     try:
         table = "crypto_prices"
+        if not upsert:  # a new crypto: its packed close series is written here, not by the trigger
+            cur.execute("SELECT 1 FROM cryptocurrencies WHERE id = %s FOR UPDATE", (crypto_id,))
+            cur.execute("SET LOCAL app.close_series_by_caller = 'on'")
         if upsert:
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS _price_load (LIKE crypto_prices INCLUDING DEFAULTS) "
                         "ON COMMIT DROP")
@@ -217,10 +251,13 @@ def price_sink(conn: Connection, crypto_id: int, upsert: bool = True) -> Iterato
         with cur.copy(f"COPY {table} {_PRICE_COLUMNS} FROM STDIN WITH (FORMAT binary)",
                       writer=QueuedLibpqWriter(cur)) as copy:
             copy.write(_COPY_HEADER)
-            sink = PriceSink(copy, crypto_id)
+            sink = PriceSink(copy, crypto_id, keep_closes=not upsert)
             yield sink
             copy.write(_COPY_TRAILER)
         sink.rows_written = sink.rows_sent
+        if not upsert:
+            cur.execute("SET LOCAL app.close_series_by_caller = 'off'")
+            _write_close_series(cur, crypto_id, sink.kept or [])
         if upsert:
             cur.execute(
                 f"INSERT INTO crypto_prices {_PRICE_COLUMNS} SELECT * FROM _price_load "
