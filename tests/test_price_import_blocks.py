@@ -86,3 +86,12 @@ def test_a_reimport_counts_unchanged_candles_and_updates_the_rest(tmp_path, empt
         got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="SAME")["id"])
     assert np.array_equal(got.close, frame["Close"].to_numpy())
     _series_matches_prices(empty_db)
+
+
+def test_a_header_that_is_not_utf8_is_refused_as_a_whole(tmp_path, empty_db) -> None:
+    path = tmp_path / "LATIN.csv"
+    path.write_bytes("d\u00e4te,open,high,low,close,volume\n2024-01-01,1,1,1,1,1\n".encode("latin-1"))
+    with pytest.raises(ImportRejected, match="not a readable CSV"):
+        import_csv(empty_db, path)
+    with empty_db.connect() as conn:
+        assert repo.count_prices(conn) == 0 and repo.find_crypto(conn, symbol="LATIN") is None

@@ -84,6 +84,8 @@ IMPORT_REPORT = {"type": "object", "required": ["symbol", "rows_read", "rows_sto
                  "properties": {"symbol": _STR, "interval": {"type": ["string", "null"]},
                                 "rows_read": {"type": "integer"}, "rows_stored": {"type": "integer"},
                                 "rows_rejected": {"type": "integer"},
+                                "rows_unchanged": {"type": "integer", "description":
+                                                   "of rows_stored, candles already stored with the same values"},
                                 "rejected_by_reason": {"type": "object"},
                                 "errors": {"type": "array", "items": {"type": "object"}}}}
 HEALTH = {"type": "object", "required": ["status"], "properties": {"status": _STR}}

@@ -112,9 +112,10 @@ def _typed_csv_batches(source: Path | BinaryIO) -> Iterator[pd.DataFrame]:
     try:
         reader = pacsv.open_csv(source, read_options=read,
                                 convert_options=pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True))
-    except (pa.ArrowException, OSError, ValueError):
+        usable = _typed_schema_usable(reader.schema)
+    except (pa.ArrowException, OSError, ValueError):  # UnicodeDecodeError too: bytes that are not UTF-8
         raise _NotTyped from None
-    if not _typed_schema_usable(reader.schema):
+    if not usable:
         raise _NotTyped
     _check_columns([str(n).strip().lower() for n in reader.schema.names])
     while True:
@@ -381,9 +382,10 @@ def _read_typed_table(source: Path | BinaryIO, kline: bool) -> pd.DataFrame | No
     try:
         table = pacsv.read_csv(source, read_options=read,
                                convert_options=pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True))
-    except (pa.ArrowException, OSError, ValueError):
+        usable = _typed_schema_usable(table.schema)
+    except (pa.ArrowException, OSError, ValueError):  # UnicodeDecodeError too: bytes that are not UTF-8
         return None
-    return table.to_pandas(date_as_object=False) if _typed_schema_usable(table.schema) else None
+    return table.to_pandas(date_as_object=False) if usable else None
 
 
 def _typed_schema_usable(schema: Any) -> bool:
