@@ -76,9 +76,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ServerURL(str):
+    """A running gunicorn's base URL (a plain str to its users) that also knows the master's pid."""
+
+    pid: int
+
+
 @contextlib.contextmanager
-def gunicorn_server(database_url: str, workers: int = 2) -> Iterator[str]:
-    """gunicorn serving the app on a loopback port; yields its base URL."""
+def gunicorn_server(database_url: str, workers: int = 2) -> Iterator[ServerURL]:
+    """gunicorn serving the app on a loopback port; yields its base URL (with .pid)."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "PORT": str(port), "HOST": "127.0.0.1",
            "WEB_CONCURRENCY": str(workers), "LOG_LEVEL": "WARNING"}
@@ -97,7 +103,9 @@ def gunicorn_server(database_url: str, workers: int = 2) -> Iterator[str]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("gunicorn did not start") from None
                 time.sleep(0.2)
-        yield base
+        served = ServerURL(base)
+        served.pid = proc.pid
+        yield served
     finally:
         proc.terminate()
         try:

@@ -4,7 +4,7 @@ For each workload it runs every mode once to warm up, then `--repeats` timed
 rounds with the modes interleaved, checks that every mode returned identical
 results (all fields but timings), and prints medians: wall time, speedup over
 sequential, processes, seconds per crypto, CPU utilisation of this process and
-its pool workers (share of all cores), peak memory (RSS of this process tree),
+its pool workers (share of all cores), peak memory (PSS of the service's process tree),
 and the top 5 performers. It prints; it asserts nothing.
 
 Workloads (synthetic data from api.demo_data, loaded once into its own database):
@@ -44,6 +44,7 @@ from tqdm import tqdm  # noqa: E402
 
 from api import create_app  # noqa: E402
 from api.config import Settings  # noqa: E402
+from api.services.fanout import shutdown_pools  # noqa: E402
 
 MODES: tuple[Any, ...] = (False, True, "auto")
 MODE_NAMES = {False: "sequential", True: "parallel", "auto": "auto"}
@@ -59,15 +60,17 @@ def sweep_grid(n: int = 50) -> list[dict[str, Any]]:
 
 
 class TreeSampler:
-    """Samples memory of this process tree while a run goes on; CPU from psutil counters.
+    """Samples memory of a process tree while a run goes on; CPU from psutil counters.
 
-    Memory is PSS (proportional set size) where the OS reports it: forked pool
-    workers share most pages with their parent, and summing RSS would count
-    those pages once per process.
+    The tree is this process and its pool workers in process, and gunicorn's
+    master, workers and their pools over HTTP: the service, never the
+    benchmark's client and the answers it keeps. Memory is PSS (proportional
+    set size) where the OS reports it: forked pool workers share most pages
+    with their parent, and summing RSS would count those pages once per process.
     """
 
-    def __init__(self) -> None:
-        self.me = psutil.Process()
+    def __init__(self, root_pid: int | None = None) -> None:
+        self.me = psutil.Process(root_pid)
         self.peak = 0
         self._stop = threading.Event()
 
@@ -142,14 +145,14 @@ def comparable(answer: dict) -> Any:
     return strip(answer["results"])
 
 
-def measure(run: Callable[[Any], dict], repeats: int, label: str) -> dict[Any, dict]:
+def measure(run: Callable[[Any], dict], repeats: int, label: str, root_pid: int | None = None) -> dict[Any, dict]:
     """Warm-up, `repeats` interleaved timed rounds of every mode, then one memory-sampled run each.
 
     Memory is sampled in a separate run: reading every process's PSS costs CPU
     that would otherwise be charged to the timed rounds.
     """
     stats: dict[Any, dict] = {m: {"wall": [], "cpu": [], "peak": 0, "answer": None} for m in MODES}
-    sampler = TreeSampler()
+    sampler = TreeSampler(root_pid)
     for mode in MODES:  # warm-up: pools, kernels, caches
         stats[mode]["answer"] = run(mode)
     for _ in tqdm(range(repeats), desc=label, unit="round", leave=False):
@@ -172,7 +175,7 @@ def report(workload: str, where: str, stats: dict[Any, dict], n_cryptos: int) ->
     cores = os.cpu_count() or 1
     print(f"\n{workload} ({where}): results identical across modes: {'YES' if same else 'NO - MISMATCH'}")
     print(f"  {'mode':<11}{'median s':>10}{'min s':>9}{'speedup':>9}{'procs':>7}{'ms/crypto':>11}"
-          f"{'CPU util':>10}{'peak MB':>9}")  # peak MB = PSS of this process tree
+          f"{'CPU util':>10}{'peak MB':>9}")  # peak MB = PSS of the service's process tree
     for mode in MODES:
         s = stats[mode]
         med = statistics.median(s["wall"])
@@ -292,11 +295,12 @@ def main() -> None:
                  if workload.startswith("sweep") else "")
         run, service = in_process_runner(url, workload)
         report(title, "in process", measure(run, args.repeats, workload), n)
+        service.engine.dispose()
+        shutdown_pools()  # the in-process pool would only sit beside gunicorn's
         if args.http:
             with gunicorn_server(url) as base:
                 report(title, "HTTP via gunicorn", measure(http_runner(base, workload), args.repeats,
-                                                           workload + " http"), n)
-        service.engine.dispose()
+                                                           workload + " http", root_pid=base.pid), n)
 
 
 if __name__ == "__main__":
