@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from api.db import repository as repo
-from api.services.price_import import ImportRejected, detect_interval, import_candles, import_csv
+from api.services.candle_checks import detect_interval
+from api.services.price_import import ImportRejected, import_candles, import_csv
 
 
 def _candles(n: int, start: str = "2024-01-01", step: str = "1D", seed: int = 1) -> pd.DataFrame:
@@ -216,7 +217,7 @@ def test_xlsx_zip_bomb_and_entity_expansion_are_refused_quickly(tmp_path, empty_
     import time
     import zipfile
 
-    import api.services.price_import as pi
+    import api.services.candle_files as pi
 
     bomb = tmp_path / "BOMB.xlsx"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:

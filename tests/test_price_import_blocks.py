@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from api.db import repository as repo
-from api.services import price_import
+from api.services import candle_files
 from api.services.price_import import ImportRejected, import_csv
 from tests.test_price_import import _candles
 
@@ -14,7 +14,7 @@ from tests.test_price_import import _candles
 @pytest.fixture
 def small_blocks(monkeypatch):
     """~30 rows per block, so a 300-row file crosses many blocks (and many COPY writes)."""
-    monkeypatch.setattr(price_import, "CSV_BLOCK_BYTES", 2048)
+    monkeypatch.setattr(candle_files, "CSV_BLOCK_BYTES", 2048)
 
 
 def _series_matches_prices(engine) -> None:

@@ -1,0 +1,233 @@
+"""Candle files in, pandas frames out: CSV (typed and streamed, or cell by cell), Parquet, .xlsx.
+
+Formats: CSV with a header (`date|timestamp|open_time, open, high, low,
+close, volume`, any case), Binance's kline CSV (12 columns, no header, open
+time in ms or us), Parquet (same columns; read with a pyarrow that no longer
+deserializes arbitrary extension types, CVE-2023-47248) and Excel .xlsx
+(first sheet or a named one; read-only through defusedxml, the archive's
+uncompressed size capped before anything is parsed, formulas read as text and
+so rejected as "not a number", never evaluated). Every frame has the columns
+time, open, high, low, close, volume; judging the cells is candle_checks' job.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pandas as pd
+
+from api.services.errors import ServiceError
+
+TIME_COLUMNS = ("date", "timestamp", "open_time")
+PRICE_COLUMNS = ("open", "high", "low", "close")
+BINANCE_KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
+                         "trades", "taker_base_volume", "taker_quote_volume", "ignore")
+
+
+class ImportRejected(ServiceError):
+    """The file as a whole cannot be imported (not a table, wrong columns, empty, irregular spacing...)."""
+
+    def __init__(self, detail: str, field: str = "file") -> None:
+        super().__init__(detail, [{"field": field, "message": detail}])
+
+
+def read_csv_candles(source: Path | BinaryIO, typed: bool = True) -> pd.DataFrame:
+    """The file's table with lower-cased column names (numbers typed when every cell is one).
+
+    A headerless file of 12 columns whose first cell is a number is read as
+    Binance's kline layout. typed=False reads every cell as text, so each bad
+    one can be reported.
+    """
+    try:
+        kline = _is_kline(source)
+        frame = _read_typed_table(source, kline) if typed else None
+        if frame is None:
+            _rewind(source)
+            frame = _read_table(source, kline)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ImportRejected(f"not a readable CSV table: {exc}") from None
+    return _candle_columns(frame)
+
+
+class _NotTyped(Exception):
+    """Arrow's typed reader cannot take this file: read it again cell by cell."""
+
+
+CSV_BLOCK_BYTES = 4 << 20
+
+
+def _typed_csv_batches(source: Path | BinaryIO) -> Iterator[pd.DataFrame]:
+    """Candle frames of ~4 MB blocks from Arrow's streaming CSV reader; _NotTyped when a cell is not.
+
+    Types are inferred from the first block; a later cell that does not fit
+    (a word in a price column, a malformed date) raises _NotTyped.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    kline = _is_kline(source)
+    _rewind(source)
+    read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES,
+                             column_names=list(BINANCE_KLINE_COLUMNS) if kline else None)
+    try:
+        reader = pacsv.open_csv(source, read_options=read,
+                                convert_options=pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True))
+        usable = _typed_schema_usable(reader.schema)
+    except (pa.ArrowException, OSError, ValueError):  # UnicodeDecodeError too: bytes that are not UTF-8
+        raise _NotTyped from None
+    if not usable:
+        raise _NotTyped
+    _check_columns([str(n).strip().lower() for n in reader.schema.names])
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError, ValueError):
+            raise _NotTyped from None
+        if batch.num_rows:
+            yield _candle_columns(pa.Table.from_batches([batch]).to_pandas(date_as_object=False))
+
+
+def _is_kline(source: Path | BinaryIO) -> bool:
+    head = _first_line(source)
+    _rewind(source)
+    cells = head.split(",")
+    return len(cells) == len(BINANCE_KLINE_COLUMNS) and cells[0].strip().isdigit()
+
+
+def read_parquet_candles(source: Path | BinaryIO) -> pd.DataFrame:
+    """A Parquet file's candle columns (names matched as for CSV)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(source)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ImportRejected(f"not a readable Parquet file: {str(exc)[:200]}") from None
+    return _candle_columns(table.to_pandas())
+
+
+MAX_XLSX_UNCOMPRESSED = 512 * 1024 * 1024
+
+
+def read_xlsx_candles(source: Path | BinaryIO, sheet: str | None = None) -> pd.DataFrame:
+    """The first (or the named) sheet of an .xlsx file, every cell as text; guarded against bombs."""
+    import zipfile
+
+    import openpyxl
+
+    try:
+        with zipfile.ZipFile(source) as archive:
+            unpacked = sum(i.file_size for i in archive.infolist())
+        if unpacked > MAX_XLSX_UNCOMPRESSED:
+            raise ImportRejected(f"the .xlsx unpacks to {unpacked / 2**20:.0f} MB, over the "
+                                 f"{MAX_XLSX_UNCOMPRESSED / 2**20:.0f} MB limit (a zip bomb?)")
+        _rewind(source)
+        book = openpyxl.load_workbook(source, read_only=True, data_only=False)
+    except ImportRejected:
+        raise
+    except Exception as exc:  # zipfile, openpyxl and defusedxml raise many kinds for a bad file
+        root = exc.__cause__ or exc  # e.g. defusedxml's EntitiesForbidden inside openpyxl's ValueError
+        raise ImportRejected(f"not a readable .xlsx workbook: {type(root).__name__}: {str(root)[:200]}") from None
+    try:
+        if sheet is not None and sheet not in book.sheetnames:
+            raise ImportRejected(f"no sheet {sheet!r} (sheets: {', '.join(book.sheetnames)})", field="sheet")
+        rows = book[sheet].iter_rows(values_only=True) if sheet else book.worksheets[0].iter_rows(values_only=True)
+        header = next(rows, None)
+        if header is None:
+            raise ImportRejected("the sheet is empty")
+        cells = [["" if v is None else str(v) for v in row] for row in rows]
+    finally:
+        book.close()
+    return _candle_columns(pd.DataFrame(cells, columns=[str(h) for h in header], dtype=str))
+
+
+def _candle_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Lower-cased names, the time column found and renamed, only the six candle columns kept."""
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    time_col = _check_columns(list(frame.columns))
+    if frame.empty:
+        raise ImportRejected("the file has a header but no rows")
+    return frame.rename(columns={time_col: "time"})[["time", *PRICE_COLUMNS, "volume"]]
+
+
+def _check_columns(names: list[str]) -> str:
+    """The name of the time column; ImportRejected naming what is missing."""
+    time_col = next((c for c in TIME_COLUMNS if c in names), None)
+    missing = [c for c in (*PRICE_COLUMNS, "volume") if c not in names]
+    if time_col is None or missing:
+        wanted = "one of date/timestamp/open_time" if time_col is None else ", ".join(missing)
+        raise ImportRejected(f"missing columns: {wanted} (found: {', '.join(names) or 'none'})")
+    return time_col
+
+
+def _read_typed_table(source: Path | BinaryIO, kline: bool) -> pd.DataFrame | None:
+    """The whole file through Arrow's multithreaded reader, or None when a cell is not typed."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    read = pacsv.ReadOptions(column_names=list(BINANCE_KLINE_COLUMNS) if kline else None)
+    try:
+        table = pacsv.read_csv(source, read_options=read,
+                               convert_options=pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True))
+        usable = _typed_schema_usable(table.schema)
+    except (pa.ArrowException, OSError, ValueError):  # UnicodeDecodeError too: bytes that are not UTF-8
+        return None
+    return table.to_pandas(date_as_object=False) if usable else None
+
+
+def _typed_schema_usable(schema: Any) -> bool:
+    """Every price and volume column numeric, the time column a time, a number or text; names unique.
+
+    Only empty cells count as missing (null_values=[""]), as in the text
+    reader, so both paths judge a cell the same way.
+    """
+    import pyarrow as pa
+
+    names = [str(n).strip().lower() for n in schema.names]
+    if len(set(names)) != len(names):
+        return False
+    for name, kind in zip(names, schema.types):
+        if name in (*PRICE_COLUMNS, "volume") and not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+            return False
+        if name in TIME_COLUMNS and not (pa.types.is_timestamp(kind) or pa.types.is_date(kind)
+                                         or pa.types.is_integer(kind) or pa.types.is_floating(kind)
+                                         or pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            return False
+    return True
+
+
+def _read_table(source: Path | BinaryIO, kline: bool) -> pd.DataFrame:
+    """Numbers parsed by the C reader when every cell is one (the common, fast case); else all as text.
+
+    A text column is checked cell by cell later, so a file with bad cells is
+    slower but reports every one of them.
+    """
+    options: dict[str, Any] = {"header": None, "names": BINANCE_KLINE_COLUMNS} if kline else {}
+    try:
+        head = pd.read_csv(source, nrows=0, **options)
+        numeric = {c: "float64" for c in head.columns if str(c).strip().lower() in (*PRICE_COLUMNS, "volume")}
+        _rewind(source)
+        return pd.read_csv(source, dtype={**{c: str for c in head.columns}, **numeric}, keep_default_na=False,
+                           na_values=[""], **options)
+    except ValueError:
+        _rewind(source)
+        return pd.read_csv(source, dtype=str, keep_default_na=False, **options)
+
+
+def _rewind(source: Path | BinaryIO) -> None:
+    if not isinstance(source, Path):
+        source.seek(0)
+
+
+def _first_line(source: Path | BinaryIO) -> str:
+    """The first line of the file as text (the stream is rewound), to tell CSV layouts apart."""
+    if isinstance(source, Path):
+        with open(source, "rb") as f:
+            raw = f.readline(4096)
+    else:
+        raw = source.readline(4096)
+        source.seek(0)
+    return raw.decode("utf-8", errors="replace").strip()
