@@ -81,3 +81,24 @@ def test_fault_becomes_that_cryptos_error(demo_db, service, monkeypatch, fault) 
     leftovers = [p for p in psutil.Process().children(recursive=True)
                  if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE]
     assert leftovers == []
+
+
+@pytest.mark.timeout(60)
+def test_idle_workers_killed_between_batches_cost_nothing(demo_db, service) -> None:
+    """An idle worker waits on the task queue holding its read lock; killed there (OOM killer, a stray
+    `pkill`), it leaves that lock taken, so its replacements never get a task and Pool.terminate()
+    blocks forever. The next batch must still answer, and shutting the pool down must not hang."""
+    expected = service.run_strategy_against_all_cryptos(1, {}, use_parallel=False, store=False)
+    service.run_strategy_against_all_cryptos(1, {}, use_parallel=True, store=False)  # the pool is warm
+    workers = [p for p in psutil.Process().children() if p.status() != psutil.STATUS_ZOMBIE]
+    assert workers
+    for p in workers:
+        p.send_signal(signal.SIGKILL)
+    psutil.wait_procs(workers, timeout=5)
+    started = time.monotonic()
+    out = service.run_strategy_against_all_cryptos(1, {}, use_parallel=True, store=False)
+    assert time.monotonic() - started < 15
+    assert _strip(out["results"]) == _strip(expected["results"])
+    started = time.monotonic()
+    shutdown_pools()
+    assert time.monotonic() - started < 5

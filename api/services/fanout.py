@@ -123,7 +123,8 @@ def _warm_pool(processes: int, start_method: str | None, initializer: Callable[[
     key = (os.getpid(), start_method)
     with _LOCK:
         warm = _POOLS.get(key)
-        if warm is not None and getattr(warm.pool, "_state", None) == "RUN" and warm.size >= processes:
+        if warm is not None and getattr(warm.pool, "_state", None) == "RUN" and warm.size >= processes \
+                and _workers_alive(warm.pool):
             return warm
         if warm is not None:
             _discard(warm.pool)
@@ -291,7 +292,36 @@ def shutdown_pools() -> None:
         _discard(warm.pool)
 
 
+def _workers_alive(pool: Pool) -> bool:
+    """False when a worker of this pool has died since its last batch (then the pool is replaced:
+    a worker killed while idle may have taken the task queue's read lock with it)."""
+    return all(p.exitcode is None for p in getattr(pool, "_pool", []))
+
+
 def _discard(pool: Pool) -> None:
+    """Stop a pool for good, even one whose task-queue lock died with a worker.
+
+    An idle worker blocks on the task queue holding its read lock; killed
+    there, it never gives the lock back, and Pool.terminate() waits for that
+    lock forever. So: stop the pool replacing workers, kill every worker, hand
+    back a lock that no living process can hold any more, then terminate.
+    """
+    from multiprocessing.pool import TERMINATE
+
+    handler = getattr(pool, "_worker_handler", None)
+    if handler is not None:
+        handler._state = TERMINATE  # what terminate() does first: no new workers from here on
+        handler.join(timeout=1.0)
+    for worker in list(getattr(pool, "_pool", [])):
+        if worker.exitcode is None:
+            worker.kill()
+        worker.join(timeout=2.0)
+    lock = getattr(getattr(pool, "_inqueue", None), "_rlock", None)
+    if lock is not None:
+        if not lock.acquire(timeout=0.05):
+            lock.release()  # taken by a worker that is dead now
+        else:
+            lock.release()
     pool.terminate()
     pool.join()
 
