@@ -95,3 +95,20 @@ def test_a_header_that_is_not_utf8_is_refused_as_a_whole(tmp_path, empty_db) -> 
         import_csv(empty_db, path)
     with empty_db.connect() as conn:
         assert repo.count_prices(conn) == 0 and repo.find_crypto(conn, symbol="LATIN") is None
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_line_numbers_count_empty_lines(tmp_path, empty_db, small_blocks, newline) -> None:
+    frame = _candles(200).astype(object)
+    frame.at[150, "Close"] = "abc"   # data row 150: line 152 without empty lines
+    frame.at[199, "Volume"] = "-1"   # the last row: line 201 without empty lines
+    body = frame.to_csv(index=False, float_format="%.17g").splitlines()
+    # an empty line before the header, two after data row 9 (line 11), one after data row 120
+    lines = ["", *body[:11], "", "", *body[11:122], "", *body[122:], "", ""]
+    path = tmp_path / "GAPS.csv"
+    path.write_bytes(newline.join(lines).encode())
+    report = import_csv(empty_db, path)
+    assert [(e["line"], e["column"]) for e in report.errors] == [(152 + 4, "close"), (201 + 4, "volume")]
+    assert [lines[e["line"] - 1].split(",")[0] for e in report.errors] == \
+        [frame.at[150, "Date"], frame.at[199, "Date"]]  # the reported line holds that very row
+    assert (report.rows_read, report.rows_stored) == (200, 198)

@@ -6,6 +6,7 @@ MAX_REPORTED of them by line, and counts every one by reason.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,9 +42,12 @@ class CandleValidator:
     repeat a time). The report keeps the first MAX_REPORTED bad rows by line.
     """
 
-    def __init__(self, report: ImportReport) -> None:
+    def __init__(self, report: ImportReport, blank_lines: Callable[[], np.ndarray] | None = None) -> None:
         self.report = report
-        self._next_line = 2  # line 1 is the header
+        self._next_row = 0
+        # readers skip empty lines; finish() counts them back into the reported lines, asking
+        # for them (a pass over the file) only when some row was rejected
+        self._blank_lines = blank_lines
         self._seen: list[np.ndarray] = []  # sorted unique epoch seconds of each batch
         self._last_seen: int | None = None
 
@@ -51,8 +55,8 @@ class CandleValidator:
         """The good rows of this batch: (epoch seconds, {column: float64 values})."""
         report = self.report
         n = len(frame)
-        lines = np.arange(self._next_line, self._next_line + n)
-        self._next_line += n
+        lines = np.arange(self._next_row, self._next_row + n) + 2  # as if the file had no empty line
+        self._next_row += n
         times = _parse_times(frame["time"])
         dated = times.notna().to_numpy()
         seconds = np.zeros(n, dtype=np.int64)
@@ -93,6 +97,18 @@ class CandleValidator:
         good = ~bad
         return seconds[good], {k: numbers[k].to_numpy(dtype=np.float64)[good] for k in (*PRICE_COLUMNS, "volume")}
 
+    def _count_empty_lines(self) -> None:
+        """Move each reported line past the file's empty lines: row i is its (i + 2)-th non-empty line."""
+        if not self.report.errors or self._blank_lines is None:
+            return
+        blanks = np.asarray(self._blank_lines(), dtype=np.int64)
+        if blanks.size == 0:
+            return
+        marks = blanks - np.arange(len(blanks))
+        k = np.array([e["line"] for e in self.report.errors], dtype=np.int64)
+        for error, line in zip(self.report.errors, (k + np.searchsorted(marks, k, side="right")).tolist()):
+            error["line"] = line
+
     def _duplicates(self, seconds: np.ndarray, dated: np.ndarray) -> np.ndarray:
         """Dated rows whose time came earlier in the file (in this batch or an earlier one)."""
         dup = np.zeros(len(seconds), dtype=bool)
@@ -112,6 +128,7 @@ class CandleValidator:
 
     def finish(self) -> str:
         """The candle interval, judged on every dated row (rejected rows make no fake gaps)."""
+        self._count_empty_lines()
         every = np.sort(np.concatenate(self._seen)) if self._seen else np.array([], dtype=np.int64)
         self.report.interval = interval_of(every)
         return self.report.interval

@@ -11,10 +11,12 @@ time, open, high, low, close, volume; judging the cells is candle_checks' job.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
 
 from api.services.errors import ServiceError
@@ -88,6 +90,73 @@ def _typed_csv_batches(source: Path | BinaryIO) -> Iterator[pd.DataFrame]:
             raise _NotTyped from None
         if batch.num_rows:
             yield _candle_columns(pa.Table.from_batches([batch]).to_pandas(date_as_object=False))
+
+
+def blank_lines(source: Path | BinaryIO, chunk_bytes: int = 8 << 20) -> np.ndarray:
+    """1-based numbers of the file's empty lines that come before its last non-empty one.
+
+    The CSV readers skip empty lines; a bad row's line number in the report
+    must still be its line in the file. A first pass only looks for an empty
+    line (substring search, chunk by chunk); the line-by-line walk runs only
+    for a file that has one. The stream is rewound.
+    """
+    if not _has_inner_empty_line(source, chunk_bytes):
+        return np.array([], dtype=np.int64)
+    found: list[int] = []
+    pending: list[int] = []  # empty lines not yet followed by a non-empty one
+    with _rewound(source) as stream:
+        for number, raw in enumerate(stream, start=1):
+            if raw.strip(b"\r\n") == b"":
+                pending.append(number)
+            else:
+                found.extend(pending)
+                pending.clear()
+    return np.array(found, dtype=np.int64)
+
+
+def _has_inner_empty_line(source: Path | BinaryIO, chunk_bytes: int) -> bool:
+    """Whether an empty line comes before the file's last content (empty lines at the end do not count).
+
+    Vectorized over each chunk's line breaks: a line is empty when its break
+    follows the previous one directly, or with only a carriage return between.
+    """
+    pos, prev_nl, prev_byte, pending = 0, -1, 10, False  # the start of the file counts as a line break
+    with _rewound(source) as stream:
+        while chunk := stream.read(chunk_bytes):
+            arr = np.frombuffer(chunk, dtype=np.uint8)
+            if pending and _has_content(arr):
+                return True
+            nl = np.flatnonzero(arr == 10)
+            if nl.size:
+                gap = np.diff(nl, prepend=prev_nl - pos)
+                before = np.where(nl > 0, arr[np.maximum(nl - 1, 0)], prev_byte)
+                empty = (gap == 1) | ((gap == 2) & (before == 13))
+                if empty.any():
+                    if _has_content(arr[nl[np.argmax(empty)] + 1:]):
+                        return True
+                    pending = True
+                prev_nl = pos + int(nl[-1])
+            prev_byte, pos = int(arr[-1]), pos + len(arr)
+    return False
+
+
+def _has_content(arr: np.ndarray) -> bool:
+    """Any byte other than a line break or carriage return."""
+    return bool(((arr != 10) & (arr != 13)).any())
+
+
+@contextlib.contextmanager
+def _rewound(source: Path | BinaryIO) -> Iterator[BinaryIO]:
+    """The file open from its start; an open stream is rewound again afterwards, a path closed."""
+    if isinstance(source, Path):
+        with open(source, "rb") as f:
+            yield f
+        return
+    source.seek(0)
+    try:
+        yield source
+    finally:
+        source.seek(0)
 
 
 def _is_kline(source: Path | BinaryIO) -> bool:

@@ -7,17 +7,18 @@ whole stores nothing. Reading lives in candle_files, row checks in candle_checks
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
 from api.db import repository as repo
 from api.services.candle_checks import CandleValidator, ImportReport
 from api.services.candle_files import (PRICE_COLUMNS, ImportRejected, _NotTyped, _rewind, _typed_csv_batches,
-                                       read_csv_candles, read_parquet_candles, read_xlsx_candles)
+                                       blank_lines, read_csv_candles, read_parquet_candles, read_xlsx_candles)
 
 __all__ = ["ImportRejected", "ImportReport", "check_symbol", "import_candles", "import_csv", "symbol_from_path"]
 
@@ -61,12 +62,15 @@ def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbo
         elif suffix == ".xlsx":
             report = _store(conn, symbol, crypto_id, existing, [read_xlsx_candles(source, sheet)])
         else:
+            def blanks() -> np.ndarray:  # read once more, only if some row is reported
+                return blank_lines(source)
             try:
                 with conn.begin_nested():  # the typed reader may meet a bad cell late: undo its rows
-                    report = _store(conn, symbol, crypto_id, existing, _typed_csv_batches(source))
+                    report = _store(conn, symbol, crypto_id, existing, _typed_csv_batches(source), blanks)
             except _NotTyped:
                 _rewind(source)
-                report = _store(conn, symbol, crypto_id, existing, [read_csv_candles(source, typed=False)])
+                report = _store(conn, symbol, crypto_id, existing, [read_csv_candles(source, typed=False)],
+                                blanks)
         if existing is not None and existing["interval"] != report.interval:
             raise ImportRejected(f"{symbol} holds {existing['interval']} candles; this file has {report.interval}")
         if existing is None:
@@ -75,10 +79,10 @@ def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbo
 
 
 def _store(conn: Any, symbol: str, crypto_id: int, existing: dict[str, Any] | None,
-           frames: Iterable[pd.DataFrame]) -> ImportReport:
+           frames: Iterable[pd.DataFrame], blanks: Callable[[], np.ndarray] | None = None) -> ImportReport:
     """Check each frame's rows and COPY the good ones as they come; the report of the whole file."""
     report = ImportReport(symbol=symbol)
-    checks = CandleValidator(report)
+    checks = CandleValidator(report, blanks)
     with repo.price_sink(conn, crypto_id, upsert=existing is not None) as sink:
         for frame in frames:
             seconds, values = checks.feed(frame)
