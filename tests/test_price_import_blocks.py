@@ -112,3 +112,19 @@ def test_line_numbers_count_empty_lines(tmp_path, empty_db, small_blocks, newlin
     assert [lines[e["line"] - 1].split(",")[0] for e in report.errors] == \
         [frame.at[150, "Date"], frame.at[199, "Date"]]  # the reported line holds that very row
     assert (report.rows_read, report.rows_stored) == (200, 198)
+
+
+def test_an_upload_with_a_bad_cell_in_a_late_block_is_read_again_from_memory(client, empty_db, small_blocks) -> None:
+    """Uploads are kept in memory and read by Arrow without a copy; the text fallback must still work."""
+    import io
+
+    frame = _candles(300).astype(object)
+    frame.at[280, "High"] = "n/a"
+    body = frame.to_csv(index=False, float_format="%.17g").encode()
+    resp = client.post("/api/crypto/prices", data={"file": (io.BytesIO(body), "MEMUSDT.csv")},
+                       content_type="multipart/form-data")
+    assert resp.status_code == 201, resp.get_json()
+    report = resp.get_json()
+    assert [(e["line"], e["reason"]) for e in report["errors"]] == [(282, "not a number")]
+    assert (report["rows_stored"], report["rows_rejected"]) == (299, 1)
+    _series_matches_prices(empty_db)
