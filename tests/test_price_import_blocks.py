@@ -114,8 +114,8 @@ def test_line_numbers_count_empty_lines(tmp_path, empty_db, small_blocks, newlin
     assert (report.rows_read, report.rows_stored) == (200, 198)
 
 
-def test_an_upload_with_a_bad_cell_in_a_late_block_is_read_again_from_memory(client, empty_db, small_blocks) -> None:
-    """Uploads are kept in memory and read by Arrow without a copy; the text fallback must still work."""
+def test_an_upload_with_a_bad_cell_in_a_late_block_is_read_again(client, empty_db, small_blocks) -> None:
+    """The upload's spooled stream is read twice (typed, then as text): both readers must rewind it."""
     import io
 
     frame = _candles(300).astype(object)
