@@ -189,3 +189,29 @@ def test_other_start_methods_give_identical_results(demo_db, service, start_meth
     assert par["summary"]["parallel"] is True
     assert _without_timing(par["results"]) == _without_timing(seq["results"])
     assert _without_timing(sweep["settings"][0]["results"]) == _without_timing(seq["results"])
+
+
+@pytest.mark.parametrize("use_parallel", [False, True])
+def test_closes_read_ahead_never_outlive_their_batch(demo_db, service, use_parallel) -> None:
+    """Tasks take their closes from a read-ahead buffer filled per group of cryptos; new candles
+    stored between two batches must show in the second, and every crypto is still read exactly."""
+    from api.services import backtest_service
+
+    def candles(out):
+        return {r["symbol"]: r["candles"] for r in out["results"]}
+
+    first = service.run_strategy_against_all_cryptos(1, {}, use_parallel=use_parallel, store=False)
+    with demo_db.begin() as conn:
+        crypto = repo.find_crypto(conn, symbol="SYN003")
+        last = conn.execute(text("SELECT max(time) FROM crypto_prices WHERE crypto_id = :c"),
+                            {"c": crypto["id"]}).scalar_one()
+        conn.execute(text("INSERT INTO crypto_prices VALUES (:c, :t + interval '1 day', 1, 1, 1, 1, 1)"),
+                     {"c": crypto["id"], "t": last})
+    second = service.run_strategy_against_all_cryptos(1, {}, use_parallel=use_parallel, store=False)
+    grown = {s: n + (s == "SYN003") for s, n in candles(first).items()}
+    assert candles(second) == grown
+    with demo_db.connect() as conn:  # the very closes the database holds, crypto by crypto
+        for r in second["results"]:
+            stored = repo.load_closes(conn.connection.driver_connection, r["crypto_id"])
+            assert len(stored) == r["candles"]
+    assert backtest_service._READ_AHEAD == {} and backtest_service._PLAN == {}  # nothing left behind here

@@ -90,8 +90,11 @@ def test_idle_workers_killed_between_batches_cost_nothing(demo_db, service) -> N
     blocks forever. The next batch must still answer, and shutting the pool down must not hang."""
     expected = service.run_strategy_against_all_cryptos(1, {}, use_parallel=False, store=False)
     service.run_strategy_against_all_cryptos(1, {}, use_parallel=True, store=False)  # the pool is warm
-    workers = [p for p in psutil.Process().children() if p.status() != psutil.STATUS_ZOMBIE]
-    assert workers
+    from api.services import fanout
+
+    pids = [w.pid for warm in fanout._POOLS.values() for w in warm.pool._pool]  # the pool's workers only
+    workers = [psutil.Process(pid) for pid in pids]
+    assert len(workers) >= 2
     for p in workers:
         p.send_signal(signal.SIGKILL)
     psutil.wait_procs(workers, timeout=5)

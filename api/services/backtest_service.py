@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -158,8 +159,8 @@ class CryptoBacktestService:
 
     def _run_sequential_backtests(self, cryptos: list[dict[str, Any]], strategy_id: int,
                                   parameters: dict[str, Any]) -> list[dict[str, Any]]:
-        return [CryptoBacktestService._run_single_backtest_worker(c, strategy_id, parameters, self.db_config)
-                for c in cryptos]
+        args = [(c, strategy_id, parameters, self.db_config) for c in cryptos]
+        return list(_run_here(CryptoBacktestService._run_single_backtest_worker, args))
 
     @staticmethod
     def _run_single_backtest_worker(crypto: dict[str, Any], strategy_id: int, parameters: dict[str, Any],
@@ -198,7 +199,7 @@ class CryptoBacktestService:
         if parallel:
             stream = self._fan_out_iter(CryptoBacktestService._run_sweep_worker, args, processes)
         else:
-            stream = (CryptoBacktestService._run_sweep_worker(*a) for a in args)
+            stream = _run_here(CryptoBacktestService._run_sweep_worker, args)
         per_crypto: list[list[dict[str, Any]]] = []
 
         def encoded_rows() -> Any:
@@ -290,7 +291,7 @@ class CryptoBacktestService:
         # n cryptos keeps at most min(cpu, n, max_processes) of its workers busy.
         capacity = max(pool_size(self.max_processes, self.max_processes), processes)
         outcomes = run_in_pool(worker, args, capacity, self.start_method, initializer=warm_worker,
-                               task_timeout=self.task_timeout)
+                               task_timeout=self.task_timeout, before_chunk=read_ahead)
         for task_args, outcome in zip(args, outcomes):
             yield _failed_task(worker, task_args, outcome) if isinstance(outcome, TaskFailure) else outcome
 
@@ -315,6 +316,73 @@ def _failed_task(worker: Any, task_args: tuple, failure: TaskFailure) -> Any:
     return entry
 
 
+# Read-ahead of closes for the tasks about to run in this process (a pool chunk, a sequential run):
+# the plan lists their cryptos in order; the buffer holds the group read last.
+_PLAN: dict[int, tuple[int, int]] = {}  # crypto id -> (position in the plan, candles)
+_PLAN_ORDER: list[tuple[int, int]] = []  # (crypto id, candles) in task order
+_PLAN_PID = 0
+_READ_AHEAD: dict[int, repo.PriceSeries] = {}
+READ_AHEAD_CANDLES = 262_144  # closes per read-ahead query (2 MB), however many cryptos that makes
+
+
+def read_ahead(task_args: list[tuple]) -> None:
+    """Plan the read-ahead for tasks about to run here, in this order (their crypto is each args[0]).
+
+    Each task then takes its closes from a group read in one query (as many
+    following cryptos as fit in READ_AHEAD_CANDLES) instead of asking the
+    database alone: per-query wake-ups of server and client were about half
+    of an hourly batch. A new plan drops whatever an earlier one left.
+    """
+    global _PLAN_PID
+    _READ_AHEAD.clear()
+    _PLAN.clear()
+    _PLAN_ORDER[:] = [(int(a[0]["id"]), int(a[0].get("candles") or 0)) for a in task_args]
+    _PLAN.update((cid, (i, n)) for i, (cid, n) in enumerate(_PLAN_ORDER))
+    _PLAN_PID = os.getpid()
+
+
+def _take_closes(conn: Any, crypto_id: int) -> repo.PriceSeries:
+    """This crypto's closes: from the read-ahead group (reading the next group when needed), else alone."""
+    if _PLAN_PID == os.getpid() and crypto_id in _PLAN:
+        if crypto_id not in _READ_AHEAD:
+            _read_group_from(conn, _PLAN[crypto_id][0])
+        series = _READ_AHEAD.pop(crypto_id, None)
+        if series is not None:
+            return series
+    return repo.load_closes(conn, crypto_id)
+
+
+def _read_group_from(conn: Any, position: int) -> None:
+    group, total = [], 0
+    for crypto_id, candles in _PLAN_ORDER[position:]:
+        if group and total + candles > READ_AHEAD_CANDLES:
+            break
+        group.append(crypto_id)
+        total += candles
+    _READ_AHEAD.clear()
+    try:
+        _READ_AHEAD.update(repo.load_closes_many(conn, group))
+    except Exception:  # each task then reads (and reports) its own closes
+        log.warning("read-ahead of %d cryptos failed", len(group), exc_info=True)
+        _READ_AHEAD.clear()
+
+
+def _end_read_ahead() -> None:
+    _READ_AHEAD.clear()
+    _PLAN.clear()
+    _PLAN_ORDER.clear()
+
+
+def _run_here(worker: Any, args: list[tuple]) -> Iterator[Any]:
+    """A worker over many tasks in this process, their closes read ahead in groups."""
+    read_ahead(args)
+    try:
+        for task in args:
+            yield worker(*task)
+    finally:
+        _end_read_ahead()
+
+
 def warm_worker() -> None:
     """Pool worker start-up: load compiled engine kernels before the first task needs them."""
     warm_up = getattr(engine_module, "warm_up", None)
@@ -333,7 +401,7 @@ def _backtest_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: l
     try:
         conn = worker_connection(db_config)
         code = _strategy_code(conn, db_config, strategy_id)
-        prices = repo.load_closes(conn, crypto["id"])
+        prices = _take_closes(conn, crypto["id"])
         load_share = (time.perf_counter() - started) / len(parameter_sets)
         header = crypto_header(crypto, prices)
         return [backtest_prices(crypto, code, params, prices, time.perf_counter() - load_share, header)

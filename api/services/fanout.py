@@ -99,14 +99,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _run_chunk(base: int, func: Callable[..., Any], items: list[tuple[int, tuple]]) -> list[Any]:
+def _run_chunk(base: int, func: Callable[..., Any], items: list[tuple[int, tuple]],
+               before_chunk: Callable[[list[tuple]], Any] | None = None) -> list[Any]:
     """Run several tasks in a pool worker, each with its id and start time in this worker's slot.
 
     Chunks keep the per-task IPC cost low; the slot still names the very task
-    running, so a death or a hang is charged to that task alone.
+    running, so a death or a hang is charged to that task alone. before_chunk
+    (given every task's arguments) may prepare the chunk, e.g. read its data in
+    one query; it must not raise.
     """
     slots, i = _worker_slots, _worker_slot
     out = []
+    if before_chunk is not None:
+        before_chunk([args for _, args in items])
     try:
         for index, args in items:
             if slots is not None and i >= 0:
@@ -138,7 +143,8 @@ def _warm_pool(processes: int, start_method: str | None, initializer: Callable[[
 
 def run_in_pool(func: Callable[..., Any], arg_tuples: Sequence[tuple], processes: int,
                 start_method: str | None = None, initializer: Callable[[], Any] | None = None,
-                task_timeout: float = 60.0) -> Iterator[Any]:
+                task_timeout: float = 60.0,
+                before_chunk: Callable[[list[tuple]], Any] | None = None) -> Iterator[Any]:
     """Yield func(*args) for every args tuple, in input order, as soon as each is ready.
 
     A task whose worker died yields TaskFailure("worker_lost"); one running
@@ -149,7 +155,7 @@ def run_in_pool(func: Callable[..., Any], arg_tuples: Sequence[tuple], processes
     stalled: list[int] = []
     warm = _warm_pool(processes, start_method, initializer)
     with warm.lock:
-        yield from _collect(warm, func, arg_tuples, task_timeout, stalled)
+        yield from _collect(warm, func, arg_tuples, task_timeout, stalled, before_chunk)
     if not stalled:
         return
     # Tasks stopped moving with no worker running them: the pool's queues are
@@ -160,7 +166,7 @@ def run_in_pool(func: Callable[..., Any], arg_tuples: Sequence[tuple], processes
     warm = _warm_pool(processes, start_method, initializer)
     again: list[int] = []
     with warm.lock:
-        yield from _collect(warm, func, retry, task_timeout, again)
+        yield from _collect(warm, func, retry, task_timeout, again, before_chunk)
     if again:
         _forget(warm, start_method)
         for _ in again:
@@ -175,7 +181,8 @@ def _forget(warm: _WarmPool, start_method: str | None) -> None:
 
 
 def _collect(warm: _WarmPool, func: Callable[..., Any], arg_tuples: Sequence[tuple],
-             task_timeout: float, stalled: list[int]) -> Iterator[Any]:
+             task_timeout: float, stalled: list[int],
+             before_chunk: Callable[[list[tuple]], Any] | None = None) -> Iterator[Any]:
     """Yield results in order; on a stall, put the indices not yet yielded in `stalled` and stop."""
     pool, slots, n = warm.pool, warm.slots, len(arg_tuples)
     base = int(time.monotonic() * 1000) * 10_000  # task ids unique across batches of this pool
@@ -186,7 +193,8 @@ def _collect(warm: _WarmPool, func: Callable[..., Any], arg_tuples: Sequence[tup
 
     def submit(indices: list[int]) -> None:
         cid = next(ids)
-        chunks[cid] = (pool.apply_async(_run_chunk, (base, func, [(i, arg_tuples[i]) for i in indices])), indices)
+        chunks[cid] = (pool.apply_async(_run_chunk, (base, func, [(i, arg_tuples[i]) for i in indices],
+                                                     before_chunk)), indices)
         owner.update((i, cid) for i in indices)
 
     for start, stop in _guided_chunks(n, warm.size):
