@@ -35,7 +35,7 @@ class Settings:
     demo_candles: int = 1828
     demo_seed: int = 42
     mp_start_method: str | None = None
-    auto_parallel_min_work: int = 300_000
+    auto_parallel_min_work: int = 1_000_000
     task_timeout_s: int = 60
     max_concurrent_batches: int = 1
     max_upload_mb: int = 200
@@ -55,7 +55,7 @@ class Settings:
             demo_candles=_int_env("DEMO_CANDLES", 1828),
             demo_seed=_int_env("DEMO_SEED", 42),
             mp_start_method=os.environ.get("MP_START_METHOD") or None,
-            auto_parallel_min_work=_int_env("AUTO_PARALLEL_MIN_WORK", 300_000),
+            auto_parallel_min_work=_int_env("AUTO_PARALLEL_MIN_WORK", 1_000_000),
             task_timeout_s=max(1, _int_env("TASK_TIMEOUT_SECONDS", 60)),
             max_concurrent_batches=max(1, _int_env("MAX_CONCURRENT_BATCHES", 1)),
             max_upload_mb=max(1, _int_env("MAX_UPLOAD_MB", 200)),

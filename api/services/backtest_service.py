@@ -34,10 +34,13 @@ log = logging.getLogger(__name__)
 ParallelMode = bool | Literal["auto"]
 
 # Below this many candle-evaluations (price rows x parameter settings) "auto" runs
-# sequentially: the fan-out's fixed cost (task pickling, result transfer) is not
-# repaid. Calibrated with `benchmarks/benchmark_parallel.py --calibrate` (parallel
-# broke even at ~180,000-390,000 on 2 cores); AUTO_PARALLEL_MIN_WORK overrides it.
-AUTO_PARALLEL_MIN_WORK = 300_000
+# sequentially: the fan-out's fixed cost (task pickling, result transfer, a
+# second process competing with the database for 2 cores) is not repaid.
+# Calibrated with `benchmarks/benchmark_parallel.py --calibrate` once the closes
+# were read ahead in groups (sequential got faster): sequential wins clearly up to
+# ~400,000, the two are within 10 % between ~0.8 and ~1.7 million, parallel wins
+# from ~3 million on 2 cores. AUTO_PARALLEL_MIN_WORK overrides it.
+AUTO_PARALLEL_MIN_WORK = 1_000_000
 
 MAX_SWEEP_SETTINGS = 500
 
