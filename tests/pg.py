@@ -67,3 +67,13 @@ def fresh_database(admin_url: str, prefix: str = "bt_test") -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def assert_close_series_matches_prices(conn) -> None:
+    """The packed close series is derived state: it must equal what crypto_prices holds, crypto by crypto."""
+    expected = conn.execute(text(
+        "SELECT crypto_id, string_agg(float8send(close), ''::bytea ORDER BY time), min(time), max(time), count(*) "
+        "FROM crypto_prices GROUP BY crypto_id ORDER BY crypto_id")).all()
+    actual = conn.execute(text("SELECT crypto_id, closes, first_time, last_time, candles "
+                               "FROM crypto_close_series ORDER BY crypto_id")).all()
+    assert [tuple(r) for r in actual] == [tuple(r) for r in expected]

@@ -7,7 +7,7 @@ from api.config import Settings
 from api.db import migrate
 from api.db.connection import db_config_for, make_engine
 from api.engine import get_strategy
-from tests.pg import fresh_database
+from tests.pg import assert_close_series_matches_prices, fresh_database
 
 TABLES = {"cryptocurrencies", "crypto_prices", "strategies", "crypto_backtest_results", "crypto_close_series",
           "idempotency_keys"}
@@ -49,14 +49,6 @@ def test_close_series_follows_every_write_to_prices(empty_db) -> None:
 
     from api.db import repository as repo
 
-    def series_matches_prices(conn) -> None:
-        expected = conn.execute(text(
-            "SELECT crypto_id, string_agg(float8send(close), ''::bytea ORDER BY time), min(time), max(time), count(*) "
-            "FROM crypto_prices GROUP BY crypto_id ORDER BY crypto_id")).all()
-        actual = conn.execute(text("SELECT crypto_id, closes, first_time, last_time, candles "
-                                   "FROM crypto_close_series ORDER BY crypto_id")).all()
-        assert [tuple(r) for r in actual] == [tuple(r) for r in expected]
-
     t = np.arange(np.datetime64("2024-01-01"), np.datetime64("2024-01-11")).astype("datetime64[s]")
     px = np.linspace(10, 19, 10)
     with empty_db.begin() as conn:
@@ -65,47 +57,47 @@ def test_close_series_follows_every_write_to_prices(empty_db) -> None:
         repo.copy_prices(conn, a, t, px, px, px, px, px, upsert=False)        # COPY straight in
         repo.copy_prices(conn, b, t[:5], px[:5], px[:5], px[:5], px[:5], px[:5])  # upsert path
     with empty_db.begin() as conn:
-        series_matches_prices(conn)
+        assert_close_series_matches_prices(conn)
         for day in range(10, 14):  # one candle at a time after the last: appended, not rebuilt
             conn.execute(text("INSERT INTO crypto_prices VALUES (:a, '2024-01-01'::timestamptz + make_interval(days => :d), "
                               "1, 1, 1, :c, 1)"), {"a": a, "d": day, "c": 20.0 + day})
-            series_matches_prices(conn)
+            assert_close_series_matches_prices(conn)
         conn.execute(text("INSERT INTO crypto_prices VALUES (:a, '2023-12-25', 1, 1, 1, 9.5, 1)"), {"a": a})  # before
-        series_matches_prices(conn)
+        assert_close_series_matches_prices(conn)
         # the new-crypto COPY writes the series itself; used on a crypto that has one, it rebuilds it
         later = t + np.timedelta64(40, "D")
         repo.copy_prices(conn, a, later, px, px, px, px, px, upsert=False)
-        series_matches_prices(conn)
+        assert_close_series_matches_prices(conn)
         conn.execute(text("DELETE FROM crypto_prices WHERE crypto_id = :a AND time >= :t"),
                      {"a": a, "t": later[0].astype(object)})
-        series_matches_prices(conn)
+        assert_close_series_matches_prices(conn)
         c = repo.insert_cryptocurrency(conn, "CCC", "C")
         # one statement, three cases: a new crypto (created), after a's end (appended), inside b (rebuilt)
         conn.execute(text("INSERT INTO crypto_prices VALUES (:c, '2024-03-02', 1, 1, 1, 7.0, 1), "
                           "(:a, '2024-01-20', 1, 1, 1, 30.0, 1), (:c, '2024-03-01', 1, 1, 1, 6.0, 1), "
                           "(:b, '2023-12-31', 1, 1, 1, 5.0, 1), (:a, '2024-01-19', 1, 1, 1, 29.0, 1)"),
                      {"a": a, "b": b, "c": c})
-        series_matches_prices(conn)
+        assert_close_series_matches_prices(conn)
         conn.execute(text("DELETE FROM crypto_prices WHERE crypto_id = :c OR (crypto_id = :b AND time < '2024-01-01') "
                           "OR (crypto_id = :a AND time >= '2024-01-19')"), {"a": a, "b": b, "c": c})
-        series_matches_prices(conn)
+        assert_close_series_matches_prices(conn)
         conn.execute(text("DELETE FROM crypto_prices WHERE crypto_id = :a AND time < '2024-01-01' "
                           "OR time >= '2024-01-11'"), {"a": a})
-        series_matches_prices(conn)
+        assert_close_series_matches_prices(conn)
         repo.copy_prices(conn, b, t[3:], px[3:] * 2, px[3:] * 2, px[3:] * 2, px[3:] * 2, px[3:])  # overlap
-        series_matches_prices(conn)
+        assert_close_series_matches_prices(conn)
         conn.execute(text("UPDATE crypto_prices SET close = close + 1 WHERE crypto_id = :a AND time > '2024-01-05'"),
                      {"a": a})
-        series_matches_prices(conn)
+        assert_close_series_matches_prices(conn)
         conn.execute(text("DELETE FROM crypto_prices WHERE crypto_id = :a AND time < '2024-01-03'"), {"a": a})
-        series_matches_prices(conn)
+        assert_close_series_matches_prices(conn)
         conn.execute(text("DELETE FROM crypto_prices WHERE crypto_id = :b"), {"b": b})
-        series_matches_prices(conn)
+        assert_close_series_matches_prices(conn)
         assert repo.load_closes(conn.connection.driver_connection, b).close.size == 0
         got = repo.load_closes(conn.connection.driver_connection, a, with_times=True)
         assert len(got) == 8 and got.times[0] == int(t[2].astype(np.int64))
         conn.execute(text("TRUNCATE crypto_prices"))
-        series_matches_prices(conn)
+        assert_close_series_matches_prices(conn)
         assert repo.total_candles(conn) == 0
 
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sqlalchemy import text
 
 from api.db import repository as repo
 from api.services import candle_files
 from api.services.price_import import ImportRejected, import_csv
+from tests.pg import assert_close_series_matches_prices
 from tests.test_price_import import _candles
 
 
@@ -19,12 +19,7 @@ def small_blocks(monkeypatch):
 
 def _series_matches_prices(engine) -> None:
     with engine.connect() as conn:
-        expected = conn.execute(text(
-            "SELECT crypto_id, string_agg(float8send(close), ''::bytea ORDER BY time), count(*) "
-            "FROM crypto_prices GROUP BY crypto_id ORDER BY crypto_id")).all()
-        actual = conn.execute(text("SELECT crypto_id, closes, candles FROM crypto_close_series "
-                                   "ORDER BY crypto_id")).all()
-    assert [tuple(r) for r in actual] == [tuple(r) for r in expected]
+        assert_close_series_matches_prices(conn)
 
 
 def test_a_bad_cell_in_a_late_block_is_reported_and_nothing_is_stored_twice(tmp_path, empty_db, small_blocks) -> None:

@@ -97,6 +97,11 @@ def load_closes(dbapi_conn: Any, crypto_id: int, with_times: bool = False) -> Pr
     if row is None:
         return PriceSeries(np.empty(0, dtype=np.float64), None, None,
                            np.empty(0, dtype=np.int64) if with_times else None)
+    return _series(row, times)
+
+
+def _series(row: Sequence[Any], times: np.ndarray | None = None) -> PriceSeries:
+    """A (closes, first, last) row of _CLOSES_SQL as a PriceSeries: big-endian bytes to native floats."""
     return PriceSeries(np.frombuffer(row[0], dtype=">f8").astype(np.float64), int(row[1]), int(row[2]), times)
 
 
@@ -120,8 +125,7 @@ def load_closes_many(dbapi_conn: Any, crypto_ids: Sequence[int]) -> dict[int, Pr
         with cur:
             row = cur.fetchone()
         if row is not None:
-            out[int(crypto_id)] = PriceSeries(np.frombuffer(row[0], dtype=">f8").astype(np.float64),
-                                              int(row[1]), int(row[2]), None)
+            out[int(crypto_id)] = _series(row)
     return out
 
 
@@ -264,25 +268,21 @@ def price_sink(conn: Connection, crypto_id: int, upsert: bool = True) -> Iterato
     """
     cur = conn.connection.driver_connection.cursor()
     try:
-        table = "crypto_prices"
-        if not upsert:  # a new crypto: its packed close series is written here, not by the trigger
-            cur.execute("SELECT 1 FROM cryptocurrencies WHERE id = %s FOR UPDATE", (crypto_id,))
-            cur.execute("SET LOCAL app.close_series_by_caller = 'on'")
         if upsert:
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS _price_load (LIKE crypto_prices INCLUDING DEFAULTS) "
                         "ON COMMIT DROP")
             cur.execute("TRUNCATE _price_load")
             table = "_price_load"
+        else:  # a new crypto: its packed close series is written here, not by the trigger
+            cur.execute("SELECT 1 FROM cryptocurrencies WHERE id = %s FOR UPDATE", (crypto_id,))
+            cur.execute("SET LOCAL app.close_series_by_caller = 'on'")
+            table = "crypto_prices"
         with cur.copy(f"COPY {table} {_PRICE_COLUMNS} FROM STDIN WITH (FORMAT binary)",
                       writer=QueuedLibpqWriter(cur)) as copy:
             copy.write(_COPY_HEADER)
             sink = PriceSink(copy, crypto_id, keep_closes=not upsert)
             yield sink
             copy.write(_COPY_TRAILER)
-        sink.rows_written = sink.rows_sent
-        if not upsert:
-            cur.execute("SET LOCAL app.close_series_by_caller = 'off'")
-            _write_close_series(cur, crypto_id, sink.kept or [])
         if upsert:
             cur.execute(
                 f"INSERT INTO crypto_prices {_PRICE_COLUMNS} SELECT * FROM _price_load "
@@ -293,6 +293,10 @@ def price_sink(conn: Connection, crypto_id: int, upsert: bool = True) -> Iterato
                 "(EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume)")
             sink.rows_written = cur.rowcount
             cur.execute("TRUNCATE _price_load")
+        else:
+            sink.rows_written = sink.rows_sent
+            cur.execute("SET LOCAL app.close_series_by_caller = 'off'")
+            _write_close_series(cur, crypto_id, sink.kept or [])
     finally:
         cur.close()
 

@@ -321,8 +321,8 @@ def _failed_task(worker: Any, task_args: tuple, failure: TaskFailure) -> Any:
 
 # Read-ahead of closes for the tasks about to run in this process (a pool chunk, a sequential run):
 # the plan lists their cryptos in order; the buffer holds the group read last.
-_PLAN: dict[int, tuple[int, int]] = {}  # crypto id -> (position in the plan, candles)
 _PLAN_ORDER: list[tuple[int, int]] = []  # (crypto id, candles) in task order
+_PLAN: dict[int, int] = {}  # crypto id -> its position in _PLAN_ORDER
 _PLAN_PID = 0
 _READ_AHEAD: dict[int, repo.PriceSeries] = {}
 READ_AHEAD_CANDLES = 262_144  # closes per read-ahead query (2 MB), however many cryptos that makes
@@ -340,7 +340,7 @@ def read_ahead(task_args: list[tuple]) -> None:
     _READ_AHEAD.clear()
     _PLAN.clear()
     _PLAN_ORDER[:] = [(int(a[0]["id"]), int(a[0].get("candles") or 0)) for a in task_args]
-    _PLAN.update((cid, (i, n)) for i, (cid, n) in enumerate(_PLAN_ORDER))
+    _PLAN.update((cid, i) for i, (cid, _) in enumerate(_PLAN_ORDER))
     _PLAN_PID = os.getpid()
 
 
@@ -348,7 +348,7 @@ def _take_closes(conn: Any, crypto_id: int) -> repo.PriceSeries:
     """This crypto's closes: from the read-ahead group (reading the next group when needed), else alone."""
     if _PLAN_PID == os.getpid() and crypto_id in _PLAN:
         if crypto_id not in _READ_AHEAD:
-            _read_group_from(conn, _PLAN[crypto_id][0])
+            _read_group_from(conn, _PLAN[crypto_id])
         series = _READ_AHEAD.pop(crypto_id, None)
         if series is not None:
             return series

@@ -134,15 +134,6 @@ class CandleValidator:
         return self.report.interval
 
 
-def validate_candles(frame: pd.DataFrame, report: ImportReport) -> pd.DataFrame:
-    """A whole file's good rows (UTC times, in time order); every other row goes into the report."""
-    checks = CandleValidator(report)
-    seconds, values = checks.feed(frame)
-    checks.finish()
-    clean = pd.DataFrame({"time": pd.to_datetime(seconds, unit="s", utc=True), **values})
-    return clean.sort_values("time", kind="stable").reset_index(drop=True)
-
-
 def detect_interval(times: pd.Series) -> str:
     """The candle interval, when every gap is a whole number of one known interval; else ImportRejected."""
     return interval_of(_epoch_seconds(times))

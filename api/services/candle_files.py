@@ -34,19 +34,16 @@ class ImportRejected(ServiceError):
         super().__init__(detail, [{"field": field, "message": detail}])
 
 
-def read_csv_candles(source: Path | BinaryIO, typed: bool = True) -> pd.DataFrame:
-    """The file's table with lower-cased column names (numbers typed when every cell is one).
+def read_csv_candles(source: Path | BinaryIO) -> pd.DataFrame:
+    """The whole file's table with lower-cased column names, read by pandas cell by cell.
 
-    A headerless file of 12 columns whose first cell is a number is read as
-    Binance's kline layout. typed=False reads every cell as text, so each bad
-    one can be reported.
+    The fallback for a file the typed streaming reader cannot take: a column
+    with a bad cell is read as text, so each bad cell can be reported. A
+    headerless file of 12 columns whose first cell is a number is read as
+    Binance's kline layout.
     """
     try:
-        kline = _is_kline(source)
-        frame = _read_typed_table(source, kline) if typed else None
-        if frame is None:
-            _rewind(source)
-            frame = _read_table(source, kline)
+        frame = _read_table(source, _is_kline(source))
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ImportRejected(f"not a readable CSV table: {exc}") from None
     return _candle_columns(frame)
@@ -68,10 +65,8 @@ def _typed_csv_batches(source: Path | BinaryIO) -> Iterator[pd.DataFrame]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    kline = _is_kline(source)
-    _rewind(source)
     read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES,
-                             column_names=list(BINANCE_KLINE_COLUMNS) if kline else None)
+                             column_names=list(BINANCE_KLINE_COLUMNS) if _is_kline(source) else None)
     try:
         reader = pacsv.open_csv(source, read_options=read,
                                 convert_options=pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True))
@@ -97,8 +92,8 @@ def blank_lines(source: Path | BinaryIO, chunk_bytes: int = 8 << 20) -> np.ndarr
 
     The CSV readers skip empty lines; a bad row's line number in the report
     must still be its line in the file. A first pass only looks for an empty
-    line (substring search, chunk by chunk); the line-by-line walk runs only
-    for a file that has one. The stream is rewound.
+    line (vectorized, chunk by chunk); the line-by-line walk runs only for a
+    file that has one. The stream is rewound.
     """
     if not _has_inner_empty_line(source, chunk_bytes):
         return np.array([], dtype=np.int64)
@@ -160,8 +155,8 @@ def _rewound(source: Path | BinaryIO) -> Iterator[BinaryIO]:
 
 
 def _is_kline(source: Path | BinaryIO) -> bool:
+    """A headerless 12-column file whose first cell is a number: Binance's kline layout (stream rewound)."""
     head = _first_line(source)
-    _rewind(source)
     cells = head.split(",")
     return len(cells) == len(BINANCE_KLINE_COLUMNS) and cells[0].strip().isdigit()
 
@@ -232,21 +227,6 @@ def _check_columns(names: list[str]) -> str:
     return time_col
 
 
-def _read_typed_table(source: Path | BinaryIO, kline: bool) -> pd.DataFrame | None:
-    """The whole file through Arrow's multithreaded reader, or None when a cell is not typed."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    read = pacsv.ReadOptions(column_names=list(BINANCE_KLINE_COLUMNS) if kline else None)
-    try:
-        table = pacsv.read_csv(source, read_options=read,
-                               convert_options=pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True))
-        usable = _typed_schema_usable(table.schema)
-    except (pa.ArrowException, OSError, ValueError):  # UnicodeDecodeError too: bytes that are not UTF-8
-        return None
-    return table.to_pandas(date_as_object=False) if usable else None
-
-
 def _typed_schema_usable(schema: Any) -> bool:
     """Every price and volume column numeric, the time column a time, a number or text; names unique.
 
@@ -293,10 +273,6 @@ def _rewind(source: Path | BinaryIO) -> None:
 
 def _first_line(source: Path | BinaryIO) -> str:
     """The first line of the file as text (the stream is rewound), to tell CSV layouts apart."""
-    if isinstance(source, Path):
-        with open(source, "rb") as f:
-            raw = f.readline(4096)
-    else:
-        raw = source.readline(4096)
-        source.seek(0)
+    with _rewound(source) as stream:
+        raw = stream.readline(4096)
     return raw.decode("utf-8", errors="replace").strip()

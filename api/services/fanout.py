@@ -325,11 +325,9 @@ def _discard(pool: Pool) -> None:
             worker.kill()
         worker.join(timeout=2.0)
     lock = getattr(getattr(pool, "_inqueue", None), "_rlock", None)
-    if lock is not None:
-        if not lock.acquire(timeout=0.05):
-            lock.release()  # taken by a worker that is dead now
-        else:
-            lock.release()
+    if lock is not None:  # free it whoever holds it: every worker is dead now
+        lock.acquire(timeout=0.05)
+        lock.release()
     pool.terminate()
     pool.join()
 

@@ -6,6 +6,7 @@ whole stores nothing. Reading lives in candle_files, row checks in candle_checks
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -17,12 +18,14 @@ from sqlalchemy.engine import Engine
 
 from api.db import repository as repo
 from api.services.candle_checks import CandleValidator, ImportReport
-from api.services.candle_files import (PRICE_COLUMNS, ImportRejected, _NotTyped, _rewind, _typed_csv_batches,
-                                       blank_lines, read_csv_candles, read_parquet_candles, read_xlsx_candles)
+from api.services.candle_files import (PRICE_COLUMNS, ImportRejected, _NotTyped, _typed_csv_batches, blank_lines,
+                                       read_csv_candles, read_parquet_candles, read_xlsx_candles)
 
 __all__ = ["ImportRejected", "ImportReport", "check_symbol", "import_candles", "import_csv", "symbol_from_path"]
 
 SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+
+
 def symbol_from_path(path: Path) -> str:
     """BTCUSDT.csv -> BTCUSDT (validated like any symbol)."""
     return check_symbol(path.stem.split("-")[0].split("_")[0])
@@ -57,20 +60,18 @@ def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbo
         existing = repo.find_crypto(conn, symbol=symbol)
         # a new crypto's interval is known only at the end of the file; a failed file rolls this back
         crypto_id = existing["id"] if existing else repo.insert_cryptocurrency(conn, symbol, symbol, "1d")
+        upsert = existing is not None
         if suffix in (".parquet", ".pq"):
-            report = _store(conn, symbol, crypto_id, existing, [read_parquet_candles(source)])
+            report = _store(conn, symbol, crypto_id, upsert, [read_parquet_candles(source)])
         elif suffix == ".xlsx":
-            report = _store(conn, symbol, crypto_id, existing, [read_xlsx_candles(source, sheet)])
+            report = _store(conn, symbol, crypto_id, upsert, [read_xlsx_candles(source, sheet)])
         else:
-            def blanks() -> np.ndarray:  # read once more, only if some row is reported
-                return blank_lines(source)
+            blanks = functools.partial(blank_lines, source)  # the file is read once more only if a row is reported
             try:
                 with conn.begin_nested():  # the typed reader may meet a bad cell late: undo its rows
-                    report = _store(conn, symbol, crypto_id, existing, _typed_csv_batches(source), blanks)
+                    report = _store(conn, symbol, crypto_id, upsert, _typed_csv_batches(source), blanks)
             except _NotTyped:
-                _rewind(source)
-                report = _store(conn, symbol, crypto_id, existing, [read_csv_candles(source, typed=False)],
-                                blanks)
+                report = _store(conn, symbol, crypto_id, upsert, [read_csv_candles(source)], blanks)
         if existing is not None and existing["interval"] != report.interval:
             raise ImportRejected(f"{symbol} holds {existing['interval']} candles; this file has {report.interval}")
         if existing is None:
@@ -78,12 +79,12 @@ def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbo
     return report
 
 
-def _store(conn: Any, symbol: str, crypto_id: int, existing: dict[str, Any] | None,
-           frames: Iterable[pd.DataFrame], blanks: Callable[[], np.ndarray] | None = None) -> ImportReport:
+def _store(conn: Any, symbol: str, crypto_id: int, upsert: bool, frames: Iterable[pd.DataFrame],
+           blanks: Callable[[], np.ndarray] | None = None) -> ImportReport:
     """Check each frame's rows and COPY the good ones as they come; the report of the whole file."""
     report = ImportReport(symbol=symbol)
     checks = CandleValidator(report, blanks)
-    with repo.price_sink(conn, crypto_id, upsert=existing is not None) as sink:
+    with repo.price_sink(conn, crypto_id, upsert=upsert) as sink:
         for frame in frames:
             seconds, values = checks.feed(frame)
             sink.write(seconds, *(values[k] for k in (*PRICE_COLUMNS, "volume")))

@@ -1,4 +1,4 @@
-"""Close series: one pass over the inserted rows, and no re-read for a crypto's first candles.
+"""Close series: one pass over the inserted rows, and a new crypto's COPY may write its series itself.
 
 Measured on a 1,000,000-row import of a new crypto, the insert trigger took
 1.8 s of a 5.0 s COPY: it scanned the inserted rows three times (locks,
@@ -11,6 +11,13 @@ its last one), or rebuilt from crypto_prices (candles inserted before its end).
 Rows are locked crypto by crypto in id order, as before, so writers of the same
 crypto still queue and never deadlock.
 
+Even in one pass the sort costs ~0.6 s of such an import, and the service's
+COPY of a new crypto already holds those candles in memory, in order. It
+writes the series row itself and says so with a transaction-local setting
+(`SET LOCAL app.close_series_by_caller = 'on'`) for that one COPY statement;
+every other writer still goes through the trigger, and the loader falls back
+to refresh_close_series when the crypto turns out to have a series already.
+
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-23
@@ -22,15 +29,16 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-
-def upgrade() -> None:
-    op.execute("""
+_BODY = """
         CREATE OR REPLACE FUNCTION close_series_after_insert() RETURNS trigger LANGUAGE plpgsql
         SET work_mem = '256MB' AS $$
         DECLARE
             a record;
             last_old timestamptz;
         BEGIN
+            IF current_setting('app.close_series_by_caller', true) = 'on' THEN
+                RETURN NULL;  -- the loader writes this statement's series itself
+            END IF;
             FOR a IN SELECT crypto_id, string_agg(float8send(close), ''::bytea ORDER BY time) AS bytes,
                             min(time) AS first_new, max(time) AS last_new, count(*) AS k
                      FROM new_rows GROUP BY crypto_id ORDER BY crypto_id LOOP
@@ -49,7 +57,11 @@ def upgrade() -> None:
             END LOOP;
             RETURN NULL;
         END $$
-    """)
+"""
+
+
+def upgrade() -> None:
+    op.execute(_BODY)
 
 
 def downgrade() -> None:
