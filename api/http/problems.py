@@ -15,7 +15,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from api.services.errors import Busy, NotFound, ServiceError, ValidationFailed
+from api.services.errors import Busy, DatabaseUnavailable, NotFound, ServiceError, ValidationFailed
 from api.services.idempotency import IdempotencyConflict
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,11 @@ def problem_for(exc: BaseException) -> Response:
                                 exc.errors, headers={"Retry-After": "1"} if status == 409 else None)
     if isinstance(exc, Busy):
         return problem_response(429, "Too many requests", exc.detail, headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, DatabaseUnavailable):
+        log.warning("database failed during the work: %s", exc.detail)
+        return problem_response(503, "Database unavailable", exc.detail,
+                                [{"field": "database", "message": "unavailable; nothing was stored"}],
+                                headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, NotFound):
         return problem_response(404, "Not found", exc.detail, exc.errors)
     if isinstance(exc, ValidationFailed):

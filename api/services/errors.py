@@ -25,3 +25,15 @@ class Busy(ServiceError):
     def __init__(self, detail: str, retry_after: int = 1) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class DatabaseUnavailable(ServiceError):
+    """The database failed during the work (connection lost, timeout): nothing was stored; retry later.
+
+    Raised for the whole batch, never charged to one crypto: a lost connection
+    says nothing about that crypto's data (HTTP 503 + Retry-After).
+    """
+
+    def __init__(self, detail: str, retry_after: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
