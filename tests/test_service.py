@@ -195,7 +195,7 @@ def test_other_start_methods_give_identical_results(demo_db, service, start_meth
 def test_closes_read_ahead_never_outlive_their_batch(demo_db, service, use_parallel) -> None:
     """Tasks take their closes from a read-ahead buffer filled per group of cryptos; new candles
     stored between two batches must show in the second, and every crypto is still read exactly."""
-    from api.services import backtest_service
+    from api.services import read_ahead
 
     def candles(out):
         return {r["symbol"]: r["candles"] for r in out["results"]}
@@ -214,4 +214,4 @@ def test_closes_read_ahead_never_outlive_their_batch(demo_db, service, use_paral
         for r in second["results"]:
             stored = repo.load_closes(conn.connection.driver_connection, r["crypto_id"])
             assert len(stored) == r["candles"]
-    assert backtest_service._READ_AHEAD == {} and backtest_service._PLAN == {}  # nothing left behind here
+    assert read_ahead.current_plan() is None  # nothing left behind in this thread

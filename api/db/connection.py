@@ -1,14 +1,16 @@
 """The one place that creates SQLAlchemy engines.
 
 Every engine gets server-side timeouts so a stuck query or a held lock
-surfaces as an error instead of a hung request. Worker processes call
-`worker_connection`, which opens one connection per process (keyed by pid)
-and keeps it, so a forked child never touches a connection its parent opened
-and never pays a connect per crypto.
+surfaces as an error instead of a hung request. Worker processes (and the
+threads that run a batch in-process) call `worker_connection`, which opens one
+connection per thread and process and keeps it, so a forked child never
+touches a connection its parent opened and nobody pays a connect per crypto.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from typing import Any
 
 from sqlalchemy import create_engine
@@ -49,9 +51,6 @@ def make_engine(db_config: dict[str, Any], *, pool_size: int = 5, application_na
     )
 
 
-_WORKER_CONNECTIONS: dict[tuple[int, str], Any] = {}
-
-
 def _libpq_url(url: str) -> str:
     for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://"):
         if url.startswith(prefix):
@@ -59,22 +58,65 @@ def _libpq_url(url: str) -> str:
     return url
 
 
-def worker_connection(db_config: dict[str, Any]) -> Any:
-    """This process's own psycopg connection, opened on first use and kept for the process's life.
+class _ThreadConnections(threading.local):
+    """Each thread's own connections, and the pid they were opened in.
 
-    Keyed by pid: after a fork the child sees the parent's cache entries but
-    never uses them, because its pid differs. Autocommit, because workers only
-    read. A connection found broken is replaced once.
+    Per thread: two batches in one server process (threaded workers) never
+    share a connection. Per pid: a forked child inherits the forking thread's
+    values and must not use them (psycopg never closes a connection it did not
+    open in this process, so leaving them be is safe).
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.by_url: dict[str, Any] = {}
+
+
+_THREAD_CONNECTIONS = _ThreadConnections()
+
+
+def worker_connection(db_config: dict[str, Any], fresh: bool = False) -> Any:
+    """This thread's own psycopg connection, opened on first use and kept for the thread's life.
+
+    Autocommit, because workers only read. A connection known to be broken,
+    or `fresh=True` (the caller saw it fail), is replaced by a new one.
     """
     import psycopg
 
-    key = (os.getpid(), db_config["url"])
-    conn = _WORKER_CONNECTIONS.get(key)
-    if conn is not None and not conn.closed and not conn.broken:
+    mine = _THREAD_CONNECTIONS
+    if mine.pid != os.getpid():
+        mine.pid, mine.by_url = os.getpid(), {}
+    url = db_config["url"]
+    conn = mine.by_url.get(url)
+    if conn is not None and not fresh and not conn.closed and not conn.broken:
         return conn
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()
     options = (f"-c statement_timeout={int(db_config.get('statement_timeout_ms', 120_000))} "
                f"-c lock_timeout={int(db_config.get('lock_timeout_ms', 5_000))}")
-    conn = psycopg.connect(_libpq_url(db_config["url"]), autocommit=True, options=options,
+    conn = psycopg.connect(_libpq_url(url), autocommit=True, options=options,
                            application_name="crypto-backtest-worker", connect_timeout=5)
-    _WORKER_CONNECTIONS[key] = conn
+    mine.by_url[url] = conn
     return conn
+
+
+def connection_lost(exc: BaseException, conn: Any) -> bool:
+    """True when exc means the connection itself is gone (server restart, backend terminated,
+    network cut) rather than a failing query on a healthy connection (timeout, lock)."""
+    import psycopg
+
+    if not isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return False
+    return conn is None or conn.closed or conn.broken
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """True for failures of the database or the way to it, which say nothing about the data."""
+    import psycopg
+
+    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    # 57xxx operator intervention / query canceled, 55P03 lock_not_available, 53xxx resources, 08xxx connection
+    return sqlstate.startswith(("57", "53", "08")) or sqlstate == "55P03"

@@ -22,10 +22,11 @@ from sqlalchemy.engine import Engine
 
 import api.engine as engine_module
 from api.db import repository as repo
-from api.db.connection import worker_connection
+from api.db.connection import connection_lost, is_database_error, worker_connection
 from api.engine import get_strategy
-from api.services.errors import Busy, NotFound, ValidationFailed
+from api.services.errors import Busy, DatabaseUnavailable, NotFound, ValidationFailed
 from api.services.fanout import TaskFailure, pool_size, run_in_pool
+from api.services.read_ahead import plan_read_ahead, reading_ahead, take_closes
 from api.services.parameters import validate_parameters
 from api.services.results import backtest_prices, crypto_header, error_result, rank_results, summarize
 
@@ -43,6 +44,12 @@ ParallelMode = bool | Literal["auto"]
 AUTO_PARALLEL_MIN_WORK = 1_000_000
 
 MAX_SWEEP_SETTINGS = 500
+
+# error code of a crypto whose read failed because the database did (never stored, never returned:
+# the whole batch answers DatabaseUnavailable instead)
+DATABASE_FAILED = "database_unavailable"
+# error codes of cryptos lost to a fault of the machinery, not of their data: the same request may succeed
+RETRYABLE_ERRORS = frozenset({"worker_lost", "timeout"})
 
 # strategy id -> engine code; strategy rows never change once written, so
 # caching them per process (and across fork) is safe and saves a query per crypto.
@@ -146,11 +153,13 @@ class CryptoBacktestService:
         else:
             processes = 1
             results = self._run_sequential_backtests(cryptos, strategy["id"], params)
+        _raise_if_database_failed(results)
         results = rank_results(results)
         successful = sum(1 for r in results if r["error"] is None)
         log.info("Completed backtesting: %d successful, %d failed", successful, len(results) - successful)
         batch_id = self._store(strategy["id"], [(params, results)]) if store else None
         summary = summarize(results, time.perf_counter() - started, parallel, processes, strategy["id"], params)
+        summary["retryable"] = retryable_count(results)
         summary["requested_parallel"] = use_parallel
         summary["batch_id"] = batch_id
         return {"results": results, "summary": summary}
@@ -207,15 +216,17 @@ class CryptoBacktestService:
 
         def encoded_rows() -> Any:
             for results, encoded in stream:
+                _raise_if_database_failed(results)  # inside the COPY: it rolls back, nothing is stored
                 per_crypto.append(results)
                 yield encoded
 
-        if store:  # rows are stored while later cryptos are still computed; one transaction
-            with self.engine.begin() as conn:
-                repo.copy_encoded_results(conn, encoded_rows())
-        else:
-            for _ in encoded_rows():
-                pass
+        with contextlib.closing(stream):  # however this ends, no task of it keeps running
+            if store:  # rows are stored while later cryptos are still computed; one transaction
+                with self.engine.begin() as conn:
+                    repo.copy_encoded_results(conn, encoded_rows())
+            else:
+                for _ in encoded_rows():
+                    pass
         total_time = time.perf_counter() - started
         settings = []
         for i, params in enumerate(sets):
@@ -223,12 +234,15 @@ class CryptoBacktestService:
             settings.append({"parameters": params, "results": results,
                              "summary": summarize(results, total_time, parallel, processes, strategy["id"], params)})
         settings.sort(key=lambda s: (s["summary"]["average_return"] is None, -(s["summary"]["average_return"] or 0)))
+        for setting in settings:
+            setting["summary"]["retryable"] = retryable_count(setting["results"])
         ok = sum(s["summary"]["successful"] for s in settings)
         return {"settings": settings, "summary": {
             "total_cryptos": len(cryptos), "settings": len(sets), "backtests": len(cryptos) * len(sets),
             "successful": ok, "failed": len(cryptos) * len(sets) - ok,
             "total_time": time.perf_counter() - started, "parallel": parallel, "requested_parallel": use_parallel,
             "processes": processes, "strategy_id": strategy["id"], "batch_id": batch_id,
+            "retryable": sum(s["summary"]["retryable"] for s in settings),
             "best_parameters": settings[0]["parameters"] if settings else None,
             "best_average_return": settings[0]["summary"]["average_return"] if settings else None}}
 
@@ -286,23 +300,43 @@ class CryptoBacktestService:
         return rows * settings >= self.auto_parallel_min_work
 
     def _fan_out(self, worker: Any, args: list[tuple], processes: int) -> list[Any]:
-        return list(self._fan_out_iter(worker, args, processes))
+        with contextlib.closing(self._fan_out_iter(worker, args, processes)) as outcomes:
+            return list(outcomes)
 
     def _fan_out_iter(self, worker: Any, args: list[tuple], processes: int) -> Iterator[Any]:
-        """Worker results in input order; a task lost to a dead or hung worker becomes its crypto's error."""
-        # The warm pool is sized for the largest batch (min(cpu, max_processes)); a batch of
-        # n cryptos keeps at most min(cpu, n, max_processes) of its workers busy.
-        capacity = max(pool_size(self.max_processes, self.max_processes), processes)
-        outcomes = run_in_pool(worker, args, capacity, self.start_method, initializer=warm_worker,
-                               task_timeout=self.task_timeout, before_chunk=read_ahead)
-        for task_args, outcome in zip(args, outcomes):
-            yield _failed_task(worker, task_args, outcome) if isinstance(outcome, TaskFailure) else outcome
+        """Worker results in input order; a task lost to a dead or hung worker becomes its crypto's error.
+
+        Close the iterator when leaving early: that stops the batch's busy workers.
+        """
+        outcomes = run_in_pool(worker, args, processes, self.start_method, initializer=warm_worker,
+                               task_timeout=self.task_timeout, before_chunk=plan_read_ahead)
+        with contextlib.closing(outcomes):
+            for task_args, outcome in zip(args, outcomes):
+                yield _failed_task(worker, task_args, outcome) if isinstance(outcome, TaskFailure) else outcome
 
     def _store(self, strategy_id: int, result_sets: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> str:
         batch_id = str(uuid.uuid4())
         with self.engine.begin() as conn:
             repo.save_result_sets(conn, batch_id, strategy_id, result_sets)
         return batch_id
+
+
+def is_final(answer: Mapping[str, Any]) -> bool:
+    """An answer worth replaying for its Idempotency-Key: no crypto in it was lost to a fault."""
+    return answer["summary"].get("retryable", 0) == 0
+
+
+def retryable_count(results: Sequence[Mapping[str, Any]]) -> int:
+    """How many results failed for a fault of the machinery (a lost worker, a timeout), not of their data."""
+    return sum(1 for r in results if r["error"] is not None and r["error"]["code"] in RETRYABLE_ERRORS)
+
+
+def _raise_if_database_failed(results: Sequence[Mapping[str, Any]]) -> None:
+    """A crypto whose read failed with the database fails the batch: 503, nothing stored."""
+    for r in results:
+        if r["error"] is not None and r["error"]["code"] == DATABASE_FAILED:
+            raise DatabaseUnavailable(f"the database failed during the batch ({r['error']['message']}); "
+                                      "nothing was stored, try again shortly")
 
 
 def _failed_task(worker: Any, task_args: tuple, failure: TaskFailure) -> Any:
@@ -319,71 +353,11 @@ def _failed_task(worker: Any, task_args: tuple, failure: TaskFailure) -> Any:
     return entry
 
 
-# Read-ahead of closes for the tasks about to run in this process (a pool chunk, a sequential run):
-# the plan lists their cryptos in order; the buffer holds the group read last.
-_PLAN_ORDER: list[tuple[int, int]] = []  # (crypto id, candles) in task order
-_PLAN: dict[int, int] = {}  # crypto id -> its position in _PLAN_ORDER
-_PLAN_PID = 0
-_READ_AHEAD: dict[int, repo.PriceSeries] = {}
-READ_AHEAD_CANDLES = 262_144  # closes per read-ahead query (2 MB), however many cryptos that makes
-
-
-def read_ahead(task_args: list[tuple]) -> None:
-    """Plan the read-ahead for tasks about to run here, in this order (their crypto is each args[0]).
-
-    Each task then takes its closes from a group read in one query (as many
-    following cryptos as fit in READ_AHEAD_CANDLES) instead of asking the
-    database alone: per-query wake-ups of server and client were about half
-    of an hourly batch. A new plan drops whatever an earlier one left.
-    """
-    global _PLAN_PID
-    _READ_AHEAD.clear()
-    _PLAN.clear()
-    _PLAN_ORDER[:] = [(int(a[0]["id"]), int(a[0].get("candles") or 0)) for a in task_args]
-    _PLAN.update((cid, i) for i, (cid, _) in enumerate(_PLAN_ORDER))
-    _PLAN_PID = os.getpid()
-
-
-def _take_closes(conn: Any, crypto_id: int) -> repo.PriceSeries:
-    """This crypto's closes: from the read-ahead group (reading the next group when needed), else alone."""
-    if _PLAN_PID == os.getpid() and crypto_id in _PLAN:
-        if crypto_id not in _READ_AHEAD:
-            _read_group_from(conn, _PLAN[crypto_id])
-        series = _READ_AHEAD.pop(crypto_id, None)
-        if series is not None:
-            return series
-    return repo.load_closes(conn, crypto_id)
-
-
-def _read_group_from(conn: Any, position: int) -> None:
-    group, total = [], 0
-    for crypto_id, candles in _PLAN_ORDER[position:]:
-        if group and total + candles > READ_AHEAD_CANDLES:
-            break
-        group.append(crypto_id)
-        total += candles
-    _READ_AHEAD.clear()
-    try:
-        _READ_AHEAD.update(repo.load_closes_many(conn, group))
-    except Exception:  # each task then reads (and reports) its own closes
-        log.warning("read-ahead of %d cryptos failed", len(group), exc_info=True)
-        _READ_AHEAD.clear()
-
-
-def _end_read_ahead() -> None:
-    _READ_AHEAD.clear()
-    _PLAN.clear()
-    _PLAN_ORDER.clear()
-
-
 def _run_here(worker: Any, args: list[tuple]) -> Iterator[Any]:
-    """A worker over many tasks in this process, their closes read ahead in groups."""
-    read_ahead(args)
-    try:
+    """A worker over many tasks in this thread, their closes read ahead in groups."""
+    with reading_ahead(args):
         for task in args:
             yield worker(*task)
-    finally:
-        _end_read_ahead()
 
 
 def warm_worker() -> None:
@@ -395,24 +369,44 @@ def warm_worker() -> None:
 
 def _backtest_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: list[dict[str, Any]],
                      db_config: dict[str, Any]) -> list[dict[str, Any]]:
-    """One crypto's prices read once on this process's connection, run under each parameter set.
+    """One crypto's prices read once on this thread's connection, run under each parameter set.
 
-    Never raises: a failure becomes this crypto's error entry in every set.
+    Never raises: a failure becomes this crypto's error entry in every set. A
+    connection that died since its last use (server restart, backends
+    terminated between batches) is replaced and the read tried once more; a
+    database that still fails gives DATABASE_FAILED entries, which fail the
+    whole batch (503), never this crypto alone.
     """
     started = time.perf_counter()
     prices = None
     try:
-        conn = worker_connection(db_config)
-        code = _strategy_code(conn, db_config, strategy_id)
-        prices = _take_closes(conn, crypto["id"])
+        code, prices = _read_crypto(crypto, strategy_id, db_config)
         load_share = (time.perf_counter() - started) / len(parameter_sets)
         header = crypto_header(crypto, prices)
         return [backtest_prices(crypto, code, params, prices, time.perf_counter() - load_share, header)
                 for params in parameter_sets]
     except Exception as exc:  # one crypto's failure must not sink the batch
-        log.exception("backtest of %s failed", crypto.get("symbol"))
-        return [error_result(crypto, prices, "internal_error", f"{type(exc).__name__}: {exc}", started)
+        if is_database_error(exc):
+            log.warning("database failed while reading %s: %s", crypto.get("symbol"), exc)
+            code = DATABASE_FAILED
+        else:
+            log.exception("backtest of %s failed", crypto.get("symbol"))
+            code = "internal_error"
+        return [error_result(crypto, prices, code, f"{type(exc).__name__}: {exc}", started)
                 for _ in parameter_sets]
+
+
+def _read_crypto(crypto: dict[str, Any], strategy_id: int,
+                 db_config: dict[str, Any]) -> tuple[str, repo.PriceSeries]:
+    """(strategy code, closes), on a connection that is checked by use and re-opened once if it died."""
+    conn = worker_connection(db_config)
+    try:
+        return _strategy_code(conn, db_config, strategy_id), take_closes(conn, crypto["id"])
+    except Exception as exc:
+        if not connection_lost(exc, conn):
+            raise
+    conn = worker_connection(db_config, fresh=True)
+    return _strategy_code(conn, db_config, strategy_id), take_closes(conn, crypto["id"])
 
 
 def _strategy_code(conn: Any, db_config: Mapping[str, Any], strategy_id: int) -> str:

@@ -1,40 +1,56 @@
-"""The multiprocessing fan-out, kept in one small module so its policy is easy to change.
+"""The process fan-out: warm worker processes, one pipe each, supervised by the caller.
 
-One warm `multiprocessing.Pool` per server process, created lazily on the
-first parallel batch and reused: a pool costs ~10 ms to start with `fork`
-but ~1 s with `spawn`/`forkserver`, and its workers keep their own database
-connection for the pool's life. Pools are keyed by pid, so a gunicorn worker
-(or any forked child) never reuses a pool its parent created.
+Why not `multiprocessing.Pool`: all of its workers read tasks from one pipe
+and write results to one other pipe, each guarded by a lock shared between
+processes. A worker killed while holding one of those locks (waiting for a
+task, writing a result) leaves it taken for good, and one killed halfway
+through writing a result leaves half a message in the pipe every other worker
+writes to; the pool then neither delivers nor stops (`Pool.terminate()` waits
+on the same locks). No public API recovers from that, and patching its
+private locks only moved the hang elsewhere (issue 9).
 
-Results are collected task by task, never with a bare `Pool.map`: that waits
-forever when a worker is killed (CPython issue 66587). Each worker writes the
-task it is running, and since when, into a small shared table; the parent
-watches it, so a task whose worker died becomes a `TaskFailure("worker_lost")`
-and one that runs past `task_timeout` has its worker killed and becomes a
-`TaskFailure("timeout")`. The pool replaces dead workers by itself; every other
-task's result is kept. Results come back in input order, so a parallel run is
-the sequential run with the same inputs, only faster.
+So each worker here has a socket pair of its own and shares nothing with the
+others. The parent never blocks on one worker: its ends are non-blocking and
+framed here, so a dead worker is EOF on its own pipe, a stopped or stuck one
+is a task past its deadline (then SIGKILL), and either costs only the task it
+was running; the rest of its chunk runs again on another worker. Stopping a
+pool is SIGKILL and a bounded join: there is no lock a dead process can hold.
+
+Tasks go out in chunks (fewer messages), answers come back one per task (so
+the parent always knows which task is running, and since when). Results are
+yielded in input order: a parallel run is the sequential run, only faster.
+One warm pool per server process and start method, created on first use and
+reused across batches (its workers keep their database connection).
 """
 from __future__ import annotations
 
 import atexit
-import itertools
+import collections
+import logging
 import multiprocessing as mp
 import os
+import pickle
+import selectors
 import signal
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from multiprocessing.pool import Pool
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
-# Signals a host process (gunicorn's worker) may have taken over; a forked pool
-# worker must answer them the default way, or Pool.terminate() cannot stop it.
+log = logging.getLogger(__name__)
+
+# Signals a host process (gunicorn's worker) may have taken over; a forked
+# worker must answer them the default way, or it cannot be stopped by them.
 _RESET_SIGNALS = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGTTIN", "SIGTTOU")
-_POLL_SECONDS = 0.02
-_STALL_SECONDS = 2.0  # tasks pending, none running: the pool's queues are wedged
-_IDLE = -1.0
+_HEADER = struct.Struct("!Q")  # frame: 8-byte length, then a pickle
+_READ_BYTES = 1 << 20
+_PARENT_CHECK_SECONDS = 1.0  # an idle worker whose parent died exits within this
+_START_TIMEOUT_SECONDS = 60.0  # a worker not ready after this is killed (imports, JIT cache load)
+_JOIN_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -45,20 +61,7 @@ class TaskFailure:
     message: str
 
 
-@dataclass
-class _WarmPool:
-    pool: Pool
-    slots: Any  # RawArray of (pid, task id, started) per worker slot
-    size: int
-    lock: threading.Lock  # one batch at a time per pool: the slot table is per task id
-
-
-_POOLS: dict[tuple[int, str | None], _WarmPool] = {}
-_LOCK = threading.Lock()
-
-# set in each pool worker by _init_worker
-_worker_slots: Any = None
-_worker_slot: int = -1
+LOST = "the worker process running this backtest died (killed, crashed or out of memory)"
 
 
 def pool_size(n_tasks: int, max_processes: int = 8) -> int:
@@ -66,172 +69,362 @@ def pool_size(n_tasks: int, max_processes: int = 8) -> int:
     return max(1, min(os.cpu_count() or 1, n_tasks, max_processes))
 
 
-def _init_worker(slots: Any, claim_lock: Any, size: int, initializer: Callable[[], Any] | None) -> None:
-    """Default signal handling, a slot in the shared task table, then the caller's initializer.
+# ---- the worker process ------------------------------------------------------------------
 
-    Under gunicorn the worker is forked from a process whose SIGTERM handler
-    only flags a shutdown; inherited, it made pool workers ignore terminate().
+def _worker_main(conn: Connection, initializer: Callable[[], Any] | None) -> None:
+    """A worker's life: default signals, the initializer, then chunks until EOF or the parent is gone.
+
+    The parent is whoever started us (our process, or the forkserver it
+    runs); once we are handed to another parent, ours is gone.
     """
-    global _worker_slots, _worker_slot
+    parent_pid = os.getppid()
     for name in _RESET_SIGNALS:
         sig = getattr(signal, name, None)
         if sig is not None:
             signal.signal(sig, signal.SIG_DFL)
-    me = os.getpid()
-    with claim_lock:
-        for i in range(size):
-            pid = int(slots[3 * i])
-            if pid == 0 or not _alive(pid):
-                slots[3 * i], slots[3 * i + 1], slots[3 * i + 2] = me, _IDLE, 0.0
-                _worker_slots, _worker_slot = slots, i
-                break
-    if initializer is not None:
-        initializer()
-
-
-def _alive(pid: int) -> bool:
+    fd = conn.fileno()
+    os.set_blocking(fd, True)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _run_chunk(base: int, func: Callable[..., Any], items: list[tuple[int, tuple]],
-               before_chunk: Callable[[list[tuple]], Any] | None = None) -> list[Any]:
-    """Run several tasks in a pool worker, each with its id and start time in this worker's slot.
-
-    Chunks keep the per-task IPC cost low; the slot still names the very task
-    running, so a death or a hang is charged to that task alone. before_chunk
-    (given every task's arguments) may prepare the chunk, e.g. read its data in
-    one query; it must not raise.
-    """
-    slots, i = _worker_slots, _worker_slot
-    out = []
-    if before_chunk is not None:
-        before_chunk([args for _, args in items])
-    try:
-        for index, args in items:
-            if slots is not None and i >= 0:
-                slots[3 * i + 2] = time.monotonic()
-                slots[3 * i + 1] = float(base + index)
-            out.append(func(*args))
-    finally:
-        if slots is not None and i >= 0:
-            slots[3 * i + 1] = _IDLE
-    return out
-
-
-def _warm_pool(processes: int, start_method: str | None, initializer: Callable[[], Any] | None) -> _WarmPool:
-    key = (os.getpid(), start_method)
-    with _LOCK:
-        warm = _POOLS.get(key)
-        if warm is not None and getattr(warm.pool, "_state", None) == "RUN" and warm.size >= processes \
-                and _workers_alive(warm.pool):
-            return warm
-        if warm is not None:
-            _discard(warm.pool)
-        ctx = mp.get_context(start_method)
-        slots = ctx.RawArray("d", 3 * processes)
-        pool = ctx.Pool(processes=processes, initializer=_init_worker,
-                        initargs=(slots, ctx.Lock(), processes, initializer))
-        warm = _POOLS[key] = _WarmPool(pool, slots, processes, threading.Lock())
-        return warm
-
-
-def run_in_pool(func: Callable[..., Any], arg_tuples: Sequence[tuple], processes: int,
-                start_method: str | None = None, initializer: Callable[[], Any] | None = None,
-                task_timeout: float = 60.0,
-                before_chunk: Callable[[list[tuple]], Any] | None = None) -> Iterator[Any]:
-    """Yield func(*args) for every args tuple, in input order, as soon as each is ready.
-
-    A task whose worker died yields TaskFailure("worker_lost"); one running
-    longer than task_timeout seconds has its worker killed and yields
-    TaskFailure("timeout"). Other tasks are unaffected. An exception raised by
-    func itself is re-raised here (workers are expected to catch their own).
-    """
-    stalled: list[int] = []
-    warm = _warm_pool(processes, start_method, initializer)
-    with warm.lock:
-        yield from _collect(warm, func, arg_tuples, task_timeout, stalled, before_chunk)
-    if not stalled:
+        if initializer is not None:
+            initializer()
+        _send_blocking(fd, ("ready", -1, None))
+        while True:
+            message = _recv_blocking(fd, parent_pid)
+            if message is None or message[0] != "chunk":
+                return
+            _, func, before_chunk, items = message
+            _run_chunk(fd, func, before_chunk, items)
+    except (BrokenPipeError, ConnectionResetError):  # the parent went away
         return
-    # Tasks stopped moving with no worker running them: the pool's queues are
-    # wedged (a worker killed while holding a queue lock). Replace the pool and
-    # run those tasks once more; what stalls again is reported lost.
-    _forget(warm, start_method)
-    retry = [arg_tuples[i] for i in stalled]
-    warm = _warm_pool(processes, start_method, initializer)
-    again: list[int] = []
-    with warm.lock:
-        yield from _collect(warm, func, retry, task_timeout, again, before_chunk)
-    if again:
-        _forget(warm, start_method)
-        for _ in again:
-            yield TaskFailure("worker_lost", "the worker pool stopped answering while this task was queued")
 
 
-def _forget(warm: _WarmPool, start_method: str | None) -> None:
-    with _LOCK:
-        if _POOLS.get((os.getpid(), start_method)) is warm:
-            del _POOLS[(os.getpid(), start_method)]
-    _discard(warm.pool)
+def _run_chunk(fd: int, func: Callable[..., Any], before_chunk: Callable[[list[tuple]], Any] | None,
+               items: list[tuple[int, tuple]]) -> None:
+    """Run a chunk's tasks, answering each as soon as it is done.
+
+    before_chunk (given every task's arguments) may prepare the chunk, e.g.
+    read its data in one query; a failure there is logged, never fatal.
+    """
+    if before_chunk is not None:
+        try:
+            before_chunk([args for _, args in items])
+        except Exception:
+            log.warning("chunk preparation failed; tasks run on their own", exc_info=True)
+    for index, args in items:
+        try:
+            answer: tuple = ("ok", index, func(*args))
+        except Exception as exc:  # the caller re-raises it
+            answer = ("raise", index, exc)
+        _send_blocking(fd, answer)
 
 
-def _collect(warm: _WarmPool, func: Callable[..., Any], arg_tuples: Sequence[tuple],
-             task_timeout: float, stalled: list[int],
-             before_chunk: Callable[[list[tuple]], Any] | None = None) -> Iterator[Any]:
-    """Yield results in order; on a stall, put the indices not yet yielded in `stalled` and stop."""
-    pool, slots, n = warm.pool, warm.slots, len(arg_tuples)
-    base = int(time.monotonic() * 1000) * 10_000  # task ids unique across batches of this pool
-    chunks: dict[int, tuple[Any, list[int]]] = {}  # chunk id -> (async result, task indices)
-    owner: dict[int, int] = {}  # task index -> chunk id
+def _send_blocking(fd: int, message: tuple) -> None:
+    try:
+        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # an unpicklable result or exception: say so instead
+        payload = pickle.dumps(("raise", message[1], RuntimeError(f"result could not be pickled: {exc!r}")))
+    data = memoryview(_HEADER.pack(len(payload)) + payload)
+    while data:
+        data = data[os.write(fd, data):]
 
-    ids = itertools.count()
 
-    def submit(indices: list[int]) -> None:
-        cid = next(ids)
-        chunks[cid] = (pool.apply_async(_run_chunk, (base, func, [(i, arg_tuples[i]) for i in indices],
-                                                     before_chunk)), indices)
-        owner.update((i, cid) for i in indices)
+def _recv_blocking(fd: int, parent_pid: int) -> tuple | None:
+    """The next message from the parent; None at EOF or once the parent has died (no orphans)."""
+    import select
 
-    for start, stop in _guided_chunks(n, warm.size):
-        submit(list(range(start, stop)))
-    failed: dict[int, TaskFailure] = {}
-    running: dict[int, tuple[int, float]] = {}  # pid -> (task index, started) as last seen
-    done: dict[int, Any] = {}
-    next_out = 0
-    last_progress = time.monotonic()
-    while next_out < n:
-        for cid in [c for c, (r, _) in chunks.items() if r.ready()]:
-            result, indices = chunks.pop(cid)
-            done.update(zip(indices, result.get()))  # re-raises an exception of func itself
-            last_progress = time.monotonic()
-        while next_out < n and (next_out in done or next_out in failed):
-            yield done.pop(next_out) if next_out in done else failed.pop(next_out)
-            next_out += 1
-        if next_out >= n:
-            break
-        for index, failure in _watch(warm, slots, base, owner, chunks, running, task_timeout):
-            # the chunk died with its task: the task fails, the chunk's unfinished rest runs again
-            failed[index] = failure
-            _, indices = chunks.pop(owner[index])
-            rest = [i for i in indices if i != index and i not in done and i not in failed]
-            if rest:
-                submit(rest)
-            last_progress = time.monotonic()
-        if running:
-            last_progress = time.monotonic()
-        elif chunks and time.monotonic() - last_progress > _STALL_SECONDS:
-            stalled.extend(range(next_out, n))  # everything not yet delivered, in order
+    while not select.select([fd], [], [], _PARENT_CHECK_SECONDS)[0]:
+        if os.getppid() != parent_pid:
+            return None
+    header = _read_exactly(fd, _HEADER.size)
+    if header is None:
+        return None
+    body = _read_exactly(fd, _HEADER.unpack(header)[0])
+    return None if body is None else pickle.loads(body)
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < size:
+        chunk = os.read(fd, min(size - len(buf), _READ_BYTES))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+# ---- the parent's view of one worker -----------------------------------------------------
+
+@dataclass(eq=False)
+class _Worker:
+    process: BaseProcess
+    conn: Connection  # the parent's end; owns fd
+    ready: bool = False
+    started: float = field(default_factory=time.monotonic)
+    inbox: bytearray = field(default_factory=bytearray)
+    outbox: bytearray = field(default_factory=bytearray)
+    tasks: collections.deque = field(default_factory=collections.deque)  # sent, not yet answered, in order
+    since: float = 0.0  # when the task now running began: chunk sent, or the previous answer
+
+    @property
+    def fd(self) -> int:
+        return self.conn.fileno()
+
+    def queue(self, message: tuple) -> None:
+        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        self.outbox += _HEADER.pack(len(payload)) + payload
+
+    def flush(self) -> None:
+        """Write what the socket takes now, never waiting (a stopped worker must not stop us)."""
+        try:
+            while self.outbox:
+                sent = os.write(self.fd, self.outbox[:_READ_BYTES])
+                del self.outbox[:sent]
+        except BlockingIOError:
+            pass
+
+    def receive(self) -> tuple[list[tuple], bool]:
+        """(every whole message that has arrived, whether the worker's end is closed: it died).
+
+        Messages read before the end are kept: a worker that answered and
+        then died still delivered that answer.
+        """
+        closed = False
+        try:
+            while True:
+                chunk = os.read(self.fd, _READ_BYTES)
+                if not chunk:
+                    closed = True
+                    break
+                self.inbox += chunk
+        except BlockingIOError:
+            pass
+        except OSError:  # ECONNRESET and friends: the worker is gone
+            closed = True
+        messages = []
+        while len(self.inbox) >= _HEADER.size:
+            end = _HEADER.size + _HEADER.unpack_from(self.inbox)[0]
+            if len(self.inbox) < end:
+                break
+            messages.append(pickle.loads(memoryview(self.inbox)[_HEADER.size:end]))
+            del self.inbox[:end]
+        return messages, closed
+
+    def stop(self) -> None:
+        """SIGKILL and a bounded join: nothing here can wait on a lock or on the worker itself."""
+        if self.process.exitcode is None:
+            try:
+                self.process.kill()
+            except (ProcessLookupError, AttributeError):
+                pass
+        self.process.join(_JOIN_SECONDS)
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+
+    def usable(self) -> bool:
+        """Alive and not stopped (SIGSTOP): a worker that cannot answer is replaced before use."""
+        return self.process.exitcode is None and _process_state(self.process.pid) not in (b"T", b"t", b"Z", b"X", b"")
+
+
+def _process_state(pid: int | None) -> bytes:
+    """The one-letter state of /proc/<pid>/stat (b"" when gone); b"R" where /proc does not exist."""
+    if pid is None:
+        return b""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b") ", 1)[1][:1]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return b""
+    except OSError:
+        return b"R"
+
+
+# ---- the pool ------------------------------------------------------------------------------
+
+class WorkerPool:
+    """A warm set of worker processes that runs one batch at a time (callers in other threads wait)."""
+
+    def __init__(self, start_method: str | None, initializer: Callable[[], Any] | None = None) -> None:
+        self._ctx = mp.get_context(start_method)
+        self._initializer = initializer
+        self._workers: list[_Worker] = []
+        self.lock = threading.Lock()
+
+    def pids(self) -> list[int]:
+        """The live workers' pids (for tests and diagnostics)."""
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
+
+    def _start_worker(self) -> _Worker:
+        parent_end, child_end = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(target=_worker_main, args=(child_end, self._initializer),
+                                    daemon=True, name="backtest-worker")
+        process.start()
+        child_end.close()  # the child's copy alone keeps it open: its death is EOF here
+        os.set_blocking(parent_end.fileno(), False)
+        return _Worker(process, parent_end)
+
+    def _ready_workers(self, count: int) -> list[_Worker]:
+        """`count` workers for a batch: warm ones that still answer, new ones for the rest.
+
+        A worker found dead or stopped (SIGSTOP) since the last batch is
+        replaced before it is given a task; spare warm workers stay warm.
+        """
+        usable = []
+        for worker in self._workers:
+            if worker.usable() and not worker.tasks and not worker.outbox:
+                usable.append(worker)
+            else:
+                worker.stop()
+        while len(usable) < count:
+            usable.append(self._start_worker())
+        self._workers = usable
+        return usable[:count]
+
+    def run(self, func: Callable[..., Any], arg_tuples: Sequence[tuple], processes: int, task_timeout: float,
+            before_chunk: Callable[[list[tuple]], Any] | None = None) -> Iterator[Any]:
+        """Yield func(*args) for each args tuple in input order, or a TaskFailure for a lost task.
+
+        A task whose worker died yields TaskFailure("worker_lost"); one that
+        runs longer than task_timeout seconds has its worker killed and yields
+        TaskFailure("timeout"). An exception raised by func itself is re-raised
+        here. However the caller leaves (done, exception, close()), no task
+        of this batch is left running: busy workers are killed.
+        """
+        with self.lock:
+            yield from _Batch(self, func, arg_tuples, processes, task_timeout, before_chunk).results()
+
+    def close(self) -> None:
+        """Stop every worker (bounded in time)."""
+        for worker in self._workers:
+            worker.stop()
+        self._workers = []
+
+
+class _Batch:
+    """One run of tasks over a pool's workers: the event loop of the parent."""
+
+    def __init__(self, pool: WorkerPool, func: Callable[..., Any], arg_tuples: Sequence[tuple], processes: int,
+                 task_timeout: float, before_chunk: Callable[[list[tuple]], Any] | None) -> None:
+        self.pool, self.func, self.args, self.before_chunk = pool, func, arg_tuples, before_chunk
+        self.task_timeout = task_timeout
+        self.processes = max(1, processes)
+        self.pending: collections.deque[list[int]] = collections.deque(
+            list(range(a, b)) for a, b in _guided_chunks(len(arg_tuples), self.processes))
+        self.done: dict[int, Any] = {}
+        self.start_failures = 0
+
+    def results(self) -> Iterator[Any]:
+        n = len(self.args)
+        if n == 0:
             return
-        first = chunks.get(owner.get(next_out, -1))
-        if first is not None:
-            first[0].wait(_POLL_SECONDS)
-        else:
-            time.sleep(_POLL_SECONDS)
+        workers = self.pool._ready_workers(self.processes)
+        selector = selectors.DefaultSelector()
+        try:
+            for worker in workers:
+                selector.register(worker.fd, selectors.EVENT_READ, worker)
+            next_out = 0
+            while next_out < n:
+                while next_out in self.done:
+                    yield self.done.pop(next_out)
+                    next_out += 1
+                if next_out >= n:
+                    break
+                self._step(selector, workers)
+        finally:
+            selector.close()
+            for worker in workers:  # a batch left early must leave no task running for the next one
+                if worker.tasks or worker.outbox:
+                    worker.stop()
+            self.pool._workers = [w for w in self.pool._workers if w.process.exitcode is None]
+
+    def _step(self, selector: selectors.BaseSelector, workers: list[_Worker]) -> None:
+        """Hand out chunks, move bytes, collect answers, and fail what died or overran."""
+        now = time.monotonic()
+        for worker in workers:
+            if worker.ready and not worker.tasks and self.pending:
+                self._assign(worker, self.pending.popleft(), now)
+        for worker in workers:
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if worker.outbox else 0)
+            selector.modify(worker.fd, events, worker)
+        for key, mask in selector.select(self._wait_seconds(workers, now)):
+            worker = key.data
+            if mask & selectors.EVENT_WRITE:
+                worker.flush()
+            if mask & selectors.EVENT_READ:
+                self._read(selector, workers, worker)
+        now = time.monotonic()
+        for worker in list(workers):
+            if worker.tasks and now - worker.since > self.task_timeout:
+                self._lose(selector, workers, worker, "timeout",
+                           f"the backtest ran longer than {self.task_timeout:g} s; its worker was stopped")
+            elif not worker.ready and now - worker.started > _START_TIMEOUT_SECONDS:
+                self._lose(selector, workers, worker, "worker_lost", "a worker process did not start")
+            elif worker.process.exitcode is not None:
+                self._read(selector, workers, worker)  # what it wrote before it died still counts
+                self._lose(selector, workers, worker, "worker_lost", LOST)
+
+    def _read(self, selector: selectors.BaseSelector, workers: list[_Worker], worker: _Worker) -> None:
+        if worker not in workers:
+            return
+        messages, closed = worker.receive()
+        for message in messages:
+            self._answer(worker, message)
+        if closed:
+            self._lose(selector, workers, worker, "worker_lost", LOST)
+
+    def _wait_seconds(self, workers: list[_Worker], now: float) -> float:
+        deadlines = [w.since + self.task_timeout for w in workers if w.tasks]
+        deadlines += [w.started + _START_TIMEOUT_SECONDS for w in workers if not w.ready]
+        return max(0.0, min([now + 0.5, *deadlines]) - now)
+
+    def _assign(self, worker: _Worker, indices: list[int], now: float) -> None:
+        worker.queue(("chunk", self.func, self.before_chunk, [(i, self.args[i]) for i in indices]))
+        worker.tasks.extend(indices)
+        worker.since = now
+        worker.flush()
+
+    def _answer(self, worker: _Worker, message: tuple) -> None:
+        kind, index, value = message
+        if kind == "ready":
+            worker.ready = True
+            self.start_failures = 0
+            return
+        if worker.tasks and worker.tasks[0] == index:
+            worker.tasks.popleft()
+        worker.since = time.monotonic()
+        if kind == "raise":
+            raise value
+        self.done[index] = value
+
+    def _lose(self, selector: selectors.BaseSelector, workers: list[_Worker], worker: _Worker, code: str,
+              message: str) -> None:
+        """The worker is gone (or made to go): its running task fails, the rest of its chunk runs again."""
+        if worker not in workers:
+            return
+        selector.unregister(worker.fd)
+        workers.remove(worker)
+        worker.stop()
+        if worker.tasks:
+            self.done[worker.tasks.popleft()] = TaskFailure(code, message)
+            if worker.tasks:
+                self.pending.appendleft(list(worker.tasks))
+        elif not worker.ready:
+            self.start_failures += 1
+        if self.start_failures >= 3 and not any(w.ready for w in workers):
+            # workers die before they can take a task: report the rest instead of trying for ever
+            for chunk in self.pending:
+                for index in chunk:
+                    self.done[index] = TaskFailure("worker_lost", "worker processes could not be started")
+            self.pending.clear()
+            if not workers:
+                return
+        if self.pending or any(w.tasks for w in workers):
+            replacement = self.pool._start_worker()
+            self.pool._workers.append(replacement)
+            workers.append(replacement)
+            selector.register(replacement.fd, selectors.EVENT_READ, replacement)
+        self.pool._workers = [w for w in self.pool._workers if w is not worker]
 
 
 def _guided_chunks(n: int, workers: int, max_size: int = 32) -> list[tuple[int, int]]:
@@ -245,91 +438,51 @@ def _guided_chunks(n: int, workers: int, max_size: int = 32) -> list[tuple[int, 
     return ranges
 
 
-def _watch(warm: _WarmPool, slots: Any, base: int, owner: dict[int, int], chunks: dict[int, Any],
-           running: dict[int, tuple[int, float]], task_timeout: float) -> list[tuple[int, TaskFailure]]:
-    """Read the slot table: note who runs what; return the tasks whose worker died or overran."""
-    now = time.monotonic()
-    for s in range(warm.size):
-        pid, task, started = int(slots[3 * s]), slots[3 * s + 1], slots[3 * s + 2]
-        index = int(task) - base
-        if pid and task != _IDLE and owner.get(index) in chunks:
-            running[pid] = (index, started)
-    failures = []
-    for pid, (index, started) in list(running.items()):
-        if owner.get(index) not in chunks:
-            del running[pid]
-            continue
-        if not _alive_child(pid):
-            # the dead worker's slot still names its last task, unless a replacement took it over
-            for s in range(warm.size):
-                if int(slots[3 * s]) == pid and slots[3 * s + 1] != _IDLE:
-                    last = int(slots[3 * s + 1]) - base
-                    index = last if owner.get(last) in chunks else index
-            failures.append((index, TaskFailure(
-                "worker_lost", "the worker process running this backtest died (killed, crashed or out of memory)")))
-        elif now - started > task_timeout:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            failures.append((index, TaskFailure(
-                "timeout", f"the backtest ran longer than {task_timeout:g} s; its worker was stopped")))
-        else:
-            continue
-        del running[pid]
-    return failures
+# ---- one warm pool per server process ------------------------------------------------------
+
+_POOLS: dict[tuple[int, str | None], WorkerPool] = {}
+_LOCK = threading.Lock()
 
 
-def _alive_child(pid: int) -> bool:
-    """False once the worker has exited (a zombie not yet reaped by the pool counts as exited)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().split(b") ", 1)[1][:1] not in (b"Z", b"X")
-    except (FileNotFoundError, IndexError):
-        return False
-    except OSError:
-        return _alive(pid)
+def warm_pool(start_method: str | None, initializer: Callable[[], Any] | None = None) -> WorkerPool:
+    """This process's pool for start_method, created on first use.
+
+    Keyed by pid, so a forked child (a gunicorn worker) never uses a pool its
+    parent created.
+    """
+    key = (os.getpid(), start_method)
+    with _LOCK:
+        pool = _POOLS.get(key)
+        if pool is None:
+            pool = _POOLS[key] = WorkerPool(start_method, initializer)
+        return pool
+
+
+def run_in_pool(func: Callable[..., Any], arg_tuples: Sequence[tuple], processes: int,
+                start_method: str | None = None, initializer: Callable[[], Any] | None = None,
+                task_timeout: float = 60.0,
+                before_chunk: Callable[[list[tuple]], Any] | None = None) -> Iterator[Any]:
+    """Yield func(*args) for every args tuple, in input order, over `processes` warm workers.
+
+    See WorkerPool.run for what a lost task yields. Close the iterator (or
+    exhaust it) to end the batch; closing it early stops its busy workers.
+    """
+    return warm_pool(start_method, initializer).run(func, arg_tuples, processes, task_timeout, before_chunk)
 
 
 def shutdown_pools() -> None:
-    """Stop this process's pools (at exit, and in tests)."""
+    """Stop this process's pools (at exit, and in tests); bounded in time."""
     with _LOCK:
         mine = [k for k in _POOLS if k[0] == os.getpid()]
         pools = [_POOLS.pop(k) for k in mine]
-    for warm in pools:
-        _discard(warm.pool)
-
-
-def _workers_alive(pool: Pool) -> bool:
-    """False when a worker of this pool has died since its last batch (then the pool is replaced:
-    a worker killed while idle may have taken the task queue's read lock with it)."""
-    return all(p.exitcode is None for p in getattr(pool, "_pool", []))
-
-
-def _discard(pool: Pool) -> None:
-    """Stop a pool for good, even one whose task-queue lock died with a worker.
-
-    An idle worker blocks on the task queue holding its read lock; killed
-    there, it never gives the lock back, and Pool.terminate() waits for that
-    lock forever. So: stop the pool replacing workers, kill every worker, hand
-    back a lock that no living process can hold any more, then terminate.
-    """
-    from multiprocessing.pool import TERMINATE
-
-    handler = getattr(pool, "_worker_handler", None)
-    if handler is not None:
-        handler._state = TERMINATE  # what terminate() does first: no new workers from here on
-        handler.join(timeout=1.0)
-    for worker in list(getattr(pool, "_pool", [])):
-        if worker.exitcode is None:
-            worker.kill()
-        worker.join(timeout=2.0)
-    lock = getattr(getattr(pool, "_inqueue", None), "_rlock", None)
-    if lock is not None:  # free it whoever holds it: every worker is dead now
-        lock.acquire(timeout=0.05)
-        lock.release()
-    pool.terminate()
-    pool.join()
+    for pool in pools:
+        # a batch still running holds the lock; stop its workers anyway after a short wait
+        locked = pool.lock.acquire(timeout=5.0)
+        try:
+            pool.close()
+        finally:
+            if locked:
+                pool.lock.release()
 
 
 atexit.register(shutdown_pools)

@@ -3,7 +3,9 @@
 Same key and same request: the stored response, nothing runs or is written
 again. Same key, another request: Conflict("mismatch") (HTTP 422). Same key
 while the first request is still running: Conflict("in_progress") (HTTP 409).
-A request that fails releases its key, so the client can retry it.
+A request that fails releases its key, so the client can retry it; so does
+an answer that is not final (some cryptos lost to a dead worker or a
+timeout): replaying it for ever would keep a fault's damage.
 """
 from __future__ import annotations
 
@@ -33,8 +35,13 @@ def request_hash(body: Any) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def run_once(engine: Engine, key: str, body: Any, produce: Callable[[], tuple[int, bytes]]) -> tuple[int, bytes, bool]:
-    """(status, body bytes, replayed): `produce` runs only for a key not seen before."""
+def run_once(engine: Engine, key: str, body: Any,
+             produce: Callable[[], tuple[int, bytes, bool]]) -> tuple[int, bytes, bool]:
+    """(status, body bytes, replayed): `produce` runs only for a key not seen before.
+
+    produce returns (status, body, final); only a final answer is recorded
+    for replay, anything else (an exception included) releases the key.
+    """
     digest = request_hash(body)
     with engine.begin() as conn:
         existing = repo.claim_idempotency_key(conn, key, digest, STALE_AFTER_S)
@@ -45,11 +52,14 @@ def run_once(engine: Engine, key: str, body: Any, produce: Callable[[], tuple[in
             raise IdempotencyConflict("in_progress", "the request with this Idempotency-Key is still running")
         return existing["response_status"], bytes(existing["response_body"]), True
     try:
-        status, payload = produce()
+        status, payload, final = produce()
     except BaseException:
         with engine.begin() as conn:
             repo.release_idempotency_key(conn, key)
         raise
     with engine.begin() as conn:
-        repo.complete_idempotency_key(conn, key, status, payload)
+        if final:
+            repo.complete_idempotency_key(conn, key, status, payload)
+        else:
+            repo.release_idempotency_key(conn, key)
     return status, payload, False

@@ -9,6 +9,7 @@ from api.http.problems import BadRequest
 from api.http.requests import idempotency_key, json_body
 from api.http.resources.common import backtest_service
 from api.http.schemas import BatchBacktestRequest, SingleBacktestRequest, SweepBacktestRequest
+from api.services.backtest_service import is_final
 from api.services.idempotency import run_once
 
 class BatchBacktestResource(Resource):
@@ -24,7 +25,11 @@ class BatchBacktestResource(Resource):
         key = idempotency_key()
         if key is None:
             return run(), 200
-        status, payload, replayed = run_once(service.engine, key, body, lambda: (200, json_bytes(run())))
+        def produce() -> tuple[int, bytes, bool]:
+            answer = run()
+            return 200, json_bytes(answer), is_final(answer)
+
+        status, payload, replayed = run_once(service.engine, key, body, produce)
         return Response(payload, status=status, mimetype="application/json",
                         headers={"Idempotent-Replayed": "true"} if replayed else None)
 
