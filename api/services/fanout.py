@@ -51,6 +51,7 @@ _READ_BYTES = 1 << 20
 _PARENT_CHECK_SECONDS = 1.0  # an idle worker whose parent died exits within this
 _START_TIMEOUT_SECONDS = 60.0  # a worker not ready after this is killed (imports, JIT cache load)
 _JOIN_SECONDS = 2.0
+_MAX_START_FAILURES = 20  # workers dying before they are ready, in a row: something is broken, stop trying
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,8 @@ class _Worker:
                 del self.outbox[:sent]
         except BlockingIOError:
             pass
+        except OSError:  # the worker is gone; reading its end tells (EOF) and its tasks are charged then
+            self.outbox.clear()
 
     def receive(self) -> tuple[list[tuple], bool]:
         """(every whole message that has arrived, whether the worker's end is closed: it died).
@@ -247,6 +250,9 @@ class WorkerPool:
 
     def __init__(self, start_method: str | None, initializer: Callable[[], Any] | None = None) -> None:
         self._ctx = mp.get_context(start_method)
+        if start_method == "forkserver":
+            # the fork server imports these once, so each new worker starts in milliseconds, not seconds
+            self._ctx.set_forkserver_preload([__name__] + ([initializer.__module__] if initializer else []))
         self._initializer = initializer
         self._workers: list[_Worker] = []
         self.lock = threading.Lock()
@@ -411,7 +417,7 @@ class _Batch:
                 self.pending.appendleft(list(worker.tasks))
         elif not worker.ready:
             self.start_failures += 1
-        if self.start_failures >= 3 and not any(w.ready for w in workers):
+        if self.start_failures >= _MAX_START_FAILURES and not any(w.ready for w in workers):
             # workers die before they can take a task: report the rest instead of trying for ever
             for chunk in self.pending:
                 for index in chunk:
