@@ -38,10 +38,12 @@ def _request(url: str, body: dict | None = None, timeout: float = 60) -> tuple[i
 
 
 @contextlib.contextmanager
-def running_gunicorn(db_url: str):
-    """gunicorn (2 workers) serving the app on a free loopback port; yields (base URL, process)."""
+def running_gunicorn(db_url: str, **settings: str):
+    """gunicorn (2 workers, unless settings say otherwise) serving the app on a free loopback port;
+    yields (base URL, process). settings are extra environment variables (TASK_TIMEOUT_SECONDS=...)."""
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": db_url, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2"}
+    env = {**os.environ, "DATABASE_URL": db_url, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2",
+           **settings}
     gunicorn = Path(sys.executable).parent / "gunicorn"
     log = open(ROOT / ".pytest_cache_gunicorn.log", "wb")
     proc = subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "api:create_app()"], cwd=ROOT, env=env,
