@@ -143,3 +143,29 @@ def test_sweep_cut_off_from_the_database_does_not_poison_the_next_batch(db_url, 
             conn.execute(text("DROP TRIGGER IF EXISTS slow_rows ON crypto_backtest_results"))
             conn.execute(text("DROP FUNCTION IF EXISTS slow_row()"))
         admin.dispose()
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_pool_workers_of_a_killed_server_process_exit(db_url, demo_db) -> None:
+    """gunicorn kills a worker that overran its timeout (SIGKILL): its pool must not live on as orphans
+    holding database connections. The next worker gunicorn starts serves whole batches."""
+    body = {"strategy_id": 1, "parameters": {}, "use_parallel": True}
+    with running_gunicorn(db_url, WEB_CONCURRENCY="1") as (base, proc):
+        assert _request(base + ALL, body)[0] == 200
+        (server_worker,) = psutil.Process(proc.pid).children()
+        pool = [p.pid for p in server_worker.children()]
+        assert len(pool) >= 2
+        server_worker.kill()
+        deadline = time.monotonic() + 15
+        while _alive(pool) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _alive(pool) == []
+        deadline = time.monotonic() + 30
+        status = 0
+        while status != 200 and time.monotonic() < deadline:  # gunicorn starts a new worker
+            try:
+                status, out = _request(base + ALL, body, timeout=30)
+            except OSError:
+                time.sleep(0.2)
+        assert status == 200 and out["summary"]["successful"] == 24

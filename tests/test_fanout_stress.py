@@ -61,7 +61,7 @@ class Killer(threading.Thread):
                 pass
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("method", ["fork", "forkserver"])
 def test_random_kills_lose_only_the_killed_tasks(method: str) -> None:
     shutdown_pools()
