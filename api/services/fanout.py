@@ -124,9 +124,15 @@ def _send_blocking(fd: int, message: tuple) -> None:
         payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # an unpicklable result or exception: say so instead
         payload = pickle.dumps(("raise", message[1], RuntimeError(f"result could not be pickled: {exc!r}")))
-    data = memoryview(_HEADER.pack(len(payload)) + payload)
-    while data:
-        data = data[os.write(fd, data):]
+    header, body = _HEADER.pack(len(payload)), memoryview(payload)
+    sent = os.writev(fd, [header, body])  # no copy of a large payload to prepend its length
+    if sent < len(header):
+        header, sent = header[sent:], 0
+        while header:
+            header = header[os.write(fd, header):]
+    body = body[max(0, sent - _HEADER.size):] if sent else body
+    while body:
+        body = body[os.write(fd, body):]
 
 
 def _recv_blocking(fd: int, parent_pid: int) -> tuple | None:
@@ -352,8 +358,10 @@ class _Batch:
                 self._assign(worker, self.pending.popleft(), now)
         for worker in workers:
             events = selectors.EVENT_READ | (selectors.EVENT_WRITE if worker.outbox else 0)
-            selector.modify(worker.fd, events, worker)
-        for key, mask in selector.select(self._wait_seconds(workers, now)):
+            if selector.get_key(worker.fd).events != events:
+                selector.modify(worker.fd, events, worker)
+        ready = selector.select(self._wait_seconds(workers, now))
+        for key, mask in ready:
             worker = key.data
             if mask & selectors.EVENT_WRITE:
                 worker.flush()
@@ -366,7 +374,8 @@ class _Batch:
                            f"the backtest ran longer than {self.task_timeout:g} s; its worker was stopped")
             elif not worker.ready and now - worker.started > _START_TIMEOUT_SECONDS:
                 self._lose(selector, workers, worker, "worker_lost", "a worker process did not start")
-            elif worker.process.exitcode is not None:
+            elif not ready and worker.process.exitcode is not None:
+                # EOF tells of a death at once; this catches one whose pipe end another process still holds
                 self._read(selector, workers, worker)  # what it wrote before it died still counts
                 self._lose(selector, workers, worker, "worker_lost", LOST)
 
