@@ -37,8 +37,8 @@ def admin(pg_admin_url):
 
 
 def _terminate(admin, db_url: str, application_name: str | None = None) -> int:
-    """Terminate the test database's backends (all, or one application's); returns how many."""
-    sql = ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+    """Terminate the test database's backends (all, or one application's) and wait till they are gone."""
+    sql = ("SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
            "WHERE datname = :db AND pid <> pg_backend_pid()")
     params = {"db": make_url(db_url).database}
     if application_name:
@@ -71,10 +71,11 @@ def test_database_lost_during_a_batch_is_503_and_stores_nothing(client, demo_db,
     """The batch's readers wait at a gate; meanwhile their connections are cut and the database refuses
     new ones. Opened, the gate lets them find out: the batch answers 503, nothing is stored, and the
     Idempotency-Key stays free for the retry (which, the database back, is answered in full)."""
-    gate = tmp_path / "open"
+    gate, waiting = tmp_path / "open", tmp_path / "waiting"
     real_take = svc_module.take_closes
 
     def gated_take(conn, crypto_id):
+        waiting.touch()
         while not gate.exists():
             time.sleep(0.01)
         return real_take(conn, crypto_id)
@@ -89,11 +90,13 @@ def test_database_lost_during_a_batch_is_503_and_stores_nothing(client, demo_db,
     try:
         worker.start()
         deadline = time.monotonic() + 30
-        while _count_backends(admin, db, WORKER_APP) == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while not waiting.exists() and time.monotonic() < deadline:  # a reader holds its connection at the gate
+            time.sleep(0.02)
+        assert waiting.exists()
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS false'))
-        assert _terminate(admin, db_url, WORKER_APP) >= 1
+        _terminate(admin, db_url, WORKER_APP)
+        assert _count_backends(admin, db, WORKER_APP) == 0
         gate.touch()
         worker.join(60)
         assert not worker.is_alive()

@@ -9,8 +9,10 @@ touches a connection its parent opened and nobody pays a connect per crypto.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import create_engine
@@ -58,47 +60,99 @@ def _libpq_url(url: str) -> str:
     return url
 
 
+class _Holder:
+    """The one connection a thread (or a lent block) owns for a database URL."""
+
+    def __init__(self, conn: Any = None) -> None:
+        self.conn = conn
+
+
 class _ThreadConnections(threading.local):
     """Each thread's own connections, and the pid they were opened in.
 
-    Per thread: two batches in one server process (threaded workers) never
-    share a connection. Per pid: a forked child inherits the forking thread's
-    values and must not use them (psycopg never closes a connection it did not
-    open in this process, so leaving them be is safe).
+    Per thread: pool workers are single-threaded, so this is one per worker
+    process. Per pid: a forked child inherits the forking thread's values and
+    must not use them (psycopg never closes a connection it did not open in
+    this process, so leaving them be is safe).
     """
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.by_url: dict[str, Any] = {}
+        self.by_url: dict[str, _Holder] = {}
 
 
 _THREAD_CONNECTIONS = _ThreadConnections()
+_LENT: contextvars.ContextVar[tuple[str, _Holder] | None] = contextvars.ContextVar("lent_connection", default=None)
+_IDLE: dict[tuple[int, str], list[Any]] = {}  # (pid, url) -> connections no run holds
+_IDLE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def lent_connection(db_config: dict[str, Any]) -> Iterator[None]:
+    """Inside the block, worker_connection() returns a connection that this block alone uses.
+
+    For batches run in a server process, where request threads come and go:
+    the connection comes from this process's idle ones (or is opened) and goes
+    back to them afterwards, so a process holds as many as it runs batches at
+    once, not one per thread it ever had.
+    """
+    key = (os.getpid(), db_config["url"])
+    with _IDLE_LOCK:
+        idle = _IDLE.get(key) or []
+        holder = _Holder(idle.pop() if idle else None)
+    token = _LENT.set((db_config["url"], holder))
+    try:
+        yield
+    finally:
+        _LENT.reset(token)
+        conn = holder.conn
+        if conn is not None and _reusable(conn):
+            with _IDLE_LOCK:
+                _IDLE.setdefault(key, []).append(conn)
+        elif conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+def _reusable(conn: Any) -> bool:
+    from psycopg.pq import TransactionStatus
+
+    return not conn.closed and not conn.broken and conn.info.transaction_status == TransactionStatus.IDLE
 
 
 def worker_connection(db_config: dict[str, Any], fresh: bool = False) -> Any:
-    """This thread's own psycopg connection, opened on first use and kept for the thread's life.
+    """The caller's own psycopg connection: the one lent to this block, else this thread's.
 
-    Autocommit, because workers only read. A connection known to be broken,
-    or `fresh=True` (the caller saw it fail), is replaced by a new one.
+    Opened on first use and kept. Autocommit, because workers only read. A
+    connection known to be broken, or `fresh=True` (the caller saw it fail),
+    is replaced by a new one.
     """
-    import psycopg
-
-    mine = _THREAD_CONNECTIONS
-    if mine.pid != os.getpid():
-        mine.pid, mine.by_url = os.getpid(), {}
     url = db_config["url"]
-    conn = mine.by_url.get(url)
+    lent = _LENT.get()
+    if lent is not None and lent[0] == url:
+        holder = lent[1]
+    else:
+        mine = _THREAD_CONNECTIONS
+        if mine.pid != os.getpid():
+            mine.pid, mine.by_url = os.getpid(), {}
+        holder = mine.by_url.setdefault(url, _Holder())
+    conn = holder.conn
     if conn is not None and not fresh and not conn.closed and not conn.broken:
         return conn
     if conn is not None:
         with contextlib.suppress(Exception):
             conn.close()
+    holder.conn = _connect(db_config)
+    return holder.conn
+
+
+def _connect(db_config: dict[str, Any]) -> Any:
+    import psycopg
+
     options = (f"-c statement_timeout={int(db_config.get('statement_timeout_ms', 120_000))} "
                f"-c lock_timeout={int(db_config.get('lock_timeout_ms', 5_000))}")
-    conn = psycopg.connect(_libpq_url(url), autocommit=True, options=options,
+    return psycopg.connect(_libpq_url(db_config["url"]), autocommit=True, options=options,
                            application_name="crypto-backtest-worker", connect_timeout=5)
-    mine.by_url[url] = conn
-    return conn
 
 
 def connection_lost(exc: BaseException, conn: Any) -> bool:

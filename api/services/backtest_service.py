@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 import api.engine as engine_module
 from api.db import repository as repo
-from api.db.connection import connection_lost, is_database_error, worker_connection
+from api.db.connection import connection_lost, is_database_error, lent_connection, worker_connection
 from api.engine import get_strategy
 from api.services.errors import Busy, DatabaseUnavailable, NotFound, ValidationFailed
 from api.services.fanout import TaskFailure, pool_size, run_in_pool
@@ -172,7 +172,7 @@ class CryptoBacktestService:
     def _run_sequential_backtests(self, cryptos: list[dict[str, Any]], strategy_id: int,
                                   parameters: dict[str, Any]) -> list[dict[str, Any]]:
         args = [(c, strategy_id, parameters, self.db_config) for c in cryptos]
-        return list(_run_here(CryptoBacktestService._run_single_backtest_worker, args))
+        return list(_run_here(CryptoBacktestService._run_single_backtest_worker, args, self.db_config))
 
     @staticmethod
     def _run_single_backtest_worker(crypto: dict[str, Any], strategy_id: int, parameters: dict[str, Any],
@@ -211,7 +211,7 @@ class CryptoBacktestService:
         if parallel:
             stream = self._fan_out_iter(CryptoBacktestService._run_sweep_worker, args, processes)
         else:
-            stream = _run_here(CryptoBacktestService._run_sweep_worker, args)
+            stream = _run_here(CryptoBacktestService._run_sweep_worker, args, self.db_config)
         per_crypto: list[list[dict[str, Any]]] = []
 
         def encoded_rows() -> Any:
@@ -353,9 +353,9 @@ def _failed_task(worker: Any, task_args: tuple, failure: TaskFailure) -> Any:
     return entry
 
 
-def _run_here(worker: Any, args: list[tuple]) -> Iterator[Any]:
-    """A worker over many tasks in this thread, their closes read ahead in groups."""
-    with reading_ahead(args):
+def _run_here(worker: Any, args: list[tuple], db_config: dict[str, Any]) -> Iterator[Any]:
+    """A worker over many tasks in this thread, on a connection lent to this run, closes read ahead in groups."""
+    with reading_ahead(args), lent_connection(db_config):
         for task in args:
             yield worker(*task)
 
