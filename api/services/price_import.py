@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from api.db import repository as repo
 from api.services.candle_checks import CandleValidator, ImportReport
-from api.services.candle_files import (PRICE_COLUMNS, ImportRejected, _NotTyped, _typed_csv_batches, blank_lines,
+from api.services.candle_files import (PRICE_COLUMNS, ImportRejected, NotTyped, _typed_csv_batches, blank_lines,
                                        read_csv_candles, read_parquet_candles, read_xlsx_candles)
 
 __all__ = ["ImportRejected", "ImportReport", "check_symbol", "import_candles", "import_csv", "symbol_from_path"]
@@ -70,7 +70,7 @@ def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbo
             try:
                 with conn.begin_nested():  # the typed reader may meet a bad cell late: undo its rows
                     report = _store(conn, symbol, crypto_id, upsert, _typed_csv_batches(source), blanks)
-            except _NotTyped:
+            except NotTyped:
                 report = _store(conn, symbol, crypto_id, upsert, [read_csv_candles(source)], blanks)
         if existing is not None and existing["interval"] != report.interval:
             raise ImportRejected(f"{symbol} holds {existing['interval']} candles; this file has {report.interval}")
