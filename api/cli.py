@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 from tqdm import tqdm
 
 from api.db import migrate
+from api.services.candle_checks import DATE_FORMATS
 from api.services.demo_loader import seed_demo
 from api.services.errors import ServiceError
 from api.services.price_import import ImportRejected, import_csv
@@ -113,7 +114,10 @@ def format_ranked_table(results: list[dict[str, Any]]) -> str:
 @with_appcontext
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--symbol", help="symbol for a single file (default: the file name, e.g. BTCUSDT.csv -> BTCUSDT)")
-def import_prices_command(paths: tuple[Path, ...], symbol: str | None) -> None:
+@click.option("--date-format", type=click.Choice(["auto", *DATE_FORMATS], case_sensitive=False), default="auto",
+              show_default=True, help="how the dates are written: dmy (dd/mm/yyyy), mdy (mm/dd/yyyy), iso, epoch; "
+                                      "auto decides once per file and refuses a file where dd/mm and mm/dd both fit")
+def import_prices_command(paths: tuple[Path, ...], symbol: str | None, date_format: str) -> None:
     """Import candle files, CSV or Parquet (or directories of them): bad rows are reported, good rows upserted."""
     files = sorted(f for p in paths for f in ([p] if p.is_file() else
                                               [g for g in p.iterdir() if g.suffix.lower() in (".csv", ".parquet", ".xlsx")]))
@@ -122,7 +126,7 @@ def import_prices_command(paths: tuple[Path, ...], symbol: str | None) -> None:
     failed = 0
     for path in tqdm(files, desc="import", unit="file", disable=len(files) < 2):
         try:
-            report = import_csv(current_app.extensions["db_engine"], path, symbol)
+            report = import_csv(current_app.extensions["db_engine"], path, symbol, date_format)
         except ImportRejected as exc:
             failed += 1
             tqdm.write(f"{path.name}: rejected: {exc}")

@@ -12,6 +12,7 @@ from flask_restful import Resource
 
 from api.db.repository import METRIC_COLUMNS
 from api.engine import STRATEGIES as STRATEGY_SPECS
+from api.services.candle_checks import DATE_FORMATS
 from api.http.schemas import BatchBacktestRequest, SingleBacktestRequest, SweepBacktestRequest
 
 _NUM = {"type": ["number", "null"]}
@@ -86,6 +87,10 @@ IMPORT_REPORT = {"type": "object", "required": ["symbol", "rows_read", "rows_sto
                                 "rows_rejected": {"type": "integer"},
                                 "rows_unchanged": {"type": "integer", "description":
                                                    "of rows_stored, candles already stored with the same values"},
+                                "date_format": {"type": ["string", "null"],
+                                                "enum": [*DATE_FORMATS, "iso_or_epoch", None],
+                                                "description": "how the dates were read; iso_or_epoch: each cell "
+                                                               "ISO 8601 or an epoch number"},
                                 "rejected_by_reason": {"type": "object"},
                                 "errors": {"type": "array", "items": {"type": "object"}}}}
 HEALTH = {"type": "object", "required": ["status"], "properties": {"status": _STR}}
@@ -162,7 +167,15 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object", "required": ["file"],
                     "properties": {"file": {"type": "string", "format": "binary"},
                                    "symbol": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"},
-                                   "sheet": {"type": "string"}}}}}},
+                                   "sheet": {"type": "string"},
+                                   "date_format": {
+                                       "type": "string", "enum": ["auto", *DATE_FORMATS], "default": "auto",
+                                       "description": "how the dates are written: dmy = dd/mm/yyyy, mdy = "
+                                                      "mm/dd/yyyy (separator / - or ., optional HH:MM[:SS]), iso = "
+                                                      "ISO 8601, epoch = s/ms/us numbers. auto decides once per "
+                                                      "file: day-month-year by a first or second field over 12, a "
+                                                      "file where both readings fit every row is a 400 naming "
+                                                      "date_format; otherwise ISO 8601 or epoch, cell by cell"}}}}}},
                 "responses": {"201": _ok(IMPORT_REPORT, "imported"), **_POST_ERRORS,
                               "413": _problem("the upload is larger than MAX_UPLOAD_MB")}}},
             "/api/strategies": {"get": {"summary": "The strategy catalog with parameter schemas",
