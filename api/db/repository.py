@@ -92,12 +92,22 @@ def load_closes(dbapi_conn: Any, crypto_id: int, with_times: bool = False) -> Pr
     """
     with dbapi_conn.cursor(binary=True) as cur:
         row = cur.execute(_CLOSES_SQL, (crypto_id,)).fetchone()
-        packed_times = cur.execute(_TIMES_SQL, (crypto_id,)).fetchone()[0] if with_times and row else None
-    times = np.frombuffer(packed_times, dtype=">i8").astype(np.int64) if packed_times is not None else None
+        times = _times(cur, crypto_id) if with_times and row else None
     if row is None:
         return PriceSeries(np.empty(0, dtype=np.float64), None, None,
                            np.empty(0, dtype=np.int64) if with_times else None)
     return _series(row, times)
+
+
+def price_times(conn: Connection, crypto_id: int) -> np.ndarray:
+    """Every candle time of one crypto in time order (int64 epoch seconds), in one query, in conn's transaction."""
+    with conn.connection.driver_connection.cursor(binary=True) as cur:
+        return _times(cur, crypto_id)
+
+
+def _times(cur: Any, crypto_id: int) -> np.ndarray:
+    packed = cur.execute(_TIMES_SQL, (crypto_id,)).fetchone()[0]
+    return np.frombuffer(packed, dtype=">i8").astype(np.int64) if packed is not None else np.empty(0, np.int64)
 
 
 def _series(row: Sequence[Any], times: np.ndarray | None = None) -> PriceSeries:

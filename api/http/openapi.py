@@ -12,7 +12,7 @@ from flask_restful import Resource
 
 from api.db.repository import METRIC_COLUMNS
 from api.engine import STRATEGIES as STRATEGY_SPECS
-from api.services.candle_checks import DATE_FORMATS
+from api.services.candle_checks import DATE_FORMATS, MAX_GAPS
 from api.http.schemas import BatchBacktestRequest, SingleBacktestRequest, SweepBacktestRequest
 
 _NUM = {"type": ["number", "null"]}
@@ -76,12 +76,22 @@ STRATEGY_LIST = {"type": "object", "required": ["strategies", "count"], "propert
                                               "properties": {"id": {"type": "integer"}, "code": _STR, "name": _STR,
                                                              "description": _STR,
                                                              "parameter_schema": {"type": "object"}}}}}}
+_MISSING = {"type": "integer", "minimum": 0,
+            "description": "candles missing at the crypto's interval between its first and last candle: "
+                           "(last - first) / interval + 1 - rows"}
 CRYPTOS = {"type": "object", "required": ["cryptocurrencies", "count"], "properties": {
     "count": {"type": "integer"},
-    "cryptocurrencies": {"type": "array", "items": {"type": "object", "required": ["id", "symbol", "rows"],
-                                                    "properties": {"id": {"type": "integer"}, "symbol": _STR,
-                                                                   "rows": {"type": "integer"}}}}}}
-IMPORT_REPORT = {"type": "object", "required": ["symbol", "rows_read", "rows_stored", "rows_rejected", "errors"],
+    "cryptocurrencies": {"type": "array", "items": {
+        "type": "object", "required": ["id", "symbol", "rows", "missing_candles"],
+        "properties": {"id": {"type": "integer"}, "symbol": _STR, "name": _STR, "interval": _STR,
+                       "is_synthetic": {"type": "boolean"}, "first_time": _STR, "last_time": _STR,
+                       "rows": {"type": "integer"}, "missing_candles": {**_MISSING, "type": ["integer", "null"]}}}}}}
+GAP = {"type": "object", "required": ["after", "before", "missing"], "properties": {
+    "after": {**_STR, "description": "time of the candle before the gap"},
+    "before": {**_STR, "description": "time of the candle after the gap"},
+    "missing": {"type": "integer", "minimum": 1, "description": "candles of the interval that fit in the gap"}}}
+IMPORT_REPORT = {"type": "object", "required": ["symbol", "rows_read", "rows_stored", "rows_rejected", "errors",
+                                                "missing_candles", "largest_gaps"],
                  "properties": {"symbol": _STR, "interval": {"type": ["string", "null"]},
                                 "rows_read": {"type": "integer"}, "rows_stored": {"type": "integer"},
                                 "rows_rejected": {"type": "integer"},
@@ -91,6 +101,11 @@ IMPORT_REPORT = {"type": "object", "required": ["symbol", "rows_read", "rows_sto
                                                 "enum": [*DATE_FORMATS, "iso_or_epoch", None],
                                                 "description": "how the dates were read; iso_or_epoch: each cell "
                                                                "ISO 8601 or an epoch number"},
+                                "missing_candles": {**_MISSING, "description": "in the crypto's whole stored "
+                                                    "series after this import, at its interval (a file that "
+                                                    "fills a hole lowers it)"},
+                                "largest_gaps": {"type": "array", "maxItems": MAX_GAPS, "items": GAP,
+                                                 "description": "the largest gaps of that series, largest first"},
                                 "rejected_by_reason": {"type": "object"},
                                 "errors": {"type": "array", "items": {"type": "object"}}}}
 HEALTH = {"type": "object", "required": ["status"], "properties": {"status": _STR}}

@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from api.engine.intervals import SECONDS_PER_INTERVAL
+from api.engine.intervals import SECONDS_PER_INTERVAL, missing_candles
 from api.services.candle_files import PRICE_COLUMNS, ImportRejected, NotTyped
 
 MAX_REPORTED = 1000
+MAX_GAPS = 5  # the largest gaps in a crypto's series that a report lists
 
 #: date_format values a caller may give (None or "auto": decided from the file)
 DATE_FORMATS = {"iso": "ISO 8601", "epoch": "epoch s/ms/us", "dmy": "dd/mm/yyyy", "mdy": "mm/dd/yyyy"}
@@ -43,6 +44,8 @@ class ImportReport:
     rows_unchanged: int = 0  # of rows_stored: candles already stored with the very same values
     interval: str | None = None
     date_format: str | None = None  # how the dates were read: a DATE_FORMATS key, or "iso_or_epoch"
+    missing_candles: int = 0  # in the crypto's whole stored series after the import, at its interval
+    largest_gaps: list[dict[str, Any]] = field(default_factory=list)  # {after, before, missing}, largest first
     errors: list[dict[str, Any]] = field(default_factory=list)
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
 
@@ -189,6 +192,27 @@ def interval_of(seconds: np.ndarray) -> str:
                              f"{int(np.sum(gaps % step != 0)) if step else len(gaps)} gaps not a multiple of it); "
                              "the interval is not guessed")
     return name
+
+
+def report_gaps(report: ImportReport, times: np.ndarray) -> None:
+    """Fill the report's missing_candles and largest_gaps from a series' sorted candle times (epoch s).
+
+    Gaps are information, not an error: a file with holes is stored, and says
+    where the holes are (the candle before and after each, and how many
+    candles of the interval fit between them).
+    """
+    step = SECONDS_PER_INTERVAL[report.interval]
+    missing = np.diff(times) // step - 1
+    holes = np.flatnonzero(missing > 0)
+    largest = holes[np.argsort(-missing[holes], kind="stable")[:MAX_GAPS]]
+    report.missing_candles = missing_candles(int(times[0]), int(times[-1]), len(times), report.interval) or 0
+    report.largest_gaps = [{"after": _iso(times[i]), "before": _iso(times[i + 1]), "missing": int(missing[i])}
+                           for i in largest]
+
+
+def _iso(seconds: np.int64) -> str:
+    """Epoch seconds as an ISO 8601 UTC time, as the API writes times (2024-01-02T00:00:00Z)."""
+    return f"{np.datetime64(int(seconds), 's')}Z"
 
 
 def _numbers(column: pd.Series) -> pd.Series:

@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from api.db import repository as repo
-from api.services.candle_checks import CandleValidator, ImportReport, check_date_format
+from api.services.candle_checks import CandleValidator, ImportReport, check_date_format, report_gaps
 from api.services.candle_files import (PRICE_COLUMNS, ImportRejected, NotTyped, _typed_csv_batches, blank_lines,
                                        read_csv_candles, read_parquet_candles, read_xlsx_candles)
 
@@ -66,33 +66,38 @@ def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbo
         upsert = existing is not None
         store = functools.partial(_store, conn, symbol, crypto_id, upsert, date_format=fmt)
         if suffix in (".parquet", ".pq"):
-            report = store([read_parquet_candles(source)])
+            report, stored = store([read_parquet_candles(source)])
         elif suffix == ".xlsx":
-            report = store([read_xlsx_candles(source, sheet)])
+            report, stored = store([read_xlsx_candles(source, sheet)])
         else:
             blanks = functools.partial(blank_lines, source)  # the file is read once more only if a row is reported
             try:
                 with conn.begin_nested():  # the typed reader may meet a bad cell late: undo its rows
-                    report = store(_typed_csv_batches(source), blanks, streamed=True)
+                    report, stored = store(_typed_csv_batches(source), blanks, streamed=True)
             except NotTyped:  # or day-month-year dates, told apart on the whole column
-                report = store([read_csv_candles(source)], blanks)
+                report, stored = store([read_csv_candles(source)], blanks)
         if existing is not None and existing["interval"] != report.interval:
             raise ImportRejected(f"{symbol} holds {existing['interval']} candles; this file has {report.interval}")
         if existing is None:
             repo.set_crypto_interval(conn, crypto_id, report.interval)
+        # gaps over the whole stored series: a new crypto's is this file's good rows, else read back
+        report_gaps(report, repo.price_times(conn, crypto_id) if upsert else np.sort(stored))
     return report
 
 
 def _store(conn: Any, symbol: str, crypto_id: int, upsert: bool, frames: Iterable[pd.DataFrame],
            blanks: Callable[[], np.ndarray] | None = None, *, date_format: str | None = None,
-           streamed: bool = False) -> ImportReport:
-    """Check each frame's rows and COPY the good ones as they come; the report of the whole file."""
+           streamed: bool = False) -> tuple[ImportReport, np.ndarray]:
+    """Check each frame's rows and COPY the good ones as they come; the report of the whole file, and the
+    times of the rows stored (epoch seconds, in file order)."""
     report = ImportReport(symbol=symbol)
     checks = CandleValidator(report, blanks, date_format, streamed)
+    stored: list[np.ndarray] = []
     with repo.price_sink(conn, crypto_id, upsert=upsert) as sink:
         for frame in frames:
             seconds, values = checks.feed(frame)
             sink.write(seconds, *(values[k] for k in (*PRICE_COLUMNS, "volume")))
+            stored.append(seconds)
         if report.rows_read == 0:
             raise ImportRejected("the file has a header but no rows")
         if sink.rows_sent == 0:  # before finish(): the reasons say more than "no interval"
@@ -100,4 +105,4 @@ def _store(conn: Any, symbol: str, crypto_id: int, upsert: bool, frames: Iterabl
         checks.finish()
     report.rows_stored = sink.rows_sent
     report.rows_unchanged = sink.rows_sent - sink.rows_written
-    return report
+    return report, np.concatenate(stored)
