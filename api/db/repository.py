@@ -19,6 +19,7 @@ import orjson
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from api.db.migrate import current_revision, head_revision
 
@@ -147,6 +148,24 @@ def total_candles(conn: Connection) -> int:
 def count_prices(conn: Connection) -> int:
     """Number of candles stored."""
     return int(conn.execute(text("SELECT count(*) FROM crypto_prices")).scalar_one())
+
+
+def lock_symbol_imports(conn: Connection, symbol: str) -> bool:
+    """Take the transaction-scoped lock on one symbol's imports, waiting up to the session's lock_timeout.
+
+    Two first imports of a new symbol would both decide it is new and COPY
+    the same candles; under this lock the second sees the first's crypto and
+    upserts. False when lock_timeout ran out: the transaction is then aborted
+    and must be rolled back.
+    """
+    try:
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('price_import:' || upper(:s), 0))"),
+                     {"s": symbol})
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+            return False
+        raise
+    return True
 
 
 def insert_cryptocurrency(conn: Connection, symbol: str, name: str, interval: str = "1d",

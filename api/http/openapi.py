@@ -192,6 +192,8 @@ def openapi_document() -> dict[str, Any]:
                                                       "file where both readings fit every row is a 400 naming "
                                                       "date_format; otherwise ISO 8601 or epoch, cell by cell"}}}}}},
                 "responses": {"201": _ok(IMPORT_REPORT, "imported"), **_POST_ERRORS,
+                              "409": _problem("another import of the same symbol held its lock past "
+                                              "LOCK_TIMEOUT_MS; nothing stored, retry after Retry-After"),
                               "413": _problem("the upload is larger than MAX_UPLOAD_MB")}}},
             "/api/strategies": {"get": {"summary": "The strategy catalog with parameter schemas",
                                         "responses": {"200": _ok(STRATEGY_LIST)}}},

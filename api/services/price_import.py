@@ -20,6 +20,7 @@ from api.db import repository as repo
 from api.services.candle_checks import CandleValidator, ImportReport, check_date_format, report_gaps
 from api.services.candle_files import (PRICE_COLUMNS, ImportRejected, NotTyped, _typed_csv_batches, blank_lines,
                                        read_csv_candles, read_parquet_candles, read_xlsx_candles)
+from api.services.errors import Conflict
 
 __all__ = ["ImportRejected", "ImportReport", "check_symbol", "import_candles", "import_csv", "symbol_from_path"]
 
@@ -50,7 +51,9 @@ def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbo
 
     A CSV is read and checked in blocks while PostgreSQL stores the blocks
     before it, so the two share the machine's cores; a file that fails as a
-    whole, even at its last row, rolls back and stores nothing. date_format
+    whole, even at its last row, rolls back and stores nothing. Imports of one
+    symbol take turns (a lock held to the commit): a second one waits up to
+    the lock timeout and then upserts, or raises Conflict (409). date_format
     (candle_checks.DATE_FORMATS, or None/"auto") says how the dates are
     written; by default it is decided once for the whole file.
     """
@@ -60,6 +63,9 @@ def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbo
     if suffix not in (".csv", ".txt", "", ".parquet", ".pq", ".xlsx"):
         raise ImportRejected(f"unsupported file type {suffix!r}: send CSV (.csv), Parquet (.parquet) or .xlsx")
     with engine.begin() as conn:
+        if not repo.lock_symbol_imports(conn, symbol):  # before deciding whether the crypto is new
+            raise Conflict(f"another import of {symbol} is still running; nothing was stored, retry when it is done",
+                           [{"field": "symbol", "message": f"{symbol} is being imported by another request"}])
         existing = repo.find_crypto(conn, symbol=symbol)
         # a new crypto's interval is known only at the end of the file; a failed file rolls this back
         crypto_id = existing["id"] if existing else repo.insert_cryptocurrency(conn, symbol, symbol, "1d")
