@@ -39,19 +39,22 @@ def db_upgrade_command() -> None:
 @click.option("--candles", default=None, type=click.IntRange(2, 1_000_000), help="candles per crypto (1828)")
 @click.option("--seed", default=None, type=int, help="random seed (42): same seed, same candles")
 @click.option("--interval", default="1d", type=click.Choice(["1h", "4h", "1d"]), show_default=True)
-@click.option("--force", is_flag=True, help="load even if prices are already stored")
+@click.option("--force", is_flag=True,
+              help="load even if prices are already stored: the synthetic demo cryptos already there (with their "
+                   "candles and backtest results) are replaced by this set; imported cryptos are kept")
 def seed_demo_command(cryptos: int | None, candles: int | None, seed: int | None, interval: str,
                       force: bool) -> None:
-    """Load deterministic SYNTHETIC demo candles with COPY (skipped when prices exist)."""
+    """Load deterministic SYNTHETIC demo candles with COPY (skipped when prices exist, unless --force)."""
     settings = current_app.config["SETTINGS"]
     out = seed_demo(current_app.extensions["db_engine"], n_cryptos=cryptos or settings.demo_cryptos,
                     n_candles=candles or settings.demo_candles,
                     seed=settings.demo_seed if seed is None else seed, interval=interval,
                     only_if_empty=not force, progress=True)
     if out["loaded"]:
-        click.echo(f"loaded {out['cryptos']} synthetic cryptos, {out['rows']} candles")
+        replaced = f" (replacing {out['replaced']} synthetic cryptos)" if out["replaced"] else ""
+        click.echo(f"loaded {out['cryptos']} synthetic cryptos, {out['rows']} candles{replaced}")
     else:
-        click.echo("prices already stored; nothing loaded (use --force to add the demo set anyway)")
+        click.echo("prices already stored; nothing loaded (use --force to replace the demo set, or add it)")
 
 
 @click.command("backtest-all")

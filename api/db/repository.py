@@ -178,6 +178,11 @@ def insert_cryptocurrency(conn: Connection, symbol: str, name: str, interval: st
     ), {"symbol": symbol, "name": name, "interval": interval, "syn": is_synthetic}).scalar_one())
 
 
+def delete_synthetic_cryptos(conn: Connection) -> int:
+    """Delete the synthetic demo cryptos (their candles, packed series and results go with them); how many."""
+    return conn.execute(text("DELETE FROM cryptocurrencies WHERE is_synthetic")).rowcount
+
+
 def _write_close_series(cur: Any, crypto_id: int, kept: list[tuple[np.ndarray, np.ndarray]]) -> None:
     """The packed series of a crypto's first candles, as the insert trigger would build it.
 
