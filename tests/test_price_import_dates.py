@@ -128,6 +128,15 @@ def test_an_iso_file_does_not_guess_a_day_month_cell(tmp_path, empty_db) -> None
     assert np.array_equal(_stored_times(empty_db, "ISOX"), np.delete(_daily(30), [10]))
 
 
+@pytest.mark.parametrize("word", ["now", "Today"])
+def test_a_word_pandas_reads_as_the_clock_is_not_a_date(tmp_path, empty_db, word) -> None:
+    path = tmp_path / "NOW.csv"
+    _dated_csv(path, "%Y-%m-%d", n=10, bad={4: word})
+    report = import_csv(empty_db, path)
+    assert [(e["line"], e["reason"]) for e in report.errors] == [(6, "unparseable date")]
+    assert np.array_equal(_stored_times(empty_db, "NOW"), np.delete(_daily(10), [4]))
+
+
 def test_an_explicit_format_rejects_the_others(tmp_path, empty_db) -> None:
     path = tmp_path / "EXPL.csv"
     _dated_csv(path, "%Y-%m-%d", n=10)

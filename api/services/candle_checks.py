@@ -228,6 +228,7 @@ def _epoch_seconds(times: pd.Series) -> np.ndarray:
 
 _EPOCH_TEXT = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _MAX_EPOCH_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z; beyond it a number is not a candle time
+_CLOCK_WORDS = ("now", "today")
 # day, month (either order), year with one separator (/ - .), then an optional time
 _DAY_MONTH_TEXT = (r"(?P<first>\d{1,2})(?P<sep>[/.-])(?P<second>\d{1,2})(?P=sep)(?P<year>\d{4})"
                    r"(?:[ T](?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second_of_minute>\d{2}))?)?")
@@ -324,6 +325,7 @@ def _parse_times(raw: pd.Series, fmt: str = _ISO_OR_EPOCH) -> pd.Series:
     is_num = text.str.fullmatch(_EPOCH_TEXT).fillna(False).astype(bool)
     if fmt == "epoch" or (fmt == _ISO_OR_EPOCH and is_num.all()):
         return _epoch_to_utc(pd.to_numeric(text.where(is_num), errors="coerce"))
+    text = text.where(~text.str.lower().isin(_CLOCK_WORDS))  # pandas reads these as the time of the import
     parsed = pd.to_datetime(text.where(~is_num), utc=True, errors="coerce", format="ISO8601")
     if fmt == "iso":
         return parsed
