@@ -12,8 +12,8 @@ from flask_restful import Resource
 
 from api.db.repository import METRIC_COLUMNS
 from api.engine import STRATEGIES as STRATEGY_SPECS
-from api.services.candle_checks import DATE_FORMATS, MAX_GAPS
 from api.http.schemas import BatchBacktestRequest, SingleBacktestRequest, SweepBacktestRequest
+from api.services.candle_checks import DATE_FORMATS, MAX_GAPS
 
 _NUM = {"type": ["number", "null"]}
 _STR = {"type": "string"}
