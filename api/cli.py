@@ -14,7 +14,7 @@ from api.db import migrate
 from api.services.candle_checks import DATE_FORMATS
 from api.services.demo_loader import seed_demo
 from api.services.errors import ServiceError
-from api.services.price_import import ImportRejected, import_csv
+from api.services.price_import import import_csv
 
 
 def register_cli(app: Flask) -> None:
@@ -130,14 +130,17 @@ def import_prices_command(paths: tuple[Path, ...], symbol: str | None, date_form
     for path in tqdm(files, desc="import", unit="file", disable=len(files) < 2):
         try:
             report = import_csv(current_app.extensions["db_engine"], path, symbol, date_format)
-        except ImportRejected as exc:
+        except ServiceError as exc:  # refused as a whole, or another import of the symbol held it too long
             failed += 1
             tqdm.write(f"{path.name}: rejected: {exc}")
             continue
         tqdm.write(f"{path.name}: {report.symbol} {report.interval}: read {report.rows_read}, "
                    f"stored {report.rows_stored}, rejected {report.rows_rejected}"
-                   + (f" {report.rejected_by_reason}" if report.rejected_by_reason else ""))
+                   + (f" {report.rejected_by_reason}" if report.rejected_by_reason else "")
+                   + (f", {report.missing_candles} candles missing" if report.missing_candles else ""))
         for err in report.errors[:5]:
             tqdm.write(f"  line {err['line']}, {err['column']}={err['value']!r}: {err['reason']}")
+        for gap in report.largest_gaps:
+            tqdm.write(f"  gap after {gap['after']}, before {gap['before']}: {gap['missing']} missing")
     if failed:
         raise click.ClickException(f"{failed} of {len(files)} files rejected")

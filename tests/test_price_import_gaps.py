@@ -63,6 +63,15 @@ def test_the_five_largest_gaps_come_largest_first(tmp_path, empty_db) -> None:
         ("2018-02-09", "2018-02-13", 3), ("2018-05-09", "2018-05-12", 2)]
 
 
+def test_cli_prints_the_missing_candles_and_gaps(runner, tmp_path, empty_db) -> None:
+    path = tmp_path / "CLIGAP.csv"
+    path.write_bytes(_csv_of_days(["2024-01-01", "2024-01-02", "2024-01-05", "2024-01-06"]))
+    out = runner.invoke(args=["import-prices", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "stored 4, rejected 0, 2 candles missing" in out.output
+    assert "gap after 2024-01-02T00:00:00Z, before 2024-01-05T00:00:00Z: 2 missing" in out.output
+
+
 def test_a_series_without_holes_lists_no_missing_candles(client, demo_db) -> None:
     listed = _listed_missing(client)
     assert len(listed) == 24 and set(listed.values()) == {0}
