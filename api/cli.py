@@ -11,9 +11,10 @@ from flask.cli import with_appcontext
 from tqdm import tqdm
 
 from api.db import migrate
+from api.services.candle_checks import DATE_FORMATS
 from api.services.demo_loader import seed_demo
 from api.services.errors import ServiceError
-from api.services.price_import import ImportRejected, import_csv
+from api.services.price_import import import_csv
 
 
 def register_cli(app: Flask) -> None:
@@ -38,19 +39,22 @@ def db_upgrade_command() -> None:
 @click.option("--candles", default=None, type=click.IntRange(2, 1_000_000), help="candles per crypto (1828)")
 @click.option("--seed", default=None, type=int, help="random seed (42): same seed, same candles")
 @click.option("--interval", default="1d", type=click.Choice(["1h", "4h", "1d"]), show_default=True)
-@click.option("--force", is_flag=True, help="load even if prices are already stored")
+@click.option("--force", is_flag=True,
+              help="load even if prices are already stored: the synthetic demo cryptos already there (with their "
+                   "candles and backtest results) are replaced by this set; imported cryptos are kept")
 def seed_demo_command(cryptos: int | None, candles: int | None, seed: int | None, interval: str,
                       force: bool) -> None:
-    """Load deterministic SYNTHETIC demo candles with COPY (skipped when prices exist)."""
+    """Load deterministic SYNTHETIC demo candles with COPY (skipped when prices exist, unless --force)."""
     settings = current_app.config["SETTINGS"]
     out = seed_demo(current_app.extensions["db_engine"], n_cryptos=cryptos or settings.demo_cryptos,
                     n_candles=candles or settings.demo_candles,
                     seed=settings.demo_seed if seed is None else seed, interval=interval,
                     only_if_empty=not force, progress=True)
     if out["loaded"]:
-        click.echo(f"loaded {out['cryptos']} synthetic cryptos, {out['rows']} candles")
+        replaced = f" (replacing {out['replaced']} synthetic cryptos)" if out["replaced"] else ""
+        click.echo(f"loaded {out['cryptos']} synthetic cryptos, {out['rows']} candles{replaced}")
     else:
-        click.echo("prices already stored; nothing loaded (use --force to add the demo set anyway)")
+        click.echo("prices already stored; nothing loaded (use --force to replace the demo set, or add it)")
 
 
 @click.command("backtest-all")
@@ -113,7 +117,10 @@ def format_ranked_table(results: list[dict[str, Any]]) -> str:
 @with_appcontext
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--symbol", help="symbol for a single file (default: the file name, e.g. BTCUSDT.csv -> BTCUSDT)")
-def import_prices_command(paths: tuple[Path, ...], symbol: str | None) -> None:
+@click.option("--date-format", type=click.Choice(["auto", *DATE_FORMATS], case_sensitive=False), default="auto",
+              show_default=True, help="how the dates are written: dmy (dd/mm/yyyy), mdy (mm/dd/yyyy), iso, epoch; "
+                                      "auto decides once per file and refuses a file where dd/mm and mm/dd both fit")
+def import_prices_command(paths: tuple[Path, ...], symbol: str | None, date_format: str) -> None:
     """Import candle files, CSV or Parquet (or directories of them): bad rows are reported, good rows upserted."""
     files = sorted(f for p in paths for f in ([p] if p.is_file() else
                                               [g for g in p.iterdir() if g.suffix.lower() in (".csv", ".parquet", ".xlsx")]))
@@ -122,15 +129,18 @@ def import_prices_command(paths: tuple[Path, ...], symbol: str | None) -> None:
     failed = 0
     for path in tqdm(files, desc="import", unit="file", disable=len(files) < 2):
         try:
-            report = import_csv(current_app.extensions["db_engine"], path, symbol)
-        except ImportRejected as exc:
+            report = import_csv(current_app.extensions["db_engine"], path, symbol, date_format)
+        except ServiceError as exc:  # refused as a whole, or another import of the symbol held it too long
             failed += 1
             tqdm.write(f"{path.name}: rejected: {exc}")
             continue
         tqdm.write(f"{path.name}: {report.symbol} {report.interval}: read {report.rows_read}, "
                    f"stored {report.rows_stored}, rejected {report.rows_rejected}"
-                   + (f" {report.rejected_by_reason}" if report.rejected_by_reason else ""))
+                   + (f" {report.rejected_by_reason}" if report.rejected_by_reason else "")
+                   + (f", {report.missing_candles} candles missing" if report.missing_candles else ""))
         for err in report.errors[:5]:
             tqdm.write(f"  line {err['line']}, {err['column']}={err['value']!r}: {err['reason']}")
+        for gap in report.largest_gaps:
+            tqdm.write(f"  gap after {gap['after']}, before {gap['before']}: {gap['missing']} missing")
     if failed:
         raise click.ClickException(f"{failed} of {len(files)} files rejected")

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+from sqlalchemy import text
 
 from api.db import repository as repo
 from api.demo_data import generate_demo_cryptos
+from tests.pg import assert_close_series_matches_prices
 
 
 def test_seed_demo_loads_exact_candles_and_skips_when_present(runner, empty_db) -> None:
@@ -21,6 +24,31 @@ def test_seed_demo_loads_exact_candles_and_skips_when_present(runner, empty_db) 
     expected = generate_demo_cryptos(n_cryptos=3, n_candles=50, seed=11)[1]
     assert np.array_equal(close, expected.close)  # bit for bit through binary COPY
     assert np.array_equal(times, expected.times.astype("datetime64[s]").astype(np.int64))
+
+
+def test_seed_demo_force_replaces_the_demo_set_and_keeps_imported_cryptos(runner, client, tmp_path, empty_db) -> None:
+    assert runner.invoke(args=["seed-demo", "--cryptos", "3", "--candles", "50"]).exit_code == 0
+    frame = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=5).strftime("%Y-%m-%d"), "open": 1.0,
+                          "high": 2.0, "low": 0.5, "close": 1.5, "volume": 1.0})
+    frame.to_csv(tmp_path / "OWNUSDT.csv", index=False)
+    assert runner.invoke(args=["import-prices", str(tmp_path / "OWNUSDT.csv")]).exit_code == 0
+    batch = client.post("/api/crypto/backtest/all", json={"strategy_id": 1, "parameters": {}, "use_parallel": False})
+    assert batch.status_code == 200
+    for _ in range(2):
+        out = runner.invoke(args=["seed-demo", "--force", "--cryptos", "2", "--candles", "40", "--seed", "5"])
+        assert out.exit_code == 0, out.output
+        assert "loaded 2 synthetic cryptos, 80 candles (replacing" in out.output
+    with empty_db.connect() as conn:
+        symbols = conn.execute(text("SELECT symbol FROM cryptocurrencies ORDER BY symbol")).scalars().all()
+        assert symbols == ["OWNUSDT", "SYN001", "SYN002"]
+        assert repo.count_prices(conn) == 80 + 5
+        orphans = conn.execute(text("SELECT count(*) FROM crypto_backtest_results r WHERE NOT EXISTS "
+                                    "(SELECT 1 FROM cryptocurrencies c WHERE c.id = r.crypto_id)")).scalar_one()
+        assert orphans == 0
+        got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="SYN002")["id"])
+        assert_close_series_matches_prices(conn)
+    assert np.array_equal(got.close, generate_demo_cryptos(n_cryptos=2, n_candles=40, seed=5)[1].close)
+    assert "replaced" in runner.invoke(args=["seed-demo", "--help"]).output
 
 
 def test_backtest_all_prints_ranked_table(runner, demo_db) -> None:

@@ -169,6 +169,32 @@ def test_binance_kline_layout(tmp_path, empty_db) -> None:
     assert np.array_equal(got.close, frame["Close"].to_numpy())
 
 
+BINANCE_HEADER = ("Open time,Open,High,Low,Close,Volume,Close time,Quote asset volume,Number of trades,"
+                  "Taker buy base asset volume,Taker buy quote asset volume,Ignore")
+
+
+@pytest.mark.parametrize("open_time, per_second", [("Open time", 10**3), ("open_time", 10**3), ("OPEN TIME", 10**6),
+                                                   ("opentime", 10**6)])
+def test_binance_header_with_epoch_ms_or_us(tmp_path, empty_db, open_time, per_second) -> None:
+    """Binance's own header: its open time (ms, or us in newer dumps) is the time; the other columns are ignored."""
+    frame = _candles(30)
+    seconds = pd.to_datetime(frame["Date"]).to_numpy().astype("datetime64[s]").astype(np.int64)  # naive = UTC
+    opened = seconds * per_second
+    binance = pd.DataFrame({"t": opened, "o": frame["Open"], "h": frame["High"], "l": frame["Low"],
+                            "c": frame["Close"], "v": frame["Volume"], "ct": opened + 86_400 * per_second - 1,
+                            "qv": 1.5, "n": 10, "tb": 0.5, "tq": 0.75, "i": 0})
+    path = tmp_path / "BNBHDR.csv"
+    path.write_text(BINANCE_HEADER.replace("Open time", open_time) + "\n"
+                    + binance.to_csv(index=False, header=False, float_format="%.17g"))
+    report = import_csv(empty_db, path)
+    assert (report.interval, report.rows_stored, report.rows_rejected) == ("1d", 30, 0)
+    with empty_db.connect() as conn:
+        got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="BNBHDR")["id"],
+                               with_times=True)
+    assert np.array_equal(got.close, frame["Close"].to_numpy())
+    assert np.array_equal(got.times, seconds) and got.times[0] == 1_704_067_200  # 2024-01-01T00:00:00Z
+
+
 @pytest.mark.parametrize("times", ["datetime", "epoch_ms"])
 def test_parquet_round_trips(tmp_path, empty_db, times) -> None:
     frame = _candles(45)

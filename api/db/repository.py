@@ -19,6 +19,7 @@ import orjson
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from api.db.migrate import current_revision, head_revision
 
@@ -92,12 +93,22 @@ def load_closes(dbapi_conn: Any, crypto_id: int, with_times: bool = False) -> Pr
     """
     with dbapi_conn.cursor(binary=True) as cur:
         row = cur.execute(_CLOSES_SQL, (crypto_id,)).fetchone()
-        packed_times = cur.execute(_TIMES_SQL, (crypto_id,)).fetchone()[0] if with_times and row else None
-    times = np.frombuffer(packed_times, dtype=">i8").astype(np.int64) if packed_times is not None else None
+        times = _times(cur, crypto_id) if with_times and row else None
     if row is None:
         return PriceSeries(np.empty(0, dtype=np.float64), None, None,
                            np.empty(0, dtype=np.int64) if with_times else None)
     return _series(row, times)
+
+
+def price_times(conn: Connection, crypto_id: int) -> np.ndarray:
+    """Every candle time of one crypto in time order (int64 epoch seconds), in one query, in conn's transaction."""
+    with conn.connection.driver_connection.cursor(binary=True) as cur:
+        return _times(cur, crypto_id)
+
+
+def _times(cur: Any, crypto_id: int) -> np.ndarray:
+    packed = cur.execute(_TIMES_SQL, (crypto_id,)).fetchone()[0]
+    return np.frombuffer(packed, dtype=">i8").astype(np.int64) if packed is not None else np.empty(0, np.int64)
 
 
 def _series(row: Sequence[Any], times: np.ndarray | None = None) -> PriceSeries:
@@ -139,6 +150,24 @@ def count_prices(conn: Connection) -> int:
     return int(conn.execute(text("SELECT count(*) FROM crypto_prices")).scalar_one())
 
 
+def lock_symbol_imports(conn: Connection, symbol: str) -> bool:
+    """Take the transaction-scoped lock on one symbol's imports, waiting up to the session's lock_timeout.
+
+    Two first imports of a new symbol would both decide it is new and COPY
+    the same candles; under this lock the second sees the first's crypto and
+    upserts. False when lock_timeout ran out: the transaction is then aborted
+    and must be rolled back.
+    """
+    try:
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('price_import:' || upper(:s), 0))"),
+                     {"s": symbol})
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+            return False
+        raise
+    return True
+
+
 def insert_cryptocurrency(conn: Connection, symbol: str, name: str, interval: str = "1d",
                           is_synthetic: bool = False) -> int:
     """Create a crypto (or return the existing id for that symbol)."""
@@ -147,6 +176,11 @@ def insert_cryptocurrency(conn: Connection, symbol: str, name: str, interval: st
         "VALUES (:symbol, :name, :interval, :syn) "
         "ON CONFLICT (symbol) DO UPDATE SET name = EXCLUDED.name RETURNING id"
     ), {"symbol": symbol, "name": name, "interval": interval, "syn": is_synthetic}).scalar_one())
+
+
+def delete_synthetic_cryptos(conn: Connection) -> int:
+    """Delete the synthetic demo cryptos (their candles, packed series and results go with them); how many."""
+    return conn.execute(text("DELETE FROM cryptocurrencies WHERE is_synthetic")).rowcount
 
 
 def _write_close_series(cur: Any, crypto_id: int, kept: list[tuple[np.ndarray, np.ndarray]]) -> None:

@@ -13,6 +13,7 @@ from flask_restful import Resource
 from api.db.repository import METRIC_COLUMNS
 from api.engine import STRATEGIES as STRATEGY_SPECS
 from api.http.schemas import BatchBacktestRequest, SingleBacktestRequest, SweepBacktestRequest
+from api.services.candle_checks import DATE_FORMATS, MAX_GAPS
 
 _NUM = {"type": ["number", "null"]}
 _STR = {"type": "string"}
@@ -75,17 +76,36 @@ STRATEGY_LIST = {"type": "object", "required": ["strategies", "count"], "propert
                                               "properties": {"id": {"type": "integer"}, "code": _STR, "name": _STR,
                                                              "description": _STR,
                                                              "parameter_schema": {"type": "object"}}}}}}
+_MISSING = {"type": "integer", "minimum": 0,
+            "description": "candles missing at the crypto's interval between its first and last candle: "
+                           "(last - first) / interval + 1 - rows"}
 CRYPTOS = {"type": "object", "required": ["cryptocurrencies", "count"], "properties": {
     "count": {"type": "integer"},
-    "cryptocurrencies": {"type": "array", "items": {"type": "object", "required": ["id", "symbol", "rows"],
-                                                    "properties": {"id": {"type": "integer"}, "symbol": _STR,
-                                                                   "rows": {"type": "integer"}}}}}}
-IMPORT_REPORT = {"type": "object", "required": ["symbol", "rows_read", "rows_stored", "rows_rejected", "errors"],
+    "cryptocurrencies": {"type": "array", "items": {
+        "type": "object", "required": ["id", "symbol", "rows", "missing_candles"],
+        "properties": {"id": {"type": "integer"}, "symbol": _STR, "name": _STR, "interval": _STR,
+                       "is_synthetic": {"type": "boolean"}, "first_time": _STR, "last_time": _STR,
+                       "rows": {"type": "integer"}, "missing_candles": {**_MISSING, "type": ["integer", "null"]}}}}}}
+GAP = {"type": "object", "required": ["after", "before", "missing"], "properties": {
+    "after": {**_STR, "description": "time of the candle before the gap"},
+    "before": {**_STR, "description": "time of the candle after the gap"},
+    "missing": {"type": "integer", "minimum": 1, "description": "candles of the interval that fit in the gap"}}}
+IMPORT_REPORT = {"type": "object", "required": ["symbol", "rows_read", "rows_stored", "rows_rejected", "errors",
+                                                "missing_candles", "largest_gaps"],
                  "properties": {"symbol": _STR, "interval": {"type": ["string", "null"]},
                                 "rows_read": {"type": "integer"}, "rows_stored": {"type": "integer"},
                                 "rows_rejected": {"type": "integer"},
                                 "rows_unchanged": {"type": "integer", "description":
                                                    "of rows_stored, candles already stored with the same values"},
+                                "date_format": {"type": ["string", "null"],
+                                                "enum": [*DATE_FORMATS, "iso_or_epoch", None],
+                                                "description": "how the dates were read; iso_or_epoch: each cell "
+                                                               "ISO 8601 or an epoch number"},
+                                "missing_candles": {**_MISSING, "description": "in the crypto's whole stored "
+                                                    "series after this import, at its interval (a file that "
+                                                    "fills a hole lowers it)"},
+                                "largest_gaps": {"type": "array", "maxItems": MAX_GAPS, "items": GAP,
+                                                 "description": "the largest gaps of that series, largest first"},
                                 "rejected_by_reason": {"type": "object"},
                                 "errors": {"type": "array", "items": {"type": "object"}}}}
 HEALTH = {"type": "object", "required": ["status"], "properties": {"status": _STR}}
@@ -162,8 +182,18 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object", "required": ["file"],
                     "properties": {"file": {"type": "string", "format": "binary"},
                                    "symbol": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"},
-                                   "sheet": {"type": "string"}}}}}},
+                                   "sheet": {"type": "string"},
+                                   "date_format": {
+                                       "type": "string", "enum": ["auto", *DATE_FORMATS], "default": "auto",
+                                       "description": "how the dates are written: dmy = dd/mm/yyyy, mdy = "
+                                                      "mm/dd/yyyy (separator / - or ., optional HH:MM[:SS]), iso = "
+                                                      "ISO 8601, epoch = s/ms/us numbers. auto decides once per "
+                                                      "file: day-month-year by a first or second field over 12, a "
+                                                      "file where both readings fit every row is a 400 naming "
+                                                      "date_format; otherwise ISO 8601 or epoch, cell by cell"}}}}}},
                 "responses": {"201": _ok(IMPORT_REPORT, "imported"), **_POST_ERRORS,
+                              "409": _problem("another import of the same symbol held its lock past "
+                                              "LOCK_TIMEOUT_MS; nothing stored, retry after Retry-After"),
                               "413": _problem("the upload is larger than MAX_UPLOAD_MB")}}},
             "/api/strategies": {"get": {"summary": "The strategy catalog with parameter schemas",
                                         "responses": {"200": _ok(STRATEGY_LIST)}}},

@@ -15,7 +15,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from api.services.errors import Busy, DatabaseUnavailable, NotFound, ServiceError, ValidationFailed
+from api.services.errors import Busy, Conflict, DatabaseUnavailable, NotFound, ServiceError, ValidationFailed
 from api.services.idempotency import IdempotencyConflict
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ def problem_for(exc: BaseException) -> Response:
         status = 409 if exc.reason == "in_progress" else 422
         return problem_response(status, "Conflict" if status == 409 else "Unprocessable content", exc.detail,
                                 exc.errors, headers={"Retry-After": "1"} if status == 409 else None)
+    if isinstance(exc, Conflict):
+        return problem_response(409, "Conflict", exc.detail, exc.errors, headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, Busy):
         return problem_response(429, "Too many requests", exc.detail, headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, DatabaseUnavailable):

@@ -3,6 +3,12 @@
 Each bad row is reported once, for its first problem, with its line in the
 file, the column, the value and the reason; the report keeps the first
 MAX_REPORTED of them by line, and counts every one by reason.
+
+Dates have one format per file (DATE_FORMATS), decided once for the whole
+date column: ISO 8601 and epoch numbers are told apart cell by cell as
+before (both are unambiguous), but day-month-year dates are either all
+dd/mm/yyyy or all mm/dd/yyyy, never guessed cell by cell. A cell that does
+not fit the file's format is a rejected row.
 """
 from __future__ import annotations
 
@@ -13,10 +19,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from api.engine.intervals import SECONDS_PER_INTERVAL
-from api.services.candle_files import PRICE_COLUMNS, ImportRejected
+from api.engine.intervals import SECONDS_PER_INTERVAL, missing_candles
+from api.services.candle_files import PRICE_COLUMNS, ImportRejected, NotTyped
 
 MAX_REPORTED = 1000
+MAX_GAPS = 5  # the largest gaps in a crypto's series that a report lists
+
+#: date_format values a caller may give (None or "auto": decided from the file)
+DATE_FORMATS = {"iso": "ISO 8601", "epoch": "epoch s/ms/us", "dmy": "dd/mm/yyyy", "mdy": "mm/dd/yyyy"}
+_ISO_OR_EPOCH = "iso_or_epoch"  # decided for a file without day-month-year dates: each cell ISO 8601 or a number
+_FORMAT_LABELS = {**DATE_FORMATS, _ISO_OR_EPOCH: "ISO 8601 or epoch"}
+DAY_MONTH = ("dmy", "mdy")
+FORMAT_SAMPLE = 10_000  # non-empty date cells that tell a day-month-year file from an ISO/epoch one
 
 
 @dataclass
@@ -29,6 +43,9 @@ class ImportReport:
     rows_rejected: int = 0
     rows_unchanged: int = 0  # of rows_stored: candles already stored with the very same values
     interval: str | None = None
+    date_format: str | None = None  # how the dates were read: a DATE_FORMATS key, or "iso_or_epoch"
+    missing_candles: int = 0  # in the crypto's whole stored series after the import, at its interval
+    largest_gaps: list[dict[str, Any]] = field(default_factory=list)  # {after, before, missing}, largest first
     errors: list[dict[str, Any]] = field(default_factory=list)
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
 
@@ -42,8 +59,18 @@ class CandleValidator:
     repeat a time). The report keeps the first MAX_REPORTED bad rows by line.
     """
 
-    def __init__(self, report: ImportReport, blank_lines: Callable[[], np.ndarray] | None = None) -> None:
+    def __init__(self, report: ImportReport, blank_lines: Callable[[], np.ndarray] | None = None,
+                 date_format: str | None = None, streamed: bool = False) -> None:
+        """date_format: a checked DATE_FORMATS key, or None to decide it from the first frame.
+
+        streamed: the frames are blocks of a longer file. Day-month-year dates
+        are then refused with NotTyped, so the file is read again as one frame:
+        dd/mm against mm/dd is decided on the whole date column.
+        """
         self.report = report
+        self._requested = date_format
+        self._streamed = streamed
+        self.date_format: str | None = None  # the file's, once the first frame is seen
         self._next_row = 0
         # readers skip empty lines; finish() counts them back into the reported lines, asking
         # for them (a pass over the file) only when some row was rejected
@@ -57,7 +84,8 @@ class CandleValidator:
         n = len(frame)
         lines = np.arange(self._next_row, self._next_row + n) + 2  # as if the file had no empty line
         self._next_row += n
-        times = _parse_times(frame["time"])
+        fmt = self._file_date_format(frame)
+        times = _parse_times(frame["time"], fmt)
         dated = times.notna().to_numpy()
         seconds = np.zeros(n, dtype=np.int64)
         if dated.any():
@@ -76,6 +104,8 @@ class CandleValidator:
                                       "value": str(frame[column].iat[i])[:64], "reason": reason})
             bad |= mask
 
+        reject(~dated & _fits_another_format(frame["time"], ~dated, fmt), "time",
+               f"date not in the file's format ({_FORMAT_LABELS[fmt]})")
         reject(~dated, "time", "unparseable date")
         for c in (*PRICE_COLUMNS, "volume"):
             if not pd.api.types.is_numeric_dtype(frame[c]):
@@ -96,6 +126,17 @@ class CandleValidator:
         report.rows_rejected += int(bad.sum())
         good = ~bad
         return seconds[good], {k: numbers[k].to_numpy(dtype=np.float64)[good] for k in (*PRICE_COLUMNS, "volume")}
+
+    def _file_date_format(self, frame: pd.DataFrame) -> str:
+        """The file's date format, decided on the first frame (the whole file unless streamed)."""
+        if self.date_format is None:
+            if self._streamed and (self._requested in DAY_MONTH
+                                   or (self._requested is None and _looks_day_month(frame["time"]))):
+                raise NotTyped  # dd/mm or mm/dd is told by the whole column, not by its first block
+            self.date_format = decide_date_format(frame["time"], self._requested,
+                                                  frame.attrs.get("time_column", "time"))
+            self.report.date_format = self.date_format
+        return self.date_format
 
     def _count_empty_lines(self) -> None:
         """Move each reported line past the file's empty lines: row i is its (i + 2)-th non-empty line."""
@@ -153,6 +194,27 @@ def interval_of(seconds: np.ndarray) -> str:
     return name
 
 
+def report_gaps(report: ImportReport, times: np.ndarray) -> None:
+    """Fill the report's missing_candles and largest_gaps from a series' sorted candle times (epoch s).
+
+    Gaps are information, not an error: a file with holes is stored, and says
+    where the holes are (the candle before and after each, and how many
+    candles of the interval fit between them).
+    """
+    step = SECONDS_PER_INTERVAL[report.interval]
+    missing = np.diff(times) // step - 1
+    holes = np.flatnonzero(missing > 0)
+    largest = holes[np.argsort(-missing[holes], kind="stable")[:MAX_GAPS]]
+    report.missing_candles = missing_candles(int(times[0]), int(times[-1]), len(times), report.interval) or 0
+    report.largest_gaps = [{"after": _iso(times[i]), "before": _iso(times[i + 1]), "missing": int(missing[i])}
+                           for i in largest]
+
+
+def _iso(seconds: np.int64) -> str:
+    """Epoch seconds as an ISO 8601 UTC time, as the API writes times (2024-01-02T00:00:00Z)."""
+    return f"{np.datetime64(int(seconds), 's')}Z"
+
+
 def _numbers(column: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(column):
         return column.astype("float64")
@@ -166,29 +228,128 @@ def _epoch_seconds(times: pd.Series) -> np.ndarray:
 
 _EPOCH_TEXT = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _MAX_EPOCH_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z; beyond it a number is not a candle time
+_CLOCK_WORDS = ("now", "today")
+# day, month (either order), year with one separator (/ - .), then an optional time
+_DAY_MONTH_TEXT = (r"(?P<first>\d{1,2})(?P<sep>[/.-])(?P<second>\d{1,2})(?P=sep)(?P<year>\d{4})"
+                   r"(?:[ T](?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second_of_minute>\d{2}))?)?")
 
 
-def _parse_times(raw: pd.Series) -> pd.Series:
-    """Dates, ISO timestamps or epoch numbers (s, ms or us, told apart by size) as UTC datetimes.
+def check_date_format(value: str | None) -> str | None:
+    """A caller's date_format as a DATE_FORMATS key, None to decide per file; ImportRejected naming date_format."""
+    key = (value or "").strip().lower()
+    if key in ("", "auto"):
+        return None
+    if key not in DATE_FORMATS:
+        raise ImportRejected(f"date_format {str(value)[:40]!r} is not one of auto, {', '.join(DATE_FORMATS)}",
+                             field="date_format")
+    return key
 
-    Which cells are numbers is told by one vectorized pattern match, so a file
-    of ISO dates never pays for a failed numeric parse of every cell.
+
+def decide_date_format(raw: pd.Series, requested: str | None = None, column: str = "time") -> str:
+    """The format of a whole date column: the requested one, else decided once from its cells.
+
+    Day-month-year text (most of the first FORMAT_SAMPLE cells) is dmy when
+    more rows have a first field over 12 than a second one, mdy for the
+    reverse; a column where nothing tells them apart is refused (ImportRejected
+    naming date_format). Anything else is ISO 8601 or epoch, cell by cell.
+    """
+    if requested is not None:
+        return requested
+    if not _looks_day_month(raw):
+        return _ISO_OR_EPOCH
+    parts = _day_month_parts(_text(raw))
+    first, second = parts["first"], parts["second"]
+    only_dmy, only_mdy = int(((first > 12) & (second <= 12)).sum()), int(((second > 12) & (first <= 12)).sum())
+    if only_dmy == only_mdy:
+        example = _text(raw)[parts["first"].notna()].iloc[0]
+        why = ("every date fits both" if only_dmy == 0 else
+               f"{only_dmy} dates fit only dd/mm/yyyy and as many only mm/dd/yyyy")
+        raise ImportRejected(f"the dates of column {column!r} are ambiguous: read as dd/mm/yyyy or as mm/dd/yyyy, "
+                             f"{why} (e.g. {example!r}); say which with date_format=dmy or date_format=mdy",
+                             field="date_format")
+    return "dmy" if only_dmy > only_mdy else "mdy"
+
+
+def _looks_day_month(raw: pd.Series) -> bool:
+    """Most of the column's first non-empty text cells are day-month-year dates (typed columns never are)."""
+    if pd.api.types.is_datetime64_any_dtype(raw) or pd.api.types.is_numeric_dtype(raw):
+        return False
+    text = _text(raw)
+    sample = text[text.notna() & (text != "")].iloc[:FORMAT_SAMPLE]
+    return len(sample) > 0 and int(sample.str.fullmatch(_DAY_MONTH_TEXT).sum()) * 2 > len(sample)
+
+
+def _text(raw: pd.Series) -> pd.Series:
+    return raw.astype(str).str.strip()
+
+
+def _day_month_parts(text: pd.Series) -> pd.DataFrame:
+    """The numeric fields of day-month-year cells (NaN where a cell is not one)."""
+    parts = text.str.extract(f"^{_DAY_MONTH_TEXT}$").drop(columns="sep")
+    return parts.apply(pd.to_numeric)
+
+
+def _day_month_times(text: pd.Series, fmt: str) -> pd.Series:
+    """Day-month-year cells as UTC datetimes, the day first (dmy) or the month first (mdy); NaT for others."""
+    p = _day_month_parts(text)
+    day, month = (p["first"], p["second"]) if fmt == "dmy" else (p["second"], p["first"])
+    clock = p[["hour", "minute", "second_of_minute"]].fillna(0)
+    ok = (clock["hour"] <= 23) & (clock["minute"] <= 59) & (clock["second_of_minute"] <= 59)
+    fields = pd.DataFrame({"year": p["year"], "month": month, "day": day, "hour": clock["hour"],
+                           "minute": clock["minute"], "second": clock["second_of_minute"]}).where(ok)
+    return pd.to_datetime(fields, errors="coerce", utc=True)
+
+
+def _no_times(index: pd.Index) -> pd.Series:
+    return pd.Series(pd.NaT, index=index, dtype="datetime64[s, UTC]")
+
+
+def _parse_times(raw: pd.Series, fmt: str = _ISO_OR_EPOCH) -> pd.Series:
+    """A date column as UTC datetimes in the file's format `fmt`; NaT where a cell does not fit it.
+
+    Typed times (Parquet, Arrow) count as ISO 8601 and numbers as epoch (s, ms
+    or us, told apart by size). For ISO-or-epoch text, which cells are numbers
+    is told by one vectorized pattern match, so a file of ISO dates never pays
+    for a failed numeric parse of every cell; its day-month-year cells are
+    not guessed at (they do not fit the file's format).
     """
     if pd.api.types.is_datetime64_any_dtype(raw):  # typed timestamps (Parquet): naive ones are UTC
+        if fmt not in (_ISO_OR_EPOCH, "iso"):
+            return _no_times(raw.index)
         return raw.dt.tz_localize("UTC") if raw.dt.tz is None else raw.dt.tz_convert("UTC")
     if pd.api.types.is_numeric_dtype(raw):
-        return _epoch_to_utc(raw.astype("float64"))
-    text = raw.astype(str).str.strip()
+        return _epoch_to_utc(raw.astype("float64")) if fmt in (_ISO_OR_EPOCH, "epoch") else _no_times(raw.index)
+    text = _text(raw)
+    if fmt in DAY_MONTH:
+        return _day_month_times(text, fmt)
     is_num = text.str.fullmatch(_EPOCH_TEXT).fillna(False).astype(bool)
-    if is_num.all():
-        return _epoch_to_utc(pd.to_numeric(text, errors="coerce"))
+    if fmt == "epoch" or (fmt == _ISO_OR_EPOCH and is_num.all()):
+        return _epoch_to_utc(pd.to_numeric(text.where(is_num), errors="coerce"))
+    text = text.where(~text.str.lower().isin(_CLOCK_WORDS))  # pandas reads these as the time of the import
     parsed = pd.to_datetime(text.where(~is_num), utc=True, errors="coerce", format="ISO8601")
+    if fmt == "iso":
+        return parsed
     retry = parsed.isna() & ~is_num & text.notna() & (text != "")
-    if retry.any():  # not ISO 8601: let pandas infer each remaining one
+    if retry.any():  # not ISO 8601 nor day-month-year: let pandas infer each remaining one
+        retry[retry] = ~text[retry].str.fullmatch(_DAY_MONTH_TEXT).astype(bool)
         parsed[retry] = pd.to_datetime(text[retry], utc=True, errors="coerce", format="mixed")
     if is_num.any():
         parsed[is_num] = _epoch_to_utc(pd.to_numeric(text[is_num], errors="coerce"))
     return parsed
+
+
+def _fits_another_format(raw: pd.Series, undated: np.ndarray, fmt: str) -> np.ndarray:
+    """Which of the undated cells are dates in some other format (a mismatch, not garbage)."""
+    fits = np.zeros(len(raw), dtype=bool)
+    if not undated.any():
+        return fits
+    cells = raw[undated]
+    other = np.zeros(len(cells), dtype=bool)
+    for candidate in (_ISO_OR_EPOCH, *DAY_MONTH):
+        if candidate != fmt:
+            other |= _parse_times(cells, candidate).notna().to_numpy()
+    fits[np.flatnonzero(undated)[other]] = True
+    return fits
 
 
 def _epoch_to_utc(values: pd.Series) -> pd.Series:

@@ -1,7 +1,8 @@
 """Candle files in, pandas frames out: CSV (typed and streamed, or cell by cell), Parquet, .xlsx.
 
 Formats: CSV with a header (`date|timestamp|open_time, open, high, low,
-close, volume`, any case), Binance's kline CSV (12 columns, no header, open
+close, volume`, any case and spacing, so Binance's own header `Open time,Open,...`
+too; extra columns are ignored), Binance's kline CSV (12 columns, no header, open
 time in ms or us), Parquet (same columns; read with a pyarrow that no longer
 deserializes arbitrary extension types, CVE-2023-47248) and Excel .xlsx
 (first sheet or a named one; read-only through defusedxml, the archive's
@@ -12,6 +13,7 @@ time, open, high, low, close, volume; judging the cells is candle_checks' job.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -21,7 +23,7 @@ import pandas as pd
 
 from api.services.errors import ServiceError
 
-TIME_COLUMNS = ("date", "timestamp", "open_time")
+TIME_COLUMNS = ("date", "timestamp", "opentime")  # as column_key writes them
 PRICE_COLUMNS = ("open", "high", "low", "close")
 BINANCE_KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
                          "trades", "taker_base_volume", "taker_quote_volume", "ignore")
@@ -49,18 +51,19 @@ def read_csv_candles(source: Path | BinaryIO) -> pd.DataFrame:
     return _candle_columns(frame)
 
 
-class _NotTyped(Exception):
-    """Arrow's typed reader cannot take this file: read it again cell by cell."""
+class NotTyped(Exception):
+    """Arrow's typed reader (block by block) cannot take this file: read it again, whole, cell by cell."""
 
 
 CSV_BLOCK_BYTES = 4 << 20
 
 
 def _typed_csv_batches(source: Path | BinaryIO) -> Iterator[pd.DataFrame]:
-    """Candle frames of ~4 MB blocks from Arrow's streaming CSV reader; _NotTyped when a cell is not.
+    """Candle frames of ~4 MB blocks from Arrow's streaming CSV reader; NotTyped when a cell is not.
 
     Types are inferred from the first block; a later cell that does not fit
-    (a word in a price column, a malformed date) raises _NotTyped.
+    (a word in a price column, a malformed date) raises NotTyped, and so may
+    the caller when a block's dates need the whole column to be read.
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -72,17 +75,17 @@ def _typed_csv_batches(source: Path | BinaryIO) -> Iterator[pd.DataFrame]:
                                 convert_options=pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True))
         usable = _typed_schema_usable(reader.schema)
     except (pa.ArrowException, OSError, ValueError):  # UnicodeDecodeError too: bytes that are not UTF-8
-        raise _NotTyped from None
+        raise NotTyped from None
     if not usable:
-        raise _NotTyped
-    _check_columns([str(n).strip().lower() for n in reader.schema.names])
+        raise NotTyped
+    _check_columns([column_key(n) for n in reader.schema.names])
     while True:
         try:
             batch = reader.read_next_batch()
         except StopIteration:
             return
         except (pa.ArrowException, OSError, ValueError):
-            raise _NotTyped from None
+            raise NotTyped from None
         if batch.num_rows:
             yield _candle_columns(pa.Table.from_batches([batch]).to_pandas(date_as_object=False))
 
@@ -208,13 +211,27 @@ def read_xlsx_candles(source: Path | BinaryIO, sheet: str | None = None) -> pd.D
     return _candle_columns(pd.DataFrame(cells, columns=[str(h) for h in header], dtype=str))
 
 
+_NAME_NOISE = re.compile(r"[\s_-]+")
+
+
+def column_key(name: Any) -> str:
+    """A header name as it is matched: lower case without spaces, _ or - ('Open time', 'OPEN_TIME' -> 'opentime')."""
+    return _NAME_NOISE.sub("", str(name)).lower()
+
+
 def _candle_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Lower-cased names, the time column found and renamed, only the six candle columns kept."""
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    """Names as column_key writes them, the time column found and renamed, only the six candle columns kept.
+
+    The time column's name in the file is kept in attrs["time_column"], for messages.
+    """
+    names = [str(c).strip() for c in frame.columns]
+    frame.columns = [column_key(c) for c in names]
     time_col = _check_columns(list(frame.columns))
     if frame.empty:
         raise ImportRejected("the file has a header but no rows")
-    return frame.rename(columns={time_col: "time"})[["time", *PRICE_COLUMNS, "volume"]]
+    out = frame.rename(columns={time_col: "time"})[["time", *PRICE_COLUMNS, "volume"]]
+    out.attrs["time_column"] = names[list(frame.columns).index(time_col)]
+    return out
 
 
 def _check_columns(names: list[str]) -> str:
@@ -235,7 +252,7 @@ def _typed_schema_usable(schema: Any) -> bool:
     """
     import pyarrow as pa
 
-    names = [str(n).strip().lower() for n in schema.names]
+    names = [column_key(n) for n in schema.names]
     if len(set(names)) != len(names):
         return False
     for name, kind in zip(names, schema.types):
@@ -257,7 +274,7 @@ def _read_table(source: Path | BinaryIO, kline: bool) -> pd.DataFrame:
     options: dict[str, Any] = {"header": None, "names": BINANCE_KLINE_COLUMNS} if kline else {}
     try:
         head = pd.read_csv(source, nrows=0, **options)
-        numeric = {c: "float64" for c in head.columns if str(c).strip().lower() in (*PRICE_COLUMNS, "volume")}
+        numeric = {c: "float64" for c in head.columns if column_key(c) in (*PRICE_COLUMNS, "volume")}
         _rewind(source)
         return pd.read_csv(source, dtype={**{c: str for c in head.columns}, **numeric}, keep_default_na=False,
                            na_values=[""], **options)

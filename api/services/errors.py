@@ -27,6 +27,17 @@ class Busy(ServiceError):
         self.retry_after = retry_after
 
 
+class Conflict(ServiceError):
+    """Another request is changing the same thing and did not finish within the lock timeout (HTTP 409).
+
+    Nothing was stored; the caller may retry after `retry_after` seconds.
+    """
+
+    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None, retry_after: int = 5) -> None:
+        super().__init__(detail, errors)
+        self.retry_after = retry_after
+
+
 class DatabaseUnavailable(ServiceError):
     """The database failed during the work (connection lost, timeout): nothing was stored; retry later.
 

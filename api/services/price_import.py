@@ -17,9 +17,10 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from api.db import repository as repo
-from api.services.candle_checks import CandleValidator, ImportReport
-from api.services.candle_files import (PRICE_COLUMNS, ImportRejected, _NotTyped, _typed_csv_batches, blank_lines,
+from api.services.candle_checks import CandleValidator, ImportReport, check_date_format, report_gaps
+from api.services.candle_files import (PRICE_COLUMNS, ImportRejected, NotTyped, _typed_csv_batches, blank_lines,
                                        read_csv_candles, read_parquet_candles, read_xlsx_candles)
+from api.services.errors import Conflict
 
 __all__ = ["ImportRejected", "ImportReport", "check_symbol", "import_candles", "import_csv", "symbol_from_path"]
 
@@ -39,60 +40,75 @@ def check_symbol(symbol: str) -> str:
     return symbol.upper()
 
 
-def import_csv(engine: Engine, path: Path, symbol: str | None = None) -> ImportReport:
+def import_csv(engine: Engine, path: Path, symbol: str | None = None, date_format: str | None = None) -> ImportReport:
     """Validate one candle file (CSV, Parquet or .xlsx, by extension) and upsert its good rows."""
-    return import_candles(engine, path, path.name, symbol)
+    return import_candles(engine, path, path.name, symbol, date_format=date_format)
 
 
 def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbol: str | None = None,
-                   sheet: str | None = None) -> ImportReport:
+                   sheet: str | None = None, date_format: str | None = None) -> ImportReport:
     """Validate one candle file (a path or an open binary file) and upsert its good rows in one transaction.
 
     A CSV is read and checked in blocks while PostgreSQL stores the blocks
     before it, so the two share the machine's cores; a file that fails as a
-    whole, even at its last row, rolls back and stores nothing.
+    whole, even at its last row, rolls back and stores nothing. Imports of one
+    symbol take turns (a lock held to the commit): a second one waits up to
+    the lock timeout and then upserts, or raises Conflict (409). date_format
+    (candle_checks.DATE_FORMATS, or None/"auto") says how the dates are
+    written; by default it is decided once for the whole file.
     """
     symbol = check_symbol(symbol) if symbol else symbol_from_path(Path(filename or ""))
+    fmt = check_date_format(date_format)
     suffix = Path(filename or "").suffix.lower()
     if suffix not in (".csv", ".txt", "", ".parquet", ".pq", ".xlsx"):
         raise ImportRejected(f"unsupported file type {suffix!r}: send CSV (.csv), Parquet (.parquet) or .xlsx")
     with engine.begin() as conn:
+        if not repo.lock_symbol_imports(conn, symbol):  # before deciding whether the crypto is new
+            raise Conflict(f"another import of {symbol} is still running; nothing was stored, retry when it is done",
+                           [{"field": "symbol", "message": f"{symbol} is being imported by another request"}])
         existing = repo.find_crypto(conn, symbol=symbol)
         # a new crypto's interval is known only at the end of the file; a failed file rolls this back
         crypto_id = existing["id"] if existing else repo.insert_cryptocurrency(conn, symbol, symbol, "1d")
         upsert = existing is not None
+        store = functools.partial(_store, conn, symbol, crypto_id, upsert, date_format=fmt)
         if suffix in (".parquet", ".pq"):
-            report = _store(conn, symbol, crypto_id, upsert, [read_parquet_candles(source)])
+            report, stored = store([read_parquet_candles(source)])
         elif suffix == ".xlsx":
-            report = _store(conn, symbol, crypto_id, upsert, [read_xlsx_candles(source, sheet)])
+            report, stored = store([read_xlsx_candles(source, sheet)])
         else:
             blanks = functools.partial(blank_lines, source)  # the file is read once more only if a row is reported
             try:
                 with conn.begin_nested():  # the typed reader may meet a bad cell late: undo its rows
-                    report = _store(conn, symbol, crypto_id, upsert, _typed_csv_batches(source), blanks)
-            except _NotTyped:
-                report = _store(conn, symbol, crypto_id, upsert, [read_csv_candles(source)], blanks)
+                    report, stored = store(_typed_csv_batches(source), blanks, streamed=True)
+            except NotTyped:  # or day-month-year dates, told apart on the whole column
+                report, stored = store([read_csv_candles(source)], blanks)
         if existing is not None and existing["interval"] != report.interval:
             raise ImportRejected(f"{symbol} holds {existing['interval']} candles; this file has {report.interval}")
         if existing is None:
             repo.set_crypto_interval(conn, crypto_id, report.interval)
+        # gaps over the whole stored series: a new crypto's is this file's good rows, else read back
+        report_gaps(report, repo.price_times(conn, crypto_id) if upsert else np.sort(stored))
     return report
 
 
 def _store(conn: Any, symbol: str, crypto_id: int, upsert: bool, frames: Iterable[pd.DataFrame],
-           blanks: Callable[[], np.ndarray] | None = None) -> ImportReport:
-    """Check each frame's rows and COPY the good ones as they come; the report of the whole file."""
+           blanks: Callable[[], np.ndarray] | None = None, *, date_format: str | None = None,
+           streamed: bool = False) -> tuple[ImportReport, np.ndarray]:
+    """Check each frame's rows and COPY the good ones as they come; the report of the whole file, and the
+    times of the rows stored (epoch seconds, in file order)."""
     report = ImportReport(symbol=symbol)
-    checks = CandleValidator(report, blanks)
+    checks = CandleValidator(report, blanks, date_format, streamed)
+    stored: list[np.ndarray] = []
     with repo.price_sink(conn, crypto_id, upsert=upsert) as sink:
         for frame in frames:
             seconds, values = checks.feed(frame)
             sink.write(seconds, *(values[k] for k in (*PRICE_COLUMNS, "volume")))
+            stored.append(seconds)
         if report.rows_read == 0:
             raise ImportRejected("the file has a header but no rows")
-        checks.finish()
-        if sink.rows_sent == 0:
+        if sink.rows_sent == 0:  # before finish(): the reasons say more than "no interval"
             raise ImportRejected(f"no valid rows ({report.rows_rejected} rejected: {report.rejected_by_reason})")
+        checks.finish()
     report.rows_stored = sink.rows_sent
     report.rows_unchanged = sink.rows_sent - sink.rows_written
-    return report
+    return report, np.concatenate(stored)

@@ -19,6 +19,8 @@ class PriceUploadResource(Resource):
         if upload is None or not upload.filename:
             raise BadRequest(400, "Invalid request", "no file: send it in the multipart field 'file'",
                              [{"field": "file", "message": "required"}])
+        form = request.form
         report = import_candles(current_app.extensions["db_engine"], upload.stream, upload.filename,
-                                request.form.get("symbol") or None, request.form.get("sheet") or None)
+                                form.get("symbol") or None, form.get("sheet") or None,
+                                date_format=form.get("date_format") or None)
         return dataclasses.asdict(report), 201
