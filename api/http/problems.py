@@ -15,6 +15,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from api.http.body import BodyTimeout, BodyUnreadable
 from api.services.errors import Busy, DatabaseUnavailable, NotFound, ServiceError, ValidationFailed
 from api.services.idempotency import IdempotencyConflict
 
@@ -53,6 +54,13 @@ def problem_for(exc: BaseException) -> Response:
     """Map any exception to its problem response."""
     if isinstance(exc, BadRequest):
         return problem_response(exc.status, exc.title, exc.detail, exc.errors)
+    if isinstance(exc, BodyUnreadable):
+        return problem_response(400, "Invalid request", f"the request body could not be read: {exc.reason}",
+                                [{"field": "body", "message": f"unreadable: {exc.reason}"}])
+    if isinstance(exc, BodyTimeout):
+        message = f"not complete within REQUEST_BODY_TIMEOUT_SECONDS = {exc.seconds:g}"
+        return problem_response(408, "Request timeout", f"the request body was {message} s; nothing was done",
+                                [{"field": "body", "message": message}])
     if isinstance(exc, PydanticValidationError):
         errors = pydantic_errors(exc)
         return problem_response(400, "Invalid request", "; ".join(f"{e['field']}: {e['message']}" for e in errors),
