@@ -47,6 +47,19 @@ def test_malformed_chunked_body_is_400_naming_the_body(served, demo_db, path, co
 
 
 @pytest.mark.e2e
+def test_two_slow_bodies_do_not_starve_health_or_a_batch(served, demo_db) -> None:
+    head = http_head("POST", BATCH, "application/json", f"Content-Length: {len(SLOW_BODY)}")
+    with TrickledBody(served, head, SLOW_BODY) as first, TrickledBody(served, head, SLOW_BODY) as second:
+        first.wait_sent(3)
+        second.wait_sent(3)  # both bodies are being read by the server now
+        assert request_json(served + "/api/health", timeout=60) == (200, {"status": "ok"})
+        status, batch = request_json(served + BATCH, {"strategy_id": 1, "parameters": {}, "use_parallel": False},
+                                     timeout=60)
+        assert status == 200 and batch["summary"]["successful"] == 24
+        assert not first.finished.is_set() and not second.finished.is_set()  # still trickling when both answered
+
+
+@pytest.mark.e2e
 def test_a_body_that_never_completes_gets_408(db_url, demo_db) -> None:
     with running_gunicorn(db_url, REQUEST_BODY_TIMEOUT_SECONDS="1") as (base, _proc):
         stalled = http_head("POST", BATCH, "application/json", "Content-Length: 100") + b'{"strategy_id": 1'
