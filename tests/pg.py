@@ -2,8 +2,8 @@
 
 1. TEST_DATABASE_URL, if set (a server on which we may CREATE DATABASE);
 2. a testcontainers PostgreSQL, if a Docker engine answers;
-3. an embedded pgserver in a temporary folder.
-Each test session then works in its own freshly created database.
+3. an embedded pgserver in a temporary folder, removed at the end.
+Each test session then works in its own freshly created database, dropped at the end.
 """
 from __future__ import annotations
 
@@ -46,12 +46,14 @@ def postgres_server() -> Iterator[tuple[str, str]]:
         return
     import pgserver
 
-    root = Path(tempfile.mkdtemp(prefix="btpg-"))
-    server = pgserver.get_server(root / "pg", cleanup_mode="stop")
-    try:
-        yield to_sqlalchemy_url(server.get_uri()), "pgserver"
-    finally:
-        server.cleanup()
+    # the data folder (~134 MB) goes with the session: "delete" stops the server
+    # and removes it, and the temporary folder around it is removed too
+    with tempfile.TemporaryDirectory(prefix="btpg-") as root:
+        server = pgserver.get_server(Path(root) / "pg", cleanup_mode="delete")
+        try:
+            yield to_sqlalchemy_url(server.get_uri()), "pgserver"
+        finally:
+            server.cleanup()
 
 
 @contextlib.contextmanager
