@@ -41,4 +41,5 @@ EXPOSE 5001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/api/health' % os.environ.get('PORT', '5001'), timeout=4)"
 
+# gunicorn.conf.py (threaded workers, GUNICORN_THREADS) is the one gunicorn configuration: make run uses it too
 CMD ["gunicorn", "-c", "gunicorn.conf.py", "api:create_app()"]

@@ -26,7 +26,8 @@ def build_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_mb * 1024 * 1024  # larger uploads answer 413
     url = resolve_database_url(settings)
     db_config = db_config_for(url, settings)
-    engine = make_engine(db_config, pool_size=2)  # a request uses one at a time; see README: connections
+    # a request uses one connection at a time, so a server process never needs more than its threads
+    engine = make_engine(db_config, pool_size=settings.gunicorn_threads)  # see README: connections
     app.extensions["db_engine"] = engine
     app.extensions["db_config"] = db_config
     app.extensions["backtest_service"] = CryptoBacktestService(

@@ -41,6 +41,8 @@ class Settings:
     max_upload_mb: int = 200
     statement_timeout_ms: int = 120_000
     lock_timeout_ms: int = 5_000
+    gunicorn_threads: int = 4
+    request_body_timeout_s: int = 900
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -61,4 +63,6 @@ class Settings:
             max_upload_mb=max(1, _int_env("MAX_UPLOAD_MB", 200)),
             statement_timeout_ms=_int_env("STATEMENT_TIMEOUT_MS", 120_000),
             lock_timeout_ms=_int_env("LOCK_TIMEOUT_MS", 5_000),
+            gunicorn_threads=max(1, _int_env("GUNICORN_THREADS", 4)),
+            request_body_timeout_s=max(1, _int_env("REQUEST_BODY_TIMEOUT_SECONDS", 900)),
         )

@@ -24,6 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_support import dataset_url, gunicorn_server, server_url  # noqa: E402
 
+from api.config import Settings  # noqa: E402 - bench_support put the repository on sys.path
+
 BODY = b'{"strategy_id": 1, "parameters": {}, "use_parallel": "auto"}'
 
 
@@ -63,7 +65,9 @@ def main() -> None:
         target = base + "/api/crypto/backtest/all"
         for _ in range(2 * args.workers):  # warm every worker's pool
             one_request(target)
-        print(f"{os.cpu_count()} cores, gunicorn {args.workers} sync workers, 211 x 1,828 daily candles, "
+        threads = Settings.from_env().gunicorn_threads  # what gunicorn.conf.py gives each worker
+        print(f"{os.cpu_count()} cores, gunicorn {args.workers} workers x {threads} threads, "
+              "211 x 1,828 daily candles, "
               f"use_parallel=auto, {args.requests} requests per level")
         print(f"{'clients':>8}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}  status codes")
         for clients in args.clients:

@@ -1,7 +1,10 @@
 """Shared fixtures: a real, migrated PostgreSQL database; the Flask `app`, `client`, `runner`."""
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -14,6 +17,17 @@ from api.db import migrate
 from api.db.connection import db_config_for, make_engine
 from api.services.demo_loader import seed_demo
 from tests.pg import fresh_database, postgres_server
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """tmp_path folders live in a folder of this session's own, removed at its end (unless --basetemp is given).
+
+    pytest's default keeps them, under <tmp>/pytest-of-<user>/, past the session.
+    """
+    if getattr(config.option, "basetemp", "n/a") is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="bt-pytest-")
+        config.add_cleanup(partial(shutil.rmtree, config.option.basetemp, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,8 @@
 
 1. TEST_DATABASE_URL, if set (a server on which we may CREATE DATABASE);
 2. a testcontainers PostgreSQL, if a Docker engine answers;
-3. an embedded pgserver in a temporary folder.
-Each test session then works in its own freshly created database.
+3. an embedded pgserver in a temporary folder, removed at the end.
+Each test session then works in its own freshly created database, dropped at the end.
 """
 from __future__ import annotations
 
@@ -44,14 +44,34 @@ def postgres_server() -> Iterator[tuple[str, str]]:
         with PostgresContainer("postgres:16", driver="psycopg") as pg:
             yield to_sqlalchemy_url(pg.get_connection_url()), "testcontainers"
         return
-    import pgserver
+    # the data folder (~134 MB) goes with the session: "delete" stops the server
+    # and removes it, and the temporary folder around it is removed too
+    with tempfile.TemporaryDirectory(prefix="btpg-") as root, _runtime_dir(Path(root) / "run"):
+        import pgserver
 
-    root = Path(tempfile.mkdtemp(prefix="btpg-"))
-    server = pgserver.get_server(root / "pg", cleanup_mode="stop")
+        server = pgserver.get_server(Path(root) / "pg", cleanup_mode="delete")
+        try:
+            yield to_sqlalchemy_url(server.get_uri()), "pgserver"
+        finally:
+            server.cleanup()
+
+
+@contextlib.contextmanager
+def _runtime_dir(folder: Path) -> Iterator[None]:
+    """XDG_RUNTIME_DIR = `folder` while unset, so pgserver's lock file lands in our temporary folder.
+
+    pgserver keeps a lock file in the user's runtime folder (fixed when pgserver
+    is imported); without XDG_RUNTIME_DIR that is <tmp>/runtime-<uid>, which
+    would outlive the session.
+    """
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        yield
+        return
+    os.environ["XDG_RUNTIME_DIR"] = str(folder)
     try:
-        yield to_sqlalchemy_url(server.get_uri()), "pgserver"
+        yield
     finally:
-        server.cleanup()
+        del os.environ["XDG_RUNTIME_DIR"]
 
 
 @contextlib.contextmanager

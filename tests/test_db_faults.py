@@ -1,8 +1,8 @@
 """The database misbehaving: down, locked, failing mid-write. A clear 503, never a hang, a 500 or half a batch."""
 from __future__ import annotations
 
+import logging
 import threading
-import time
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -14,22 +14,22 @@ from api.db import repository as repo
 BATCH = "/api/crypto/backtest/all"
 
 
-@pytest.mark.timeout(60)
-def test_database_down_answers_503_quickly() -> None:
+@pytest.mark.timeout(60)  # a hang (no connect timeout) fails here
+def test_database_down_answers_503_with_retry_after() -> None:
     app = create_app(Settings(database_url="postgresql://postgres@127.0.0.1:1/nowhere"))
     client = app.test_client()
-    started = time.monotonic()
     ready = client.get("/api/ready")
     assert ready.status_code == 503 and ready.get_json()["database"] == "unreachable"
+    assert ready.headers.get("Retry-After")
     resp = client.post(BATCH, json={"strategy_id": 1, "parameters": {}})
     assert resp.status_code == 503 and resp.headers.get("Retry-After")
     assert resp.mimetype == "application/problem+json" and "database" in resp.get_json()["detail"]
-    assert time.monotonic() - started < 15
+    assert [e["field"] for e in resp.get_json()["errors"]] == ["database"]
     assert client.get("/api/health").status_code == 200  # the process itself is fine
 
 
-@pytest.mark.timeout(60)
-def test_locked_table_answers_503_within_lock_timeout(db_url, demo_db, settings) -> None:
+@pytest.mark.timeout(60)  # waiting on the lock for ever fails here
+def test_locked_table_answers_503_by_lock_timeout(db_url, demo_db, settings, caplog) -> None:
     app = create_app(Settings(database_url=db_url, lock_timeout_ms=1000))
     client = app.test_client()
     locker = create_engine(db_url)
@@ -37,10 +37,12 @@ def test_locked_table_answers_503_within_lock_timeout(db_url, demo_db, settings)
     trans = conn.begin()
     conn.execute(text("LOCK TABLE crypto_close_series IN ACCESS EXCLUSIVE MODE"))
     try:
-        started = time.monotonic()
-        resp = client.post(BATCH, json={"strategy_id": 1, "parameters": {}, "use_parallel": False})
+        with caplog.at_level(logging.WARNING, logger="api.http.problems"):
+            resp = client.post(BATCH, json={"strategy_id": 1, "parameters": {}, "use_parallel": False})
         assert resp.status_code == 503 and resp.headers.get("Retry-After")
-        assert time.monotonic() - started < 1.0 + 2.0
+        assert "lock timeout" in caplog.text  # PostgreSQL gave up on the lock: lock_timeout, not a hang
+        with demo_db.connect() as check:
+            assert repo.count_results(check) == 0
     finally:
         trans.rollback()
         conn.close()

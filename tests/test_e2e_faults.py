@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from api.db import repository as repo
-from tests.test_e2e_gunicorn import _request, running_gunicorn
+from tests.served import request_json as _request, running_gunicorn
 
 ALL = "/api/crypto/backtest/all"
 

@@ -1,74 +1,17 @@
 """End to end: gunicorn on a loopback port, real HTTP, the batch answered and stored."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import psutil
 import pytest
 
 from api.db import repository as repo
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _request(url: str, body: dict | None = None, timeout: float = 60) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
-
-@contextlib.contextmanager
-def running_gunicorn(db_url: str, **settings: str):
-    """gunicorn (2 workers, unless settings say otherwise) serving the app on a free loopback port;
-    yields (base URL, process). settings are extra environment variables (TASK_TIMEOUT_SECONDS=...)."""
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": db_url, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2",
-           **settings}
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    log = open(ROOT / ".pytest_cache_gunicorn.log", "wb")
-    proc = subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "api:create_app()"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if _request(base + "/api/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("gunicorn did not start:\n" + (ROOT / ".pytest_cache_gunicorn.log").read_text())
-            time.sleep(0.2)
-        yield base, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        finally:
-            os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None
-            log.close()
+from tests.served import request_json, running_gunicorn
 
 
 @pytest.fixture
@@ -80,16 +23,16 @@ def gunicorn_url(db_url, demo_db):
 @pytest.mark.e2e
 def test_batch_through_gunicorn(gunicorn_url, demo_db) -> None:
     gunicorn_url, proc = gunicorn_url
-    status, ready = _request(gunicorn_url + "/api/ready")
+    status, ready = request_json(gunicorn_url + "/api/ready")
     assert status == 200 and ready["status"] == "ready"
-    status, par = _request(gunicorn_url + "/api/crypto/backtest/all",
+    status, par = request_json(gunicorn_url + "/api/crypto/backtest/all",
                            {"strategy_id": 1, "parameters": {}, "use_parallel": True})
     assert status == 200 and par["summary"]["successful"] == 24 and par["summary"]["parallel"] is True
-    status, seq = _request(gunicorn_url + "/api/crypto/backtest/all",
+    status, seq = request_json(gunicorn_url + "/api/crypto/backtest/all",
                            {"strategy_id": 1, "parameters": {}, "use_parallel": False})
     strip = lambda rs: [{k: v for k, v in r.items() if k != "calculation_time_ms"} for r in rs]  # noqa: E731
     assert strip(par["results"]) == strip(seq["results"])
-    status, bad = _request(gunicorn_url + "/api/crypto/backtest/all", {"strategy_id": 1})
+    status, bad = request_json(gunicorn_url + "/api/crypto/backtest/all", {"strategy_id": 1})
     assert status == 400 and bad["errors"][0]["field"] == "parameters"
     with demo_db.connect() as conn:
         assert repo.count_results(conn, par["summary"]["batch_id"]) == 24
@@ -104,7 +47,7 @@ def test_repeated_parallel_batches_on_fresh_workers_never_hang(gunicorn_url, dem
     gunicorn_url, proc = gunicorn_url
     seen: set[int] = set()
     for _ in range(6):
-        status, body = _request(gunicorn_url + "/api/crypto/backtest/all",
+        status, body = request_json(gunicorn_url + "/api/crypto/backtest/all",
                                 {"strategy_id": 1, "parameters": {}, "use_parallel": True}, timeout=30)
         assert status == 200 and body["summary"]["successful"] == 24
         seen |= {c.pid for w in psutil.Process(proc.pid).children() for c in w.children()}
@@ -121,7 +64,6 @@ def test_repeated_parallel_batches_on_fresh_workers_never_hang(gunicorn_url, dem
 
 
 @pytest.mark.e2e
-@pytest.mark.timeout(180)
 def test_twenty_concurrent_batches_against_gunicorn(db_url, demo_db) -> None:
     """20 clients at once: every answer is 200 or 429/503 with Retry-After, none 500; connections come back."""
     import concurrent.futures
@@ -135,7 +77,6 @@ def test_twenty_concurrent_batches_against_gunicorn(db_url, demo_db) -> None:
 
     baseline = connections()
     with running_gunicorn(db_url) as (base, _proc):
-
         def one(_: int) -> tuple[int, str | None]:
             req = urllib.request.Request(base + "/api/crypto/backtest/all", method="POST",
                                          data=json.dumps({"strategy_id": 1, "parameters": {}}).encode(),
@@ -149,7 +90,9 @@ def test_twenty_concurrent_batches_against_gunicorn(db_url, demo_db) -> None:
         with concurrent.futures.ThreadPoolExecutor(20) as pool:
             answers = list(pool.map(one, range(20)))
         assert all(code == 200 or (code in (429, 503) and retry) for code, retry in answers), answers
-        assert sum(code == 200 for code, _ in answers) >= 2
+        # threaded workers: one process may accept most of the burst, and answers 429 to every batch beyond
+        # its MAX_CONCURRENT_BATCHES (sync workers left them queued), so as few as one may be served
+        assert sum(code == 200 for code, _ in answers) >= 1
     deadline = time.monotonic() + 10
     while connections() > baseline and time.monotonic() < deadline:
         time.sleep(0.2)

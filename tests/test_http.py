@@ -153,13 +153,6 @@ def test_single_validation_failures(client, demo_db, body, status, field) -> Non
         assert repo.count_prices(conn) == 24 * 400
 
 
-def test_unknown_url_and_wrong_method_answer_json(client) -> None:
-    resp = client.get("/api/nope")
-    assert resp.status_code == 404 and resp.mimetype == "application/problem+json"
-    resp = client.get(BATCH)
-    assert resp.status_code == 405 and resp.get_json()["status"] == 405
-
-
 def test_use_parallel_auto_and_bad_values(client, demo_db) -> None:
     ok = client.post(BATCH, json={"strategy_id": 1, "parameters": {}, "use_parallel": "auto"})
     assert ok.status_code == 200 and ok.get_json()["summary"]["requested_parallel"] == "auto"

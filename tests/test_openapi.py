@@ -37,7 +37,6 @@ def api_schema(settings, demo_db_module):
     return schemathesis.openapi.from_wsgi("/api/openapi.json", app, config=CONFIG)
 
 
-@pytest.mark.timeout(300)
 @pytest.mark.parametrize("method, path", OPERATIONS, ids=[f"{m.upper()} {p}" for m, p in OPERATIONS])
 def test_api_conforms_to_its_openapi_document(api_schema, method, path) -> None:
     """All checks, 100 examples: no server error, every response matches its documented schema."""

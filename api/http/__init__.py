@@ -1,10 +1,11 @@
-"""HTTP layer: the route table, JSON errors for every URL (known or not)."""
+"""HTTP layer: the route table, JSON errors for every URL (known or not), a guarded request body."""
 from __future__ import annotations
 
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from api.http.api import ProblemApi
+from api.http.body import BodyGuard
 from api.http.openapi import OpenApiResource
 from api.http.problems import problem_for
 from api.http.resources.backtests import BatchBacktestResource, SingleBacktestResource, SweepBacktestResource
@@ -26,7 +27,12 @@ ROUTES = (
 
 
 def register_http(app: Flask) -> ProblemApi:
-    """Mount every resource and make Flask-level errors (404 on unknown URLs...) answer problem JSON."""
+    """Mount every resource; every error, Flask-level ones too (404 on unknown URLs...), answers problem JSON.
+
+    Every request body is read through BodyGuard: unreadable is a 400, slower
+    than REQUEST_BODY_TIMEOUT_SECONDS a 408.
+    """
+    app.wsgi_app = BodyGuard(app.wsgi_app, app.config["SETTINGS"].request_body_timeout_s)  # type: ignore[method-assign]
     api = ProblemApi(app)
     for resource, url in ROUTES:
         api.add_resource(resource, url)

@@ -20,13 +20,17 @@ _STR = {"type": "string"}
 
 PROBLEM = {
     "type": "object",
-    "required": ["type", "title", "status", "detail"],
+    "required": ["type", "title", "status", "detail", "errors"],
     "properties": {
         "type": _STR, "title": _STR, "status": {"type": "integer"}, "detail": _STR,
-        "errors": {"type": "array", "items": {"type": "object", "required": ["field", "message"],
-                                              "properties": {"field": _STR, "message": _STR}}},
+        "errors": {"type": "array", "minItems": 1,
+                   "items": {"type": "object", "required": ["field", "message"],
+                             "properties": {"field": _STR, "message": _STR}}},
     },
 }
+NOT_READY = {**PROBLEM, "required": [*PROBLEM["required"], "database"], "properties": {
+    **PROBLEM["properties"], "database": {"enum": ["unreachable", "reachable"]},
+    "current_revision": {"type": ["string", "null"]}, "head_revision": _STR, "at_head": {"type": "boolean"}}}
 
 RESULT = {
     "type": "object",
@@ -111,8 +115,12 @@ IMPORT_REPORT = {"type": "object", "required": ["symbol", "rows_read", "rows_sto
 HEALTH = {"type": "object", "required": ["status"], "properties": {"status": _STR}}
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/problem+json": {"schema": PROBLEM}}}
+def _problem(description: str, schema: dict[str, Any] = PROBLEM, retry_after: bool = False) -> dict[str, Any]:
+    response = {"description": description, "content": {"application/problem+json": {"schema": schema}}}
+    if retry_after:
+        response["headers"] = {"Retry-After": {"description": "seconds to wait before trying again",
+                                               "required": True, "schema": {"type": "integer", "minimum": 0}}}
+    return response
 
 
 def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
@@ -146,11 +154,14 @@ def _body(model: Any, with_parameters: str | None = None) -> dict[str, Any]:
 
 
 _POST_ERRORS = {
-    "400": _problem("invalid body or parameters; `errors` names each field"),
+    "400": _problem("invalid body or parameters, or a body that cannot be read; `errors` names each field"),
     "404": _problem("unknown strategy or cryptocurrency"),
+    "408": _problem("the body was not complete within REQUEST_BODY_TIMEOUT_SECONDS"),
+    "413": _problem("the body is larger than MAX_UPLOAD_MB"),
     "415": _problem("the body is not application/json"),
-    "429": _problem("a backtest is already running in this server process; retry after Retry-After"),
-    "503": _problem("the database is down, locked or too slow; retry after Retry-After"),
+    "429": _problem("a backtest is already running in this server process; retry after Retry-After",
+                    retry_after=True),
+    "503": _problem("the database is down, locked or too slow; retry after Retry-After", retry_after=True),
 }
 
 
@@ -162,7 +173,10 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Crypto backtesting service", "version": "1.0.0",
                  "description": "Runs a trading strategy against every cryptocurrency in PostgreSQL, "
-                                "in parallel, and answers with a ranked table."},
+                                "in parallel, and answers with a ranked table. Every error answers "
+                                "application/problem+json with a non-empty `errors` list of {field, message}; "
+                                "a URL that is no route answers 404, a method a route does not take 405 with "
+                                "`Allow`."},
         "paths": {
             "/api/crypto/backtest/all": {"post": {
                 "summary": "Run a strategy against every cryptocurrency", "parameters": [key_header],
@@ -194,15 +208,20 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"201": _ok(IMPORT_REPORT, "imported"), **_POST_ERRORS,
                               "409": _problem("another import of the same symbol held its lock past "
                                               "LOCK_TIMEOUT_MS; nothing stored, retry after Retry-After"),
-                              "413": _problem("the upload is larger than MAX_UPLOAD_MB")}}},
+                              "413": _problem("the upload is larger than MAX_UPLOAD_MB"),
+                              "415": _problem("the body is not multipart/form-data")}}},
             "/api/strategies": {"get": {"summary": "The strategy catalog with parameter schemas",
-                                        "responses": {"200": _ok(STRATEGY_LIST)}}},
+                                        "responses": {"200": _ok(STRATEGY_LIST),
+                                                      "503": _problem("database unavailable", retry_after=True)}}},
             "/api/crypto/cryptocurrencies": {"get": {"summary": "Cryptocurrencies with price data",
                                                      "responses": {"200": _ok(CRYPTOS),
-                                                                   "503": _problem("database unavailable")}}},
+                                                                   "503": _problem("database unavailable",
+                                                                                   retry_after=True)}}},
             "/api/health": {"get": {"summary": "The process answers", "responses": {"200": _ok(HEALTH)}}},
             "/api/ready": {"get": {"summary": "Database reachable and migrations at head",
-                                   "responses": {"200": _ok(HEALTH), "503": _ok(HEALTH, "not ready")}}},
+                                   "responses": {"200": _ok(HEALTH), "503": _problem(
+                                       "not ready: the database is unreachable or migrations are not at head; "
+                                       "retry after Retry-After", NOT_READY, retry_after=True)}}},
             "/api/openapi.json": {"get": {"summary": "This document",
                                           "responses": {"200": _ok({"type": "object"})}}},
         },

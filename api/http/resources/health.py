@@ -6,6 +6,7 @@ from flask_restful import Resource
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.db.repository import schema_status
+from api.http.problems import NotReady
 
 
 class HealthResource(Resource):
@@ -19,9 +20,7 @@ class ReadyResource(Resource):
             with current_app.extensions["db_engine"].connect() as conn:
                 status = schema_status(conn)
         except SQLAlchemyError as exc:
-            return {"status": "unavailable", "database": "unreachable",
-                    "detail": str(exc.__cause__ or exc).splitlines()[0]}, 503
+            raise NotReady(str(exc.__cause__ or exc).splitlines()[0], database="unreachable") from exc
         if not status["at_head"]:
-            return {"status": "unavailable", "database": "reachable", **status,
-                    "detail": "migrations are not at head; run `alembic upgrade head`"}, 503
+            raise NotReady("migrations are not at head; run `alembic upgrade head`", database="reachable", **status)
         return {"status": "ready", "database": "reachable", **status}, 200
