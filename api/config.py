@@ -38,6 +38,8 @@ class Settings:
     auto_parallel_min_work: int = 1_000_000
     task_timeout_s: int = 60
     max_concurrent_batches: int = 1
+    max_queued_batches: int = 2
+    batch_queue_seconds: int = 30
     max_upload_mb: int = 200
     statement_timeout_ms: int = 120_000
     lock_timeout_ms: int = 5_000
@@ -60,6 +62,8 @@ class Settings:
             auto_parallel_min_work=_int_env("AUTO_PARALLEL_MIN_WORK", 1_000_000),
             task_timeout_s=max(1, _int_env("TASK_TIMEOUT_SECONDS", 60)),
             max_concurrent_batches=max(1, _int_env("MAX_CONCURRENT_BATCHES", 1)),
+            max_queued_batches=max(0, _int_env("MAX_QUEUED_BATCHES", 2)),
+            batch_queue_seconds=max(0, _int_env("BATCH_QUEUE_SECONDS", 30)),
             max_upload_mb=max(1, _int_env("MAX_UPLOAD_MB", 200)),
             statement_timeout_ms=_int_env("STATEMENT_TIMEOUT_MS", 120_000),
             lock_timeout_ms=_int_env("LOCK_TIMEOUT_MS", 5_000),

@@ -20,7 +20,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_support import gunicorn_server, server_url  # noqa: E402
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import psycopg  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402

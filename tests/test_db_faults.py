@@ -109,8 +109,11 @@ def test_responses_are_strict_json(client, empty_db, closes) -> None:
         assert result["num_trades"] == 0 and result["profit_factor"] is None
 
 
-def test_a_batch_over_the_bound_gets_429_with_retry_after(app, client, demo_db) -> None:
+def test_a_batch_over_the_bound_gets_429_with_retry_after(app, client, demo_db, monkeypatch) -> None:
+    from api.services.admission import Admission
+
     service = app.extensions["backtest_service"]
+    monkeypatch.setattr(service, "_admission", Admission(running=1, waiting=0))  # no queue: refused at once
     with service.admitted():  # a batch is running in this process
         busy = client.post(BATCH, json={"strategy_id": 1, "parameters": {}})
         assert busy.status_code == 429 and busy.headers["Retry-After"] == "1"

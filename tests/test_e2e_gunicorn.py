@@ -90,9 +90,9 @@ def test_twenty_concurrent_batches_against_gunicorn(db_url, demo_db) -> None:
         with concurrent.futures.ThreadPoolExecutor(20) as pool:
             answers = list(pool.map(one, range(20)))
         assert all(code == 200 or (code in (429, 503) and retry) for code, retry in answers), answers
-        # threaded workers: one process may accept most of the burst, and answers 429 to every batch beyond
-        # its MAX_CONCURRENT_BATCHES (sync workers left them queued), so as few as one may be served
-        assert sum(code == 200 for code, _ in answers) >= 1
+        # a process that takes several of the burst runs one and queues two (MAX_QUEUED_BATCHES), so at
+        # least those three are served even if everything else is told to retry
+        assert sum(code == 200 for code, _ in answers) >= 3
     deadline = time.monotonic() + 10
     while connections() > baseline and time.monotonic() < deadline:
         time.sleep(0.2)

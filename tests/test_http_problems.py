@@ -116,8 +116,12 @@ def test_body_slower_than_the_deadline_is_408(settings, demo_db) -> None:
         assert repo.count_results(conn) == 0
 
 
-def test_busy_is_429_with_retry_after(app, client, demo_db) -> None:
-    with app.extensions["backtest_service"].admitted():
+def test_busy_is_429_with_retry_after(app, client, demo_db, monkeypatch) -> None:
+    from api.services.admission import Admission
+
+    service = app.extensions["backtest_service"]
+    monkeypatch.setattr(service, "_admission", Admission(running=1, waiting=0))  # no queue: refused at once
+    with service.admitted():
         resp = client.post(BATCH, json={"strategy_id": 1, "parameters": {}})
     assert_problem(resp, 429, "request")
     assert int(resp.headers["Retry-After"]) >= 1

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,7 +23,8 @@ from api.db import repository as repo
 from api.db.connection import connection_lost, is_database_error, lent_connection, worker_connection
 from api.engine import get_strategy
 from api.engine.intervals import missing_candles
-from api.services.errors import Busy, DatabaseUnavailable, NotFound, ValidationFailed
+from api.services.admission import Admission
+from api.services.errors import DatabaseUnavailable, NotFound, ValidationFailed
 from api.services.fanout import TaskFailure, pool_size, run_in_pool
 from api.services.read_ahead import plan_read_ahead, reading_ahead, take_closes
 from api.services.parameters import validate_parameters
@@ -60,20 +59,20 @@ _STRATEGY_CODES: dict[tuple[str, int], str] = {}
 class CryptoBacktestService:
     """Runs backtests for the HTTP layer and the CLI; owns no HTTP or SQL details.
 
-    Admission: at most `max_concurrent_batches` batches (or sweeps, or single
-    backtests) run at once in one server process; one more is refused with
-    Busy (HTTP 429 + Retry-After) instead of queueing on the pool and holding
-    another database connection. With gunicorn's sync workers (one request per
-    process) the bound is never reached; with threaded workers it is what
-    keeps connections = workers x (app connections + pool processes).
+    Admission (api/services/admission.py): at most `max_concurrent_batches`
+    batches (or sweeps, or single backtests) run at once in one server
+    process, up to `max_queued_batches` more wait up to `batch_queue_seconds`
+    for their turn, and any more are refused with Busy (HTTP 429 +
+    Retry-After), so batches never take every thread of a process.
     """
 
     def __init__(self, engine: Engine, db_config: dict[str, Any], max_processes: int = 8,
                  start_method: str | None = None, auto_parallel_min_work: int = AUTO_PARALLEL_MIN_WORK,
-                 task_timeout: float = 60.0, max_concurrent_batches: int = 1) -> None:
+                 task_timeout: float = 60.0, max_concurrent_batches: int = 1, max_queued_batches: int = 2,
+                 batch_queue_seconds: float = 30.0) -> None:
         self.engine = engine
         self.task_timeout = task_timeout
-        self._admission = threading.BoundedSemaphore(max(1, max_concurrent_batches))
+        self._admission = Admission(max_concurrent_batches, max_queued_batches, batch_queue_seconds)
         self.db_config = db_config
         self.max_processes = max_processes
         self.start_method = start_method
@@ -136,15 +135,9 @@ class CryptoBacktestService:
         with self.admitted():
             return self._run_batch(strategy_id, parameters, use_parallel, store)
 
-    @contextlib.contextmanager
-    def admitted(self) -> Iterator[None]:
-        """Hold one of this process's batch slots, or raise Busy at once."""
-        if not self._admission.acquire(blocking=False):
-            raise Busy("another backtest is running in this server process; retry shortly", retry_after=1)
-        try:
-            yield
-        finally:
-            self._admission.release()
+    def admitted(self) -> contextlib.AbstractContextManager[None]:
+        """Hold one of this process's batch slots (waiting a bounded time in a bounded queue), or raise Busy."""
+        return self._admission.admitted()
 
     def _run_batch(self, strategy_id: int, parameters: Mapping[str, Any] | None, use_parallel: ParallelMode,
                    store: bool) -> dict[str, Any]:
