@@ -207,12 +207,40 @@ def test_idempotency_key_in_progress_is_409_and_failed_request_frees_it(client, 
     with demo_db.begin() as conn:
         conn.execute(text("INSERT INTO idempotency_keys (key, request_hash, state) VALUES ('busy', :h, 'running')"),
                      {"h": request_hash(body)})
-    resp = client.post(BATCH, json=body, headers={"Idempotency-Key": "busy"})
-    assert resp.status_code == 409 and resp.headers.get("Retry-After")
+    runner = demo_db.connect()  # "the request still running": it holds the key's session lock
+    try:
+        assert runner.execute(text("SELECT pg_try_advisory_lock(hashtextextended('busy', 0))")).scalar_one()
+        resp = client.post(BATCH, json=body, headers={"Idempotency-Key": "busy"})
+        assert resp.status_code == 409 and resp.headers.get("Retry-After")
+        other = client.post(BATCH, json={**body, "parameters": {"rsi_period": 9}}, headers={"Idempotency-Key": "busy"})
+        assert other.status_code == 422
+    finally:
+        runner.invalidate()  # its session ends, as when its server process dies
+        runner.close()
+    # the claim is left 'running', but nobody runs it any more: the next request takes it over at once
+    taken = client.post(BATCH, json=body, headers={"Idempotency-Key": "busy"})
+    assert taken.status_code == 200 and "Idempotent-Replayed" not in taken.headers
+    replay = client.post(BATCH, json=body, headers={"Idempotency-Key": "busy"})
+    assert replay.headers.get("Idempotent-Replayed") == "true" and replay.data == taken.data
     failed = client.post(BATCH, json={"strategy_id": 999, "parameters": {}}, headers={"Idempotency-Key": "retry-me"})
     assert failed.status_code == 404
     with demo_db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM idempotency_keys WHERE key = 'retry-me'")).scalar_one() == 0
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/api/crypto/backtest/sweep", {"strategy_id": 1, "parameter_sets": [{}, {"rsi_period": 9}]}),
+    ("/api/crypto/backtest", {"strategy_id": 1, "parameters": {}, "symbol": "SYN003"}),
+])
+def test_idempotency_key_on_sweep_and_single_backtest(client, demo_db, path, body) -> None:
+    first = client.post(path, json=body, headers={"Idempotency-Key": f"once-{path[-5:]}"})
+    assert first.status_code == 200
+    with demo_db.connect() as conn:
+        stored = repo.count_results(conn)
+    again = client.post(path, json=body, headers={"Idempotency-Key": f"once-{path[-5:]}"})
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.data == first.data
+    with demo_db.connect() as conn:
+        assert repo.count_results(conn) == stored  # nothing written twice
 
 
 BATTERY = [

@@ -458,19 +458,39 @@ def count_results(conn: Connection, batch_id: str | None = None) -> int:
 
 # ---- idempotency keys --------------------------------------------------------------------
 
-def claim_idempotency_key(conn: Connection, key: str, request_hash: str, stale_after_s: int) -> dict[str, Any] | None:
-    """Claim `key` for a new request; None when claimed, else the existing row.
+def try_lock_idempotency_key(conn: Connection, key: str) -> bool:
+    """Take the session lock that says "a request with this key is running now"; False if another holds it.
 
-    A 'running' claim older than stale_after_s (its request died) is taken over.
+    A session-level advisory lock, so it ends with the session that took it:
+    a server process that dies mid-request (SIGKILL, OOM) frees its keys at
+    once, where a row could only say "running" until some timeout.
+    """
+    return bool(conn.execute(text("SELECT pg_try_advisory_lock(hashtextextended(:k, 0))"), {"k": key}).scalar_one())
+
+
+def unlock_idempotency_key(conn: Connection, key: str) -> None:
+    """Give the key's session lock back (the request is over)."""
+    conn.execute(text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), {"k": key})
+
+
+def claim_idempotency_key(conn: Connection, key: str, request_hash: str) -> dict[str, Any] | None:
+    """Claim `key` for a new request; None when claimed, else the existing (done) row.
+
+    Called with the key's session lock held, so a 'running' row is one whose
+    request died: it is taken over.
     """
     claimed = conn.execute(text(
         "INSERT INTO idempotency_keys (key, request_hash, state) VALUES (:k, :h, 'running') "
         "ON CONFLICT (key) DO UPDATE SET request_hash = EXCLUDED.request_hash, created_at = now() "
         "WHERE idempotency_keys.state = 'running' "
-        "AND idempotency_keys.created_at < now() - make_interval(secs => :stale) "
-        "RETURNING key"), {"k": key, "h": request_hash, "stale": stale_after_s}).first()
+        "RETURNING key"), {"k": key, "h": request_hash}).first()
     if claimed:
         return None
+    return find_idempotency_key(conn, key)
+
+
+def find_idempotency_key(conn: Connection, key: str) -> dict[str, Any] | None:
+    """The key's row (request hash, state, stored response), or None."""
     row = conn.execute(text("SELECT request_hash, state, response_status, response_body FROM idempotency_keys "
                             "WHERE key = :k"), {"k": key}).mappings().first()
     return dict(row) if row else None

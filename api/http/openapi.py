@@ -164,6 +164,11 @@ _POST_ERRORS = {
     "503": _problem("the database is down, locked or too slow; retry after Retry-After", retry_after=True),
 }
 
+_KEY_ERRORS = {
+    "409": _problem("the request with this Idempotency-Key is still running", retry_after=True),
+    "422": _problem("this Idempotency-Key was used with another request"),
+}
+
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the whole API."""
@@ -181,15 +186,15 @@ def openapi_document() -> dict[str, Any]:
             "/api/crypto/backtest/all": {"post": {
                 "summary": "Run a strategy against every cryptocurrency", "parameters": [key_header],
                 "requestBody": _body(BatchBacktestRequest, "parameters"),
-                "responses": {"200": _ok(BATCH), **_POST_ERRORS,
-                              "409": _problem("the request with this Idempotency-Key is still running"),
-                              "422": _problem("this Idempotency-Key was used with another request")}}},
+                "responses": {"200": _ok(BATCH), **_POST_ERRORS, **_KEY_ERRORS}}},
             "/api/crypto/backtest/sweep": {"post": {
-                "summary": "Run many parameter settings against every cryptocurrency",
-                "requestBody": _body(SweepBacktestRequest, "parameter_sets"), "responses": {"200": _ok(SWEEP), **_POST_ERRORS}}},
+                "summary": "Run many parameter settings against every cryptocurrency", "parameters": [key_header],
+                "requestBody": _body(SweepBacktestRequest, "parameter_sets"),
+                "responses": {"200": _ok(SWEEP), **_POST_ERRORS, **_KEY_ERRORS}}},
             "/api/crypto/backtest": {"post": {
-                "summary": "Backtest one cryptocurrency, with trades and equity curve",
-                "requestBody": _body(SingleBacktestRequest, "parameters"), "responses": {"200": _ok(SINGLE), **_POST_ERRORS}}},
+                "summary": "Backtest one cryptocurrency, with trades and equity curve", "parameters": [key_header],
+                "requestBody": _body(SingleBacktestRequest, "parameters"),
+                "responses": {"200": _ok(SINGLE), **_POST_ERRORS, **_KEY_ERRORS}}},
             "/api/crypto/prices": {"post": {
                 "summary": "Upload one candle file (CSV, Binance kline CSV, Parquet or .xlsx); bad rows are reported",
                 "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {

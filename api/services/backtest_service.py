@@ -322,8 +322,14 @@ class CryptoBacktestService:
 
 
 def is_final(answer: Mapping[str, Any]) -> bool:
-    """An answer worth replaying for its Idempotency-Key: no crypto in it was lost to a fault."""
-    return answer["summary"].get("retryable", 0) == 0
+    """An answer worth replaying for its Idempotency-Key: no crypto in it was lost to a fault.
+
+    Batches and sweeps count theirs in summary.retryable; a single backtest's result says it itself.
+    """
+    if "summary" in answer:
+        return answer["summary"].get("retryable", 0) == 0
+    error = answer.get("result", {}).get("error")
+    return error is None or error["code"] not in RETRYABLE_ERRORS
 
 
 def retryable_count(results: Sequence[Mapping[str, Any]]) -> int:

@@ -1,6 +1,9 @@
 """POST /api/crypto/backtest/all (every crypto), /backtest/sweep (many settings) and /backtest (one crypto)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Response
 from flask_restful import Resource
 
@@ -12,40 +15,44 @@ from api.http.schemas import BatchBacktestRequest, SingleBacktestRequest, SweepB
 from api.services.backtest_service import is_final
 from api.services.idempotency import run_once
 
+
+def _answer(body: dict[str, Any], run: Callable[[], dict[str, Any]]) -> Any:
+    """run()'s answer; with an Idempotency-Key, run at most once per key and replayed after."""
+    key = idempotency_key()
+    if key is None:
+        return run(), 200
+
+    def produce() -> tuple[int, bytes, bool]:
+        answer = run()
+        return 200, json_bytes(answer), is_final(answer)
+
+    status, payload, replayed = run_once(backtest_service().engine, key, body, produce)
+    return Response(payload, status=status, mimetype="application/json",
+                    headers={"Idempotent-Replayed": "true"} if replayed else None)
+
+
 class BatchBacktestResource(Resource):
     def post(self):
         body = json_body()
         req = BatchBacktestRequest.model_validate(body)
-        service = backtest_service()
-
-        def run() -> dict:
-            return service.run_strategy_against_all_cryptos(req.strategy_id, req.parameters,
-                                                            use_parallel=req.use_parallel)
-
-        key = idempotency_key()
-        if key is None:
-            return run(), 200
-        def produce() -> tuple[int, bytes, bool]:
-            answer = run()
-            return 200, json_bytes(answer), is_final(answer)
-
-        status, payload, replayed = run_once(service.engine, key, body, produce)
-        return Response(payload, status=status, mimetype="application/json",
-                        headers={"Idempotent-Replayed": "true"} if replayed else None)
+        return _answer(body, lambda: backtest_service().run_strategy_against_all_cryptos(
+            req.strategy_id, req.parameters, use_parallel=req.use_parallel))
 
 
 class SweepBacktestResource(Resource):
     def post(self):
-        req = SweepBacktestRequest.model_validate(json_body())
-        return backtest_service().run_parameter_sweep(
-            req.strategy_id, req.parameter_sets, use_parallel=req.use_parallel, store=req.store), 200
+        body = json_body()
+        req = SweepBacktestRequest.model_validate(body)
+        return _answer(body, lambda: backtest_service().run_parameter_sweep(
+            req.strategy_id, req.parameter_sets, use_parallel=req.use_parallel, store=req.store))
 
 
 class SingleBacktestResource(Resource):
     def post(self):
-        req = SingleBacktestRequest.model_validate(json_body())
+        body = json_body()
+        req = SingleBacktestRequest.model_validate(body)
         if (req.crypto_id is None) == (req.symbol is None):
             raise BadRequest(400, "Invalid request", "give exactly one of crypto_id or symbol",
                              [{"field": "crypto_id", "message": "give exactly one of crypto_id or symbol"}])
-        return backtest_service().run_single_backtest(
-            req.strategy_id, req.parameters, crypto_id=req.crypto_id, symbol=req.symbol), 200
+        return _answer(body, lambda: backtest_service().run_single_backtest(
+            req.strategy_id, req.parameters, crypto_id=req.crypto_id, symbol=req.symbol))
