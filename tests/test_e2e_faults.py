@@ -149,13 +149,15 @@ def test_sweep_cut_off_from_the_database_does_not_poison_the_next_batch(db_url, 
 @pytest.mark.timeout(120)
 def test_pool_workers_of_a_killed_server_process_exit(db_url, demo_db) -> None:
     """gunicorn kills a worker that overran its timeout (SIGKILL): its pool must not live on as orphans
-    holding database connections. The next worker gunicorn starts serves whole batches."""
+    holding database connections, not even a pool worker that is stopped (SIGSTOP) and so cannot notice.
+    The next worker gunicorn starts serves whole batches."""
     body = {"strategy_id": 1, "parameters": {}, "use_parallel": True}
     with running_gunicorn(db_url, WEB_CONCURRENCY="1") as (base, proc):
         assert _request(base + ALL, body)[0] == 200
         (server_worker,) = psutil.Process(proc.pid).children()
         pool = [p.pid for p in server_worker.children()]
         assert len(pool) >= 2
+        psutil.Process(pool[0]).suspend()  # SIGSTOP
         server_worker.kill()
         deadline = time.monotonic() + 15
         while _alive(pool) and time.monotonic() < deadline:

@@ -49,7 +49,7 @@ FAULTS = {
     "sigkill": (lambda: os.kill(os.getpid(), signal.SIGKILL), "worker_lost"),
     "os_exit": (lambda: os._exit(3), "worker_lost"),
     "hang": (lambda: time.sleep(60), "timeout"),
-    "sigstop": (lambda: os.kill(os.getpid(), signal.SIGSTOP), "timeout"),
+    "sigstop": (lambda: os.kill(os.getpid(), signal.SIGSTOP), "worker_lost"),
 }
 
 

@@ -51,6 +51,7 @@ _READ_BYTES = 1 << 20
 _PARENT_CHECK_SECONDS = 1.0  # an idle worker whose parent died exits within this
 _START_TIMEOUT_SECONDS = 60.0  # a worker not ready after this is killed (imports, JIT cache load)
 _JOIN_SECONDS = 2.0
+_STOP_CHECK_SECONDS = 0.5  # how often busy workers are looked at for a stop (SIGSTOP)
 _MAX_START_FAILURES = 20  # workers dying before they are ready, in a row: something is broken, stop trying
 
 
@@ -63,6 +64,7 @@ class TaskFailure:
 
 
 LOST = "the worker process running this backtest died (killed, crashed or out of memory)"
+STOPPED = "the worker process running this backtest was stopped (SIGSTOP); it was killed"
 
 
 def pool_size(n_tasks: int, max_processes: int = 8) -> int:
@@ -79,6 +81,7 @@ def _worker_main(conn: Connection, initializer: Callable[[], Any] | None) -> Non
     runs); once we are handed to another parent, ours is gone.
     """
     parent_pid = os.getppid()
+    _die_with_parent(parent_pid)
     for name in _RESET_SIGNALS:
         sig = getattr(signal, name, None)
         if sig is not None:
@@ -97,6 +100,28 @@ def _worker_main(conn: Connection, initializer: Callable[[], Any] | None) -> Non
             _run_chunk(fd, func, before_chunk, items)
     except (BrokenPipeError, ConnectionResetError):  # the parent went away
         return
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL us when our parent dies (PR_SET_PDEATHSIG).
+
+    An idle worker also notices a dead parent by itself, but a worker that is
+    stopped (SIGSTOP) or stuck when its server process is killed cannot; this
+    one line keeps it from living on as an orphan holding a connection. The
+    kernel ties it to the thread that started us: pools are started from
+    threads that live as long as their process (a server's request threads,
+    the main thread); a worker that outlives its thread anyway is killed and
+    replaced before its next task, which costs time, never a result.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent check in _recv_blocking still holds
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(0)
 
 
 def _run_chunk(fd: int, func: Callable[..., Any], before_chunk: Callable[[list[tuple]], Any] | None,
@@ -232,8 +257,11 @@ class _Worker:
             pass
 
     def usable(self) -> bool:
-        """Alive and not stopped (SIGSTOP): a worker that cannot answer is replaced before use."""
-        return self.process.exitcode is None and _process_state(self.process.pid) not in (b"T", b"t", b"Z", b"X", b"")
+        """Alive and not stopped (SIGSTOP): a worker that cannot answer is replaced before use.
+
+        A tracing stop (`t`: a debugger or py-spy sampling it) is not a fault.
+        """
+        return self.process.exitcode is None and _process_state(self.process.pid) not in (b"T", b"Z", b"X", b"")
 
 
 def _process_state(pid: int | None) -> bytes:
@@ -325,6 +353,8 @@ class _Batch:
             list(range(a, b)) for a, b in _guided_chunks(len(arg_tuples), self.processes))
         self.done: dict[int, Any] = {}
         self.start_failures = 0
+        self.next_stop_check = time.monotonic() + _STOP_CHECK_SECONDS
+        self.seen_stopped: set[_Worker] = set()
 
     def results(self) -> Iterator[Any]:
         n = len(self.args)
@@ -353,9 +383,12 @@ class _Batch:
     def _step(self, selector: selectors.BaseSelector, workers: list[_Worker]) -> None:
         """Hand out chunks, move bytes, collect answers, and fail what died or overran."""
         now = time.monotonic()
-        for worker in workers:
+        for worker in list(workers):
             if worker.ready and not worker.tasks and self.pending:
-                self._assign(worker, self.pending.popleft(), now)
+                if not worker.usable():  # stopped or gone while it waited for work: never hand it any
+                    self._lose(selector, workers, worker, "worker_lost", LOST)
+                else:
+                    self._assign(worker, self.pending.popleft(), now)
         for worker in workers:
             events = selectors.EVENT_READ | (selectors.EVENT_WRITE if worker.outbox else 0)
             if selector.get_key(worker.fd).events != events:
@@ -368,8 +401,11 @@ class _Batch:
             if mask & selectors.EVENT_READ:
                 self._read(selector, workers, worker)
         now = time.monotonic()
+        stopped = self._stopped_workers(workers, now)
         for worker in list(workers):
-            if worker.tasks and now - worker.since > self.task_timeout:
+            if worker in stopped:
+                self._lose(selector, workers, worker, "worker_lost", STOPPED)
+            elif worker.tasks and now - worker.since > self.task_timeout:
                 self._lose(selector, workers, worker, "timeout",
                            f"the backtest ran longer than {self.task_timeout:g} s; its worker was stopped")
             elif not worker.ready and now - worker.started > _START_TIMEOUT_SECONDS:
@@ -378,6 +414,20 @@ class _Batch:
                 # EOF tells of a death at once; this catches one whose pipe end another process still holds
                 self._read(selector, workers, worker)  # what it wrote before it died still counts
                 self._lose(selector, workers, worker, "worker_lost", LOST)
+
+    def _stopped_workers(self, workers: list[_Worker], now: float) -> set[_Worker]:
+        """Busy workers found stopped (SIGSTOP) at two looks _STOP_CHECK_SECONDS apart.
+
+        A stopped worker makes no progress; waiting for its task's timeout
+        would hold the whole batch that long. Looked at twice, so a pause
+        that is over at once costs nothing.
+        """
+        if now < self.next_stop_check:
+            return set()
+        self.next_stop_check = now + _STOP_CHECK_SECONDS
+        seen = {w for w in workers if w.tasks and _process_state(w.process.pid) == b"T"}
+        stopped, self.seen_stopped = seen & self.seen_stopped, seen
+        return stopped
 
     def _read(self, selector: selectors.BaseSelector, workers: list[_Worker], worker: _Worker) -> None:
         if worker not in workers:
@@ -391,6 +441,7 @@ class _Batch:
     def _wait_seconds(self, workers: list[_Worker], now: float) -> float:
         deadlines = [w.since + self.task_timeout for w in workers if w.tasks]
         deadlines += [w.started + _START_TIMEOUT_SECONDS for w in workers if not w.ready]
+        deadlines += [self.next_stop_check] if any(w.tasks for w in workers) else []
         return max(0.0, min([now + 0.5, *deadlines]) - now)
 
     def _assign(self, worker: _Worker, indices: list[int], now: float) -> None:
