@@ -18,6 +18,9 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "300"))
 graceful_timeout = 30
 accesslog = "-"
 errorlog = "-"
+# gunicorn's control socket is one file per user ($HOME/.gunicorn/gunicorn.ctl) shared by every gunicorn
+# on the host and left behind by a killed master; the service needs none of its commands
+control_socket_disable = True
 
 
 def when_ready(server):  # noqa: D103 - gunicorn hook

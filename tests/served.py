@@ -53,10 +53,8 @@ def running_gunicorn(db_url: str, **env: str) -> Iterator[tuple[str, subprocess.
     with tempfile.TemporaryDirectory(prefix="bt-gunicorn-") as folder:
         log_path = Path(folder) / "gunicorn.log"
         with open(log_path, "wb") as log:
-            # no control socket: it would be a file in ~/.gunicorn shared by every gunicorn on the machine
-            proc = subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "--no-control-socket",
-                                     "api:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "api:create_app()"], cwd=ROOT, env=env,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             try:
                 _wait_until_healthy(f"http://127.0.0.1:{port}", proc, log_path)
                 yield f"http://127.0.0.1:{port}", proc

@@ -47,8 +47,9 @@ class ReadAheadPlan:
         self.buffer.clear()
         try:
             self.buffer.update(repo.load_closes_many(conn, group))
-        except Exception:  # each task then reads (and reports) its own closes
-            log.warning("read-ahead of %d cryptos failed", len(group), exc_info=True)
+        except Exception as exc:  # each task then reads (and reports) its own closes
+            log.warning("read-ahead of %d cryptos failed (%s: %s); each reads its own", len(group),
+                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
             self.buffer.clear()
 
 
