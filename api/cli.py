@@ -118,7 +118,7 @@ def format_ranked_table(results: list[dict[str, Any]]) -> str:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--symbol", help="symbol for a single file (default: the file name, e.g. BTCUSDT.csv -> BTCUSDT)")
 @click.option("--date-format", type=click.Choice(["auto", *DATE_FORMATS], case_sensitive=False), default="auto",
-              show_default=True, help="how the dates are written: dmy (dd/mm/yyyy), mdy (mm/dd/yyyy), iso, epoch; "
+              show_default=True, help="how the dates are written: dmy (dd/mm/yy(yy)), mdy (mm/dd/yy(yy)), iso, epoch; "
                                       "auto decides once per file and refuses a file where dd/mm and mm/dd both fit")
 def import_prices_command(paths: tuple[Path, ...], symbol: str | None, date_format: str) -> None:
     """Import candle files, CSV or Parquet (or directories of them): bad rows are reported, good rows upserted."""

@@ -17,7 +17,8 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from api.db import repository as repo
-from api.services.candle_checks import CandleValidator, ImportReport, check_date_format, report_gaps
+from api.services.candle_checks import (DATE_FORMATS, CandleValidator, ImportReport, check_date_format,
+                                         report_gaps)
 from api.services.candle_files import (PRICE_COLUMNS, ImportRejected, NotTyped, _typed_csv_batches, blank_lines,
                                        read_csv_candles, read_parquet_candles, read_xlsx_candles)
 from api.services.errors import Conflict
@@ -107,7 +108,8 @@ def _store(conn: Any, symbol: str, crypto_id: int, upsert: bool, frames: Iterabl
         if report.rows_read == 0:
             raise ImportRejected("the file has a header but no rows")
         if sink.rows_sent == 0:  # before finish(): the reasons say more than "no interval"
-            raise ImportRejected(f"no valid rows ({report.rows_rejected} rejected: {report.rejected_by_reason})")
+            raise ImportRejected(f"no valid rows ({report.rows_rejected} rejected: {report.rejected_by_reason}; "
+                                 f"dates read as {DATE_FORMATS[report.date_format]})")
         checks.finish()
     report.rows_stored = sink.rows_sent
     report.rows_unchanged = sink.rows_sent - sink.rows_written
