@@ -193,6 +193,25 @@ def interval_of(seconds: np.ndarray) -> str:
     return name
 
 
+def check_fits_series(symbol: str, held: str, first_time: int | None, interval: str, seconds: np.ndarray) -> None:
+    """A file for a crypto that has candles must continue its series: the same interval, on the same time grid.
+
+    Candles at other times of day (12:00 in a series at 00:00) would be
+    stored between the stored ones, and the series would no longer be one
+    interval apart. The file's own times are regular already (interval_of),
+    so all of them are off the grid by the same amount, or none is.
+    """
+    if held != interval:
+        raise ImportRejected(f"{symbol} holds {held} candles; this file has {interval}")
+    if first_time is None or seconds.size == 0:
+        return
+    off = int((seconds[0] - first_time) % SECONDS_PER_INTERVAL[interval])
+    if off:
+        raise ImportRejected(f"{symbol} holds {interval} candles at {_iso(np.int64(first_time))} plus whole "
+                             f"{interval} steps; this file's are {off} s off that grid (e.g. {_iso(seconds[0])}), "
+                             "so nothing was stored")
+
+
 def report_gaps(report: ImportReport, times: np.ndarray) -> None:
     """Fill the report's missing_candles and largest_gaps from a series' sorted candle times (epoch s).
 
