@@ -108,7 +108,7 @@ def test_cli_imports_a_directory_and_the_batch_sees_it(runner, client, tmp_path,
         _candles(50, seed=seed).to_csv(tmp_path / f"{name}.csv", index=False)
     out = runner.invoke(args=["import-prices", str(tmp_path)])
     assert out.exit_code == 0, out.output
-    assert "AAAUSDT 1d: read 50, stored 50, rejected 0" in out.output
+    assert "AAAUSDT 1d: read 50, stored 50 (0 unchanged), rejected 0" in out.output
     batch = client.post("/api/crypto/backtest/all", json={"strategy_id": 1, "parameters": {}}).get_json()
     assert {r["symbol"] for r in batch["results"]} == {"AAAUSDT", "BBBUSDT"}
 

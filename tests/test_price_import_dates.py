@@ -98,7 +98,7 @@ def test_cli_date_format_option(runner, empty_db, tmp_path) -> None:
     assert refused.exit_code != 0 and "ambiguous" in refused.output
     accepted = runner.invoke(args=["import-prices", "--date-format", "dmy", str(path)])
     assert accepted.exit_code == 0, accepted.output
-    assert "CLIAMB 1d: read 12, stored 12, rejected 0" in accepted.output
+    assert "CLIAMB 1d: read 12, stored 12 (0 unchanged), rejected 0" in accepted.output
     assert np.array_equal(_stored_times(empty_db, "CLIAMB"), _daily(12, JAN_1_2021 + 59 * 86_400))
     unknown = runner.invoke(args=["import-prices", "--date-format", "ydm", str(path)])
     assert unknown.exit_code != 0 and "--date-format" in unknown.output

@@ -70,7 +70,7 @@ def test_cli_prints_the_missing_candles_and_gaps(runner, tmp_path, empty_db) -> 
     path.write_bytes(_csv_of_days(["2024-01-01", "2024-01-02", "2024-01-05", "2024-01-06"]))
     out = runner.invoke(args=["import-prices", str(path)])
     assert out.exit_code == 0, out.output
-    assert "stored 4, rejected 0, 2 candles missing" in out.output
+    assert "stored 4 (0 unchanged), rejected 0, 2 candles missing" in out.output
     assert "gap after 2024-01-02T00:00:00Z, before 2024-01-05T00:00:00Z: 2 missing" in out.output
 
 
