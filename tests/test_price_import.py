@@ -154,6 +154,19 @@ def test_upload_failures_are_4xx_and_store_nothing(app, client, empty_db) -> Non
         assert repo.count_prices(conn) == 0
 
 
+def test_an_upload_with_two_files_is_refused_and_stores_nothing(client, empty_db) -> None:
+    import io
+
+    first, second = (_candles(10, seed=seed).to_csv(index=False).encode() for seed in (1, 2))
+    resp = client.post("/api/crypto/prices", content_type="multipart/form-data",
+                       data={"file": [(io.BytesIO(first), "ONEUSDT.csv"), (io.BytesIO(second), "TWOUSDT.csv")]})
+    assert resp.status_code == 400 and resp.mimetype == "application/problem+json", resp.get_json()
+    problem = resp.get_json()
+    assert problem["errors"][0]["field"] == "file" and "one file per request" in problem["detail"]
+    with empty_db.connect() as conn:
+        assert repo.count_prices(conn) == 0 and repo.list_cryptos_with_data(conn) == []
+
+
 def test_binance_kline_layout(tmp_path, empty_db) -> None:
     frame = _candles(30)
     open_ms = pd.to_datetime(frame["Date"], utc=True).astype("int64") // 10**6
