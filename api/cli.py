@@ -1,6 +1,7 @@
 """Flask CLI commands: `flask --app api seed-demo | backtest-all | import-prices | db-upgrade`."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from api.db import migrate
 from api.services.candle_checks import DATE_FORMATS
 from api.services.demo_loader import seed_demo
 from api.services.errors import ServiceError
-from api.services.price_import import import_csv
+from api.services.price_import import ImportReport, import_csv
 
 
 def register_cli(app: Flask) -> None:
@@ -118,29 +119,45 @@ def format_ranked_table(results: list[dict[str, Any]]) -> str:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--symbol", help="symbol for a single file (default: the file name, e.g. BTCUSDT.csv -> BTCUSDT)")
 @click.option("--date-format", type=click.Choice(["auto", *DATE_FORMATS], case_sensitive=False), default="auto",
-              show_default=True, help="how the dates are written: dmy (dd/mm/yyyy), mdy (mm/dd/yyyy), iso, epoch; "
+              show_default=True, help="how the dates are written: dmy (dd/mm/yy(yy)), mdy (mm/dd/yy(yy)), iso, epoch; "
                                       "auto decides once per file and refuses a file where dd/mm and mm/dd both fit")
 def import_prices_command(paths: tuple[Path, ...], symbol: str | None, date_format: str) -> None:
-    """Import candle files, CSV or Parquet (or directories of them): bad rows are reported, good rows upserted."""
+    """Import candle files, CSV or Parquet (or directories of them): bad rows are reported, good rows upserted.
+
+    The results go to stdout, one line each; the progress bar (several files)
+    to stderr and only on a terminal, so it never ends up inside the results.
+    """
     files = sorted(f for p in paths for f in ([p] if p.is_file() else
                                               [g for g in p.iterdir() if g.suffix.lower() in (".csv", ".parquet", ".xlsx")]))
     if symbol and len(files) != 1:
         raise click.BadParameter("--symbol needs exactly one file", param_hint="--symbol")
     failed = 0
-    for path in tqdm(files, desc="import", unit="file", disable=len(files) < 2):
-        try:
-            report = import_csv(current_app.extensions["db_engine"], path, symbol, date_format)
-        except ServiceError as exc:  # refused as a whole, or another import of the symbol held it too long
-            failed += 1
-            tqdm.write(f"{path.name}: rejected: {exc}")
-            continue
-        tqdm.write(f"{path.name}: {report.symbol} {report.interval}: read {report.rows_read}, "
-                   f"stored {report.rows_stored}, rejected {report.rows_rejected}"
-                   + (f" {report.rejected_by_reason}" if report.rejected_by_reason else "")
-                   + (f", {report.missing_candles} candles missing" if report.missing_candles else ""))
-        for err in report.errors[:5]:
-            tqdm.write(f"  line {err['line']}, {err['column']}={err['value']!r}: {err['reason']}")
-        for gap in report.largest_gaps:
-            tqdm.write(f"  gap after {gap['after']}, before {gap['before']}: {gap['missing']} missing")
+    with tqdm(files, desc="import", unit="file", file=sys.stderr, disable=True if len(files) < 2 else None) as bar:
+        for path in bar:
+            try:
+                report = import_csv(current_app.extensions["db_engine"], path, symbol, date_format)
+            except ServiceError as exc:  # refused as a whole, or another import of the symbol held it too long
+                failed += 1
+                _print_result([f"{path.name}: rejected: {exc}"])
+                continue
+            _print_result(_report_lines(path.name, report))
     if failed:
         raise click.ClickException(f"{failed} of {len(files)} files rejected")
+
+
+def _report_lines(name: str, report: ImportReport) -> list[str]:
+    """One file's import report as text: the counts, the first bad rows, the largest gaps."""
+    head = (f"{name}: {report.symbol} {report.interval}: read {report.rows_read}, stored {report.rows_stored} "
+            f"({report.rows_unchanged} unchanged), rejected {report.rows_rejected}"
+            + (f" {report.rejected_by_reason}" if report.rejected_by_reason else "")
+            + (f", {report.missing_candles} candles missing" if report.missing_candles else ""))
+    return [head,
+            *(f"  line {err['line']}, {err['column']}={err['value']!r}: {err['reason']}" for err in report.errors[:5]),
+            *(f"  gap after {gap['after']}, before {gap['before']}: {gap['missing']} missing"
+              for gap in report.largest_gaps)]
+
+
+def _print_result(lines: list[str]) -> None:
+    """Result lines to stdout; tqdm.write lifts a progress bar shown on the same terminal out of their way."""
+    for line in lines:
+        tqdm.write(line, file=sys.stdout)

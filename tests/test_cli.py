@@ -65,3 +65,17 @@ def test_backtest_all_reports_bad_parameters(runner, demo_db) -> None:
     out = runner.invoke(args=["backtest-all", "--param", "rsi_period=1"])
     assert out.exit_code != 0
     assert "parameters.rsi_period" in out.output
+
+
+def test_import_prices_prints_unchanged_rows_and_keeps_the_bar_out_of_the_results(runner, empty_db, tmp_path) -> None:
+    """A re-import says its rows were unchanged; the output is the result lines only, one per line."""
+    for name, seed in (("AAAUSDT", 1), ("BBBUSDT", 2)):
+        frame = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=5).strftime("%Y-%m-%d"), "open": 1.0,
+                              "high": 2.0, "low": 0.5, "close": 1.0 + seed / 10, "volume": 1.0})
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    for unchanged in (0, 5):
+        out = runner.invoke(args=["import-prices", str(tmp_path)])
+        assert out.exit_code == 0, out.output
+        assert out.output.splitlines() == [
+            f"{name}.csv: {name} 1d: read 5, stored 5 ({unchanged} unchanged), rejected 0"
+            for name in ("AAAUSDT", "BBBUSDT")], out.output

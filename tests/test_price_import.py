@@ -108,7 +108,7 @@ def test_cli_imports_a_directory_and_the_batch_sees_it(runner, client, tmp_path,
         _candles(50, seed=seed).to_csv(tmp_path / f"{name}.csv", index=False)
     out = runner.invoke(args=["import-prices", str(tmp_path)])
     assert out.exit_code == 0, out.output
-    assert "AAAUSDT 1d: read 50, stored 50, rejected 0" in out.output
+    assert "AAAUSDT 1d: read 50, stored 50 (0 unchanged), rejected 0" in out.output
     batch = client.post("/api/crypto/backtest/all", json={"strategy_id": 1, "parameters": {}}).get_json()
     assert {r["symbol"] for r in batch["results"]} == {"AAAUSDT", "BBBUSDT"}
 
@@ -152,6 +152,19 @@ def test_upload_failures_are_4xx_and_store_nothing(app, client, empty_db) -> Non
         app.config["MAX_CONTENT_LENGTH"] = limit
     with empty_db.connect() as conn:
         assert repo.count_prices(conn) == 0
+
+
+def test_an_upload_with_two_files_is_refused_and_stores_nothing(client, empty_db) -> None:
+    import io
+
+    first, second = (_candles(10, seed=seed).to_csv(index=False).encode() for seed in (1, 2))
+    resp = client.post("/api/crypto/prices", content_type="multipart/form-data",
+                       data={"file": [(io.BytesIO(first), "ONEUSDT.csv"), (io.BytesIO(second), "TWOUSDT.csv")]})
+    assert resp.status_code == 400 and resp.mimetype == "application/problem+json", resp.get_json()
+    problem = resp.get_json()
+    assert problem["errors"][0]["field"] == "file" and "one file per request" in problem["detail"]
+    with empty_db.connect() as conn:
+        assert repo.count_prices(conn) == 0 and repo.list_cryptos_with_data(conn) == []
 
 
 def test_binance_kline_layout(tmp_path, empty_db) -> None:

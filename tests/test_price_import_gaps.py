@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 
 import pandas as pd
+import pytest
+from sqlalchemy import text
 
 from api.services.price_import import import_csv
 from tests.pg import assert_close_series_matches_prices
@@ -68,10 +70,51 @@ def test_cli_prints_the_missing_candles_and_gaps(runner, tmp_path, empty_db) -> 
     path.write_bytes(_csv_of_days(["2024-01-01", "2024-01-02", "2024-01-05", "2024-01-06"]))
     out = runner.invoke(args=["import-prices", str(path)])
     assert out.exit_code == 0, out.output
-    assert "stored 4, rejected 0, 2 candles missing" in out.output
+    assert "stored 4 (0 unchanged), rejected 0, 2 candles missing" in out.output
     assert "gap after 2024-01-02T00:00:00Z, before 2024-01-05T00:00:00Z: 2 missing" in out.output
 
 
 def test_a_series_without_holes_lists_no_missing_candles(client, demo_db) -> None:
     listed = _listed_missing(client)
     assert len(listed) == 24 and set(listed.values()) == {0}
+
+
+def _post(client, body: bytes, name: str):
+    return client.post("/api/crypto/prices", data={"file": (io.BytesIO(body), name)},
+                       content_type="multipart/form-data")
+
+
+def _series_state(client, empty_db) -> tuple:
+    """What a refused file must leave as it was: the crypto list and every stored candle."""
+    with empty_db.connect() as conn:
+        prices = conn.execute(text("SELECT crypto_id, time, open, high, low, close, volume FROM crypto_prices "
+                                   "ORDER BY crypto_id, time")).all()
+    return client.get("/api/crypto/cryptocurrencies").get_json(), prices
+
+
+@pytest.mark.parametrize("times, reason", [
+    ([f"2024-01-{d:02d} 12:00:00" for d in range(11, 21)], "43200 s off"),  # daily, but at noon
+    ([f"2024-01-{d:02d} 00:00:01" for d in range(11, 21)], "1 s off"),
+    ([f"2024-01-{d:02d} {h:02d}:00:00" for d in range(11, 13) for h in range(24)], "this file has 1h"),
+    (["2024-01-11", "2024-01-12", "2024-01-13 07:13:00"], "irregular"),  # off its own grid: as before
+])
+def test_a_file_off_the_stored_series_grid_is_refused_and_nothing_is_lost(client, empty_db, times, reason) -> None:
+    """BTCUSDT holds daily candles at 00:00 UTC: a file that would put candles between them is a 400 naming file."""
+    _upload(client, _csv_of_days([f"2024-01-{d:02d}" for d in range(1, 11)]), "BTCUSDT.csv")
+    before = _series_state(client, empty_db)
+    refused = _post(client, _csv_of_days(times, seed=2), "BTCUSDT.csv")
+    assert refused.status_code == 400 and refused.mimetype == "application/problem+json", refused.get_json()
+    problem = refused.get_json()
+    assert problem["errors"][0]["field"] == "file" and reason in problem["detail"], problem
+    assert _series_state(client, empty_db) == before
+    assert _listed_missing(client) == {"BTCUSDT": 0}
+
+
+def test_a_file_on_the_stored_series_grid_is_merged(client, empty_db) -> None:
+    """Candles before, inside and after the stored ones, all at 00:00: merged, gaps counted as usual."""
+    _upload(client, _csv_of_days(["2024-01-05", "2024-01-06", "2024-01-07"]), "GRIDUSDT.csv")
+    merged = _upload(client, _csv_of_days(["2024-01-01", "2024-01-02", "2024-01-06", "2024-01-10"], seed=2),
+                     "GRIDUSDT.csv")
+    assert (merged["rows_stored"], merged["missing_candles"]) == (4, 4)  # Jan 3-4 and Jan 8-9
+    with empty_db.connect() as conn:
+        assert_close_series_matches_prices(conn)

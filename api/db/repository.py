@@ -100,6 +100,12 @@ def load_closes(dbapi_conn: Any, crypto_id: int, with_times: bool = False) -> Pr
     return _series(row, times)
 
 
+def series_first_time(conn: Connection, crypto_id: int) -> int | None:
+    """The time of a crypto's first stored candle (epoch seconds), from its packed series; None without candles."""
+    return conn.execute(text("SELECT extract(epoch FROM first_time)::bigint FROM crypto_close_series "
+                             "WHERE crypto_id = :id"), {"id": crypto_id}).scalar()
+
+
 def price_times(conn: Connection, crypto_id: int) -> np.ndarray:
     """Every candle time of one crypto in time order (int64 epoch seconds), in one query, in conn's transaction."""
     with conn.connection.driver_connection.cursor(binary=True) as cur:

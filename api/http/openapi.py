@@ -95,16 +95,16 @@ GAP = {"type": "object", "required": ["after", "before", "missing"], "properties
     "before": {**_STR, "description": "time of the candle after the gap"},
     "missing": {"type": "integer", "minimum": 1, "description": "candles of the interval that fit in the gap"}}}
 IMPORT_REPORT = {"type": "object", "required": ["symbol", "rows_read", "rows_stored", "rows_rejected", "errors",
-                                                "missing_candles", "largest_gaps"],
+                                                "date_format", "missing_candles", "largest_gaps"],
                  "properties": {"symbol": _STR, "interval": {"type": ["string", "null"]},
                                 "rows_read": {"type": "integer"}, "rows_stored": {"type": "integer"},
                                 "rows_rejected": {"type": "integer"},
                                 "rows_unchanged": {"type": "integer", "description":
                                                    "of rows_stored, candles already stored with the same values"},
-                                "date_format": {"type": ["string", "null"],
-                                                "enum": [*DATE_FORMATS, "iso_or_epoch", None],
-                                                "description": "how the dates were read; iso_or_epoch: each cell "
-                                                               "ISO 8601 or an epoch number"},
+                                "date_format": {"type": "string", "enum": list(DATE_FORMATS),
+                                                "description": "how the file's dates were read (one format for "
+                                                               "the file): iso = ISO 8601, epoch = s/ms/us "
+                                                               "numbers, dmy = dd/mm/yy(yy), mdy = mm/dd/yy(yy)"},
                                 "missing_candles": {**_MISSING, "description": "in the crypto's whole stored "
                                                     "series after this import, at its interval (a file that "
                                                     "fills a hole lowers it)"},
@@ -204,12 +204,14 @@ def openapi_document() -> dict[str, Any]:
                                    "sheet": {"type": "string"},
                                    "date_format": {
                                        "type": "string", "enum": ["auto", *DATE_FORMATS], "default": "auto",
-                                       "description": "how the dates are written: dmy = dd/mm/yyyy, mdy = "
-                                                      "mm/dd/yyyy (separator / - or ., optional HH:MM[:SS]), iso = "
+                                       "description": "how the dates are written: dmy = dd/mm/yyyy or "
+                                                      "dd/mm/yy, mdy = mm/dd/yyyy or mm/dd/yy (separator / - or ., "
+                                                      "optional HH:MM[:SS]; yy 69-99 = 19yy, 00-68 = 20yy), iso = "
                                                       "ISO 8601, epoch = s/ms/us numbers. auto decides once per "
-                                                      "file: day-month-year by a first or second field over 12, a "
-                                                      "file where both readings fit every row is a 400 naming "
-                                                      "date_format; otherwise ISO 8601 or epoch, cell by cell"}}}}}},
+                                                      "file: ISO 8601, epoch or day-month-year (the order by a "
+                                                      "first or second field over 12; a file where both readings "
+                                                      "fit every row is a 400 naming date_format). A cell in "
+                                                      "another format is a rejected row, never guessed"}}}}}},
                 "responses": {"201": _ok(IMPORT_REPORT, "imported"), **_POST_ERRORS,
                               "409": _problem("another import of the same symbol held its lock past "
                                               "LOCK_TIMEOUT_MS; nothing stored, retry after Retry-After"),

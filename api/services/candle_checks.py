@@ -5,10 +5,9 @@ file, the column, the value and the reason; the report keeps the first
 MAX_REPORTED of them by line, and counts every one by reason.
 
 Dates have one format per file (DATE_FORMATS), decided once for the whole
-date column: ISO 8601 and epoch numbers are told apart cell by cell as
-before (both are unambiguous), but day-month-year dates are either all
-dd/mm/yyyy or all mm/dd/yyyy, never guessed cell by cell. A cell that does
-not fit the file's format is a rejected row.
+date column: ISO 8601, epoch numbers, or day-month-year dates that are
+either all dd/mm/yy(yy) or all mm/dd/yy(yy). No cell is ever guessed at by
+itself: a cell that does not fit the file's format is a rejected row.
 """
 from __future__ import annotations
 
@@ -26,11 +25,11 @@ MAX_REPORTED = 1000
 MAX_GAPS = 5  # the largest gaps in a crypto's series that a report lists
 
 #: date_format values a caller may give (None or "auto": decided from the file)
-DATE_FORMATS = {"iso": "ISO 8601", "epoch": "epoch s/ms/us", "dmy": "dd/mm/yyyy", "mdy": "mm/dd/yyyy"}
-_ISO_OR_EPOCH = "iso_or_epoch"  # decided for a file without day-month-year dates: each cell ISO 8601 or a number
-_FORMAT_LABELS = {**DATE_FORMATS, _ISO_OR_EPOCH: "ISO 8601 or epoch"}
+#: the report's date_format is one of these keys too: how the file was read
+DATE_FORMATS = {"iso": "ISO 8601", "epoch": "epoch s/ms/us", "dmy": "dd/mm/yyyy or dd/mm/yy",
+                "mdy": "mm/dd/yyyy or mm/dd/yy"}
 DAY_MONTH = ("dmy", "mdy")
-FORMAT_SAMPLE = 10_000  # non-empty date cells that tell a day-month-year file from an ISO/epoch one
+FORMAT_SAMPLE = 10_000  # non-empty date cells that tell day-month-year, epoch and ISO 8601 columns apart
 
 
 @dataclass
@@ -43,7 +42,7 @@ class ImportReport:
     rows_rejected: int = 0
     rows_unchanged: int = 0  # of rows_stored: candles already stored with the very same values
     interval: str | None = None
-    date_format: str | None = None  # how the dates were read: a DATE_FORMATS key, or "iso_or_epoch"
+    date_format: str | None = None  # how the dates were read: a DATE_FORMATS key
     missing_candles: int = 0  # in the crypto's whole stored series after the import, at its interval
     largest_gaps: list[dict[str, Any]] = field(default_factory=list)  # {after, before, missing}, largest first
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -105,7 +104,7 @@ class CandleValidator:
             bad |= mask
 
         reject(~dated & _fits_another_format(frame["time"], ~dated, fmt), "time",
-               f"date not in the file's format ({_FORMAT_LABELS[fmt]})")
+               f"date not in the file's format ({DATE_FORMATS[fmt]})")
         reject(~dated, "time", "unparseable date")
         for c in (*PRICE_COLUMNS, "volume"):
             if not pd.api.types.is_numeric_dtype(frame[c]):
@@ -194,6 +193,25 @@ def interval_of(seconds: np.ndarray) -> str:
     return name
 
 
+def check_fits_series(symbol: str, held: str, first_time: int | None, interval: str, seconds: np.ndarray) -> None:
+    """A file for a crypto that has candles must continue its series: the same interval, on the same time grid.
+
+    Candles at other times of day (12:00 in a series at 00:00) would be
+    stored between the stored ones, and the series would no longer be one
+    interval apart. The file's own times are regular already (interval_of),
+    so all of them are off the grid by the same amount, or none is.
+    """
+    if held != interval:
+        raise ImportRejected(f"{symbol} holds {held} candles; this file has {interval}")
+    if first_time is None or seconds.size == 0:
+        return
+    off = int((seconds[0] - first_time) % SECONDS_PER_INTERVAL[interval])
+    if off:
+        raise ImportRejected(f"{symbol} holds {interval} candles at {_iso(np.int64(first_time))} plus whole "
+                             f"{interval} steps; this file's are {off} s off that grid (e.g. {_iso(seconds[0])}), "
+                             "so nothing was stored")
+
+
 def report_gaps(report: ImportReport, times: np.ndarray) -> None:
     """Fill the report's missing_candles and largest_gaps from a series' sorted candle times (epoch s).
 
@@ -228,9 +246,11 @@ def _epoch_seconds(times: pd.Series) -> np.ndarray:
 
 _EPOCH_TEXT = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _MAX_EPOCH_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z; beyond it a number is not a candle time
-_CLOCK_WORDS = ("now", "today")
-# day, month (either order), year with one separator (/ - .), then an optional time
-_DAY_MONTH_TEXT = (r"(?P<first>\d{1,2})(?P<sep>[/.-])(?P<second>\d{1,2})(?P=sep)(?P<year>\d{4})"
+# ISO 8601 as Arrow's typed reader takes it, so a file reads the same on the typed and the text path:
+# YYYY-MM-DD, then optionally [T ]hh[:mm[:ss[.f]]] and Z or +-hh[[:]mm]
+_ISO_TEXT = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"
+# day, month (either order), a four- or two-digit year with one separator (/ - .), then an optional time
+_DAY_MONTH_TEXT = (r"(?P<first>\d{1,2})(?P<sep>[/.-])(?P<second>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})"
                    r"(?:[ T](?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second_of_minute>\d{2}))?)?")
 
 
@@ -248,25 +268,40 @@ def check_date_format(value: str | None) -> str | None:
 def decide_date_format(raw: pd.Series, requested: str | None = None, column: str = "time") -> str:
     """The format of a whole date column: the requested one, else decided once from its cells.
 
-    Day-month-year text (most of the first FORMAT_SAMPLE cells) is dmy when
-    more rows have a first field over 12 than a second one, mdy for the
-    reverse; a column where nothing tells them apart is refused (ImportRejected
-    naming date_format). Anything else is ISO 8601 or epoch, cell by cell.
+    Typed times are ISO 8601 and numbers epoch. Text is day-month-year when
+    most of its first FORMAT_SAMPLE cells are (the order then decided by
+    _day_month_order), epoch when most are numbers, else ISO 8601: one
+    format for the column, so a cell in any other is a rejected row.
     """
     if requested is not None:
         return requested
-    if not _looks_day_month(raw):
-        return _ISO_OR_EPOCH
-    parts = _day_month_parts(_text(raw))
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return "iso"
+    if pd.api.types.is_numeric_dtype(raw):
+        return "epoch"
+    sample = _sample(raw)
+    if _mostly(sample, _DAY_MONTH_TEXT):
+        return _day_month_order(raw, column)
+    return "epoch" if _mostly(sample, _EPOCH_TEXT) else "iso"
+
+
+def _day_month_order(raw: pd.Series, column: str) -> str:
+    """dmy when more rows have a first field over 12 than a second one, mdy for the reverse.
+
+    A column where nothing tells them apart is refused (ImportRejected naming
+    date_format): the order is never guessed.
+    """
+    text = _text(raw)
+    parts = _day_month_parts(text)
     first, second = parts["first"], parts["second"]
     only_dmy, only_mdy = int(((first > 12) & (second <= 12)).sum()), int(((second > 12) & (first <= 12)).sum())
     if only_dmy == only_mdy:
-        example = _text(raw)[parts["first"].notna()].iloc[0]
+        example = text[first.notna()].iloc[0]
         why = ("every date fits both" if only_dmy == 0 else
-               f"{only_dmy} dates fit only dd/mm/yyyy and as many only mm/dd/yyyy")
-        raise ImportRejected(f"the dates of column {column!r} are ambiguous: read as dd/mm/yyyy or as mm/dd/yyyy, "
-                             f"{why} (e.g. {example!r}); say which with date_format=dmy or date_format=mdy",
-                             field="date_format")
+               f"{only_dmy} dates fit only day first and as many only month first")
+        raise ImportRejected(f"the dates of column {column!r} are ambiguous: read as dd/mm/yy(yy) or as "
+                             f"mm/dd/yy(yy), {why} (e.g. {example!r}); say which with date_format=dmy or "
+                             "date_format=mdy", field="date_format")
     return "dmy" if only_dmy > only_mdy else "mdy"
 
 
@@ -274,9 +309,18 @@ def _looks_day_month(raw: pd.Series) -> bool:
     """Most of the column's first non-empty text cells are day-month-year dates (typed columns never are)."""
     if pd.api.types.is_datetime64_any_dtype(raw) or pd.api.types.is_numeric_dtype(raw):
         return False
-    text = _text(raw)
-    sample = text[text.notna() & (text != "")].iloc[:FORMAT_SAMPLE]
-    return len(sample) > 0 and int(sample.str.fullmatch(_DAY_MONTH_TEXT).sum()) * 2 > len(sample)
+    return _mostly(_sample(raw), _DAY_MONTH_TEXT)
+
+
+def _sample(raw: pd.Series) -> pd.Series:
+    """The column's first FORMAT_SAMPLE non-empty cells, as stripped text: what its format is decided on."""
+    text = _text(raw.iloc[:4 * FORMAT_SAMPLE])
+    return text[text.notna() & (text != "")].iloc[:FORMAT_SAMPLE]
+
+
+def _mostly(sample: pd.Series, pattern: str) -> bool:
+    """More than half of the sample's cells are this pattern, whole."""
+    return len(sample) > 0 and int(sample.str.fullmatch(pattern).sum()) * 2 > len(sample)
 
 
 def _text(raw: pd.Series) -> pd.Series:
@@ -284,9 +328,15 @@ def _text(raw: pd.Series) -> pd.Series:
 
 
 def _day_month_parts(text: pd.Series) -> pd.DataFrame:
-    """The numeric fields of day-month-year cells (NaN where a cell is not one)."""
-    parts = text.str.extract(f"^{_DAY_MONTH_TEXT}$").drop(columns="sep")
-    return parts.apply(pd.to_numeric)
+    """The numeric fields of day-month-year cells (NaN where a cell is not one), years with their century.
+
+    A two-digit year gets it as strptime's %y does: 69-99 are 19xx, 00-68 20xx.
+    """
+    parts = text.str.extract(f"^{_DAY_MONTH_TEXT}$")
+    short = (parts["year"].str.len() == 2).to_numpy(dtype=bool, na_value=False)
+    fields = parts.drop(columns="sep").apply(pd.to_numeric)
+    fields["year"] += np.where(short, np.where(fields["year"] >= 69, 1900, 2000), 0)
+    return fields
 
 
 def _day_month_times(text: pd.Series, fmt: str) -> pd.Series:
@@ -304,38 +354,31 @@ def _no_times(index: pd.Index) -> pd.Series:
     return pd.Series(pd.NaT, index=index, dtype="datetime64[s, UTC]")
 
 
-def _parse_times(raw: pd.Series, fmt: str = _ISO_OR_EPOCH) -> pd.Series:
-    """A date column as UTC datetimes in the file's format `fmt`; NaT where a cell does not fit it.
+def _parse_times(raw: pd.Series, fmt: str) -> pd.Series:
+    """A date column as UTC datetimes in the file's format `fmt` (a DATE_FORMATS key); NaT where a cell does not fit.
 
     Typed times (Parquet, Arrow) count as ISO 8601 and numbers as epoch (s, ms
-    or us, told apart by size). For ISO-or-epoch text, which cells are numbers
-    is told by one vectorized pattern match, so a file of ISO dates never pays
-    for a failed numeric parse of every cell; its day-month-year cells are
-    not guessed at (they do not fit the file's format).
+    or us, told apart by size). Text cells are matched against the format's
+    pattern first (one vectorized match), so pandas never infers a cell's
+    format by itself: '2021/01/02' or '01 Jan 2021' is no ISO 8601 date.
     """
     if pd.api.types.is_datetime64_any_dtype(raw):  # typed timestamps (Parquet): naive ones are UTC
-        if fmt not in (_ISO_OR_EPOCH, "iso"):
+        if fmt != "iso":
             return _no_times(raw.index)
         return raw.dt.tz_localize("UTC") if raw.dt.tz is None else raw.dt.tz_convert("UTC")
     if pd.api.types.is_numeric_dtype(raw):
-        return _epoch_to_utc(raw.astype("float64")) if fmt in (_ISO_OR_EPOCH, "epoch") else _no_times(raw.index)
+        return _epoch_to_utc(raw.astype("float64")) if fmt == "epoch" else _no_times(raw.index)
     text = _text(raw)
     if fmt in DAY_MONTH:
         return _day_month_times(text, fmt)
-    is_num = text.str.fullmatch(_EPOCH_TEXT).fillna(False).astype(bool)
-    if fmt == "epoch" or (fmt == _ISO_OR_EPOCH and is_num.all()):
-        return _epoch_to_utc(pd.to_numeric(text.where(is_num), errors="coerce"))
-    text = text.where(~text.str.lower().isin(_CLOCK_WORDS))  # pandas reads these as the time of the import
-    parsed = pd.to_datetime(text.where(~is_num), utc=True, errors="coerce", format="ISO8601")
-    if fmt == "iso":
-        return parsed
-    retry = parsed.isna() & ~is_num & text.notna() & (text != "")
-    if retry.any():  # not ISO 8601 nor day-month-year: let pandas infer each remaining one
-        retry[retry] = ~text[retry].str.fullmatch(_DAY_MONTH_TEXT).astype(bool)
-        parsed[retry] = pd.to_datetime(text[retry], utc=True, errors="coerce", format="mixed")
-    if is_num.any():
-        parsed[is_num] = _epoch_to_utc(pd.to_numeric(text[is_num], errors="coerce"))
-    return parsed
+    if fmt == "epoch":
+        return _epoch_to_utc(pd.to_numeric(text.where(_fullmatch(text, _EPOCH_TEXT)), errors="coerce"))
+    return pd.to_datetime(text.where(_fullmatch(text, _ISO_TEXT)), utc=True, errors="coerce", format="ISO8601")
+
+
+def _fullmatch(text: pd.Series, pattern: str) -> pd.Series:
+    """Which cells are the pattern, whole (False for missing cells)."""
+    return text.str.fullmatch(pattern).fillna(False).astype(bool)
 
 
 def _fits_another_format(raw: pd.Series, undated: np.ndarray, fmt: str) -> np.ndarray:
@@ -345,7 +388,7 @@ def _fits_another_format(raw: pd.Series, undated: np.ndarray, fmt: str) -> np.nd
         return fits
     cells = raw[undated]
     other = np.zeros(len(cells), dtype=bool)
-    for candidate in (_ISO_OR_EPOCH, *DAY_MONTH):
+    for candidate in DATE_FORMATS:
         if candidate != fmt:
             other |= _parse_times(cells, candidate).notna().to_numpy()
     fits[np.flatnonzero(undated)[other]] = True

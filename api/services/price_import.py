@@ -17,7 +17,8 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from api.db import repository as repo
-from api.services.candle_checks import CandleValidator, ImportReport, check_date_format, report_gaps
+from api.services.candle_checks import (DATE_FORMATS, CandleValidator, ImportReport, check_date_format,
+                                         check_fits_series, report_gaps)
 from api.services.candle_files import (PRICE_COLUMNS, ImportRejected, NotTyped, _typed_csv_batches, blank_lines,
                                        read_csv_candles, read_parquet_candles, read_xlsx_candles)
 from api.services.errors import Conflict
@@ -70,7 +71,9 @@ def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbo
         # a new crypto's interval is known only at the end of the file; a failed file rolls this back
         crypto_id = existing["id"] if existing else repo.insert_cryptocurrency(conn, symbol, symbol, "1d")
         upsert = existing is not None
-        store = functools.partial(_store, conn, symbol, crypto_id, upsert, date_format=fmt)
+        fits = functools.partial(check_fits_series, symbol, existing["interval"],
+                                 repo.series_first_time(conn, crypto_id)) if existing else None
+        store = functools.partial(_store, conn, symbol, crypto_id, upsert, date_format=fmt, fits=fits)
         if suffix in (".parquet", ".pq"):
             report, stored = store([read_parquet_candles(source)])
         elif suffix == ".xlsx":
@@ -82,8 +85,6 @@ def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbo
                     report, stored = store(_typed_csv_batches(source), blanks, streamed=True)
             except NotTyped:  # or day-month-year dates, told apart on the whole column
                 report, stored = store([read_csv_candles(source)], blanks)
-        if existing is not None and existing["interval"] != report.interval:
-            raise ImportRejected(f"{symbol} holds {existing['interval']} candles; this file has {report.interval}")
         if existing is None:
             repo.set_crypto_interval(conn, crypto_id, report.interval)
         # gaps over the whole stored series: a new crypto's is this file's good rows, else read back
@@ -93,9 +94,14 @@ def import_candles(engine: Engine, source: Path | BinaryIO, filename: str, symbo
 
 def _store(conn: Any, symbol: str, crypto_id: int, upsert: bool, frames: Iterable[pd.DataFrame],
            blanks: Callable[[], np.ndarray] | None = None, *, date_format: str | None = None,
-           streamed: bool = False) -> tuple[ImportReport, np.ndarray]:
+           streamed: bool = False, fits: Callable[[str, np.ndarray], None] | None = None,
+           ) -> tuple[ImportReport, np.ndarray]:
     """Check each frame's rows and COPY the good ones as they come; the report of the whole file, and the
-    times of the rows stored (epoch seconds, in file order)."""
+    times of the rows stored (epoch seconds, in file order).
+
+    fits(interval, times) refuses a file that does not continue the crypto's
+    stored series; it runs before the COPY ends, so a refused file writes nothing.
+    """
     report = ImportReport(symbol=symbol)
     checks = CandleValidator(report, blanks, date_format, streamed)
     stored: list[np.ndarray] = []
@@ -107,8 +113,12 @@ def _store(conn: Any, symbol: str, crypto_id: int, upsert: bool, frames: Iterabl
         if report.rows_read == 0:
             raise ImportRejected("the file has a header but no rows")
         if sink.rows_sent == 0:  # before finish(): the reasons say more than "no interval"
-            raise ImportRejected(f"no valid rows ({report.rows_rejected} rejected: {report.rejected_by_reason})")
+            raise ImportRejected(f"no valid rows ({report.rows_rejected} rejected: {report.rejected_by_reason}; "
+                                 f"dates read as {DATE_FORMATS[report.date_format]})")
         checks.finish()
+        times = np.concatenate(stored)
+        if fits is not None:
+            fits(report.interval, times)
     report.rows_stored = sink.rows_sent
     report.rows_unchanged = sink.rows_sent - sink.rows_written
-    return report, np.concatenate(stored)
+    return report, times

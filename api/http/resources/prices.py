@@ -15,7 +15,11 @@ class PriceUploadResource(Resource):
         if request.mimetype != "multipart/form-data":
             raise BadRequest(415, "Unsupported media type", "send the file as multipart/form-data, field 'file'",
                              [{"field": "file", "message": "content type must be multipart/form-data"}])
-        upload = request.files.get("file")
+        uploads = request.files.getlist("file")
+        if len(uploads) > 1:  # the first alone would be imported, the others silently dropped
+            raise BadRequest(400, "Invalid request", f"{len(uploads)} files in the field 'file': send one file per "
+                             "request", [{"field": "file", "message": "send one file per request"}])
+        upload = uploads[0] if uploads else None
         if upload is None or not upload.filename:
             raise BadRequest(400, "Invalid request", "no file: send it in the multipart field 'file'",
                              [{"field": "file", "message": "required"}])
