@@ -2,8 +2,8 @@
 
 Results are made large (up to 2 MB) so many kills land while a worker is
 writing its answer, the instant that wedged multiprocessing.Pool for good.
-Whatever is killed, no batch hangs (each test's timeout), at most the tasks
-running on killed workers are lost, every other result equals the direct
+Whatever is killed, no batch hangs (each test's timeout), no more tasks are
+lost than workers were killed, every other result equals the direct
 computation, and no process is left behind. No database is needed here.
 """
 from __future__ import annotations
@@ -75,13 +75,10 @@ def test_random_kills_lose_only_the_killed_tasks(method: str) -> None:
         while killer.kills < KILLS:
             sizes = [rng.choice((10, 50_000, 300_000, 2_000_000)) for _ in range(40)]
             args = [(i, size) for i, size in enumerate(sizes)]
-            kills_before = killer.kills
             out = list(run_in_pool(payload, args, processes=2, start_method=method, task_timeout=30))
-            kills_during = killer.kills - kills_before
             assert len(out) == len(args)
             lost = [i for i, r in enumerate(out) if isinstance(r, TaskFailure)]
             assert all(out[i].code == "worker_lost" for i in lost)
-            assert len(lost) <= kills_during + 1  # +1: a kill counted just before the batch began
             for i, r in enumerate(out):
                 if not isinstance(r, TaskFailure):
                     assert r == payload(*args[i]), i
@@ -93,6 +90,9 @@ def test_random_kills_lose_only_the_killed_tasks(method: str) -> None:
         killer.join()
         psutil.wait_procs(killer.victims[-5:], timeout=5)  # a signal sent is not yet a process dead
     assert batches >= 2 and killer.kills >= KILLS and ok_total > 0
+    # each death is charged to one task at most. Counted over the whole run, not per batch: a kill sent
+    # as one batch ends may take effect (the process scheduled to die) only once the next has begun
+    assert lost_total <= killer.kills
     # after the storm, a batch is whole again, and shutting down leaves nothing behind
     calm = list(run_in_pool(payload, [(i, 1000) for i in range(30)], processes=2, start_method=method))
     assert calm == [payload(i, 1000) for i in range(30)]
