@@ -85,7 +85,8 @@ def test_pool_worker_killed_at_random_instants_of_a_request(db_url, demo_db) -> 
             assert not client.is_alive()
             status, out = answer["r"]
             assert status == 200
-            assert out["summary"]["failed"] <= 1, [(r["symbol"], r["error"]["code"]) for r in out["results"] if r["error"]]
+            lost = [(r["symbol"], r["error"]["code"]) for r in out["results"] if r["error"]]
+            assert out["summary"]["failed"] <= 1, lost
             for r in _strip(out["results"]):
                 if r["error"] is None:
                     assert r == expected[r["symbol"]]
@@ -118,8 +119,8 @@ def test_sweep_cut_off_from_the_database_does_not_poison_the_next_batch(db_url, 
                                   "FOR EACH ROW EXECUTE FUNCTION slow_row()"))
                 before = repo.count_results(conn)
             answer: dict = {}
-            client = threading.Thread(target=lambda: answer.setdefault("r", _request(base + "/api/crypto/backtest/sweep",
-                                                                                     sweep, timeout=120)))
+            sweep_url = base + "/api/crypto/backtest/sweep"
+            client = threading.Thread(target=lambda: answer.setdefault("r", _request(sweep_url, sweep, timeout=120)))
             client.start()
             deadline = time.monotonic() + 60
             with admin.connect() as conn:

@@ -168,7 +168,8 @@ def _send_blocking(fd: int, message: tuple) -> None:
         payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # an unpicklable result or exception: say so instead
         first = message[2][0][1] if message[0] == "answers" and message[2] else message[1]
-        payload = pickle.dumps(("answers", -1, [("raise", first, RuntimeError(f"result could not be pickled: {exc!r}"))]))
+        failure = RuntimeError(f"result could not be pickled: {exc!r}")
+        payload = pickle.dumps(("answers", -1, [("raise", first, failure)]))
     header, body = _HEADER.pack(len(payload)), memoryview(payload)
     sent = os.writev(fd, [header, body])  # no copy of a large payload to prepend its length
     if sent < len(header):
