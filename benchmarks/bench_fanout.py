@@ -29,7 +29,7 @@ from api.config import Settings  # noqa: E402
 from api.db import repository as repo  # noqa: E402
 from api.db.connection import db_config_for, make_engine  # noqa: E402
 from api.services.backtest_service import CryptoBacktestService, warm_worker  # noqa: E402
-from api.services.fanout import _guided_chunks, pool_size, run_in_pool, shutdown_pools  # noqa: E402
+from api.services.fanout import guided_chunks, pool_size, run_in_pool, shutdown_pools  # noqa: E402
 from api.services.read_ahead import plan_read_ahead  # noqa: E402
 from tests.fanout_tasks import payload  # noqa: E402
 
@@ -52,7 +52,7 @@ def make_pool_runner(processes: int) -> tuple[Callable[..., list[Any]], Any]:
     pool = mp.get_context("fork").Pool(processes, initializer=warm_worker)
 
     def run_pool(func: Callable[..., Any], args: list[tuple], processes: int) -> list[Any]:
-        chunks = [args[a:b] for a, b in _guided_chunks(len(args), processes)]
+        chunks = [args[a:b] for a, b in guided_chunks(len(args), processes)]
         out: list[Any] = []
         for part in pool.imap(_PoolCall(func), chunks):
             out.extend(part)

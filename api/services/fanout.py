@@ -382,7 +382,7 @@ class _Batch:
         self.task_timeout = task_timeout
         self.processes = max(1, processes)
         self.pending: collections.deque[list[int]] = collections.deque(
-            list(range(a, b)) for a, b in _guided_chunks(len(arg_tuples), self.processes))
+            list(range(a, b)) for a, b in guided_chunks(len(arg_tuples), self.processes))
         self.done: dict[int, Any] = {}
         self.start_failures = 0
         self.next_stop_check = time.monotonic() + _STOP_CHECK_SECONDS
@@ -535,7 +535,7 @@ class _Batch:
         self.pool._workers = [w for w in self.pool._workers if w is not worker]
 
 
-def _guided_chunks(n: int, workers: int, max_size: int = 32) -> list[tuple[int, int]]:
+def guided_chunks(n: int, workers: int, max_size: int = 32) -> list[tuple[int, int]]:
     """(start, stop) ranges that shrink toward the end: big chunks first keep IPC low,
     single tasks last keep the workers finishing together (guided self-scheduling)."""
     ranges, start = [], 0
