@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from api.db import migrate
 from api.services.candle_checks import DATE_FORMATS
+from api.services.catalog import upgrade_database
 from api.services.demo_loader import seed_demo
 from api.services.errors import ServiceError
 from api.services.price_import import ImportReport, import_csv
@@ -29,8 +30,8 @@ def register_cli(app: Flask) -> None:
 @click.command("db-upgrade")
 @with_appcontext
 def db_upgrade_command() -> None:
-    """Apply Alembic migrations up to head."""
-    migrate.upgrade(current_app.extensions["db_engine"])
+    """Apply Alembic migrations up to head and write the strategy rows from the engine's registry."""
+    upgrade_database(current_app.extensions["db_engine"])
     click.echo(f"database at revision {migrate.head_revision()}")
 
 
@@ -60,19 +61,22 @@ def seed_demo_command(cryptos: int | None, candles: int | None, seed: int | None
 
 @click.command("backtest-all")
 @with_appcontext
-@click.option("--strategy-id", default=1, show_default=True, type=int)
+@click.option("--strategy", "--strategy-id", "strategy", default="1", show_default=True, metavar="ID|CODE",
+              help="strategy id or code (see GET /api/strategies), e.g. --strategy sma_cross")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="strategy parameter, e.g. --param rsi_period=10 (repeatable)")
+              help="strategy parameter, e.g. --param fast_period=10, --param execution=next_open, "
+                   "--param stop_loss_pct=null (repeatable; values are read as JSON, else as text)")
 @click.option("--sequential", is_flag=True, help="run in this process instead of a Pool")
 @click.option("--top", default=0, type=int, help="show only the best N rows (0 = all)")
 @click.option("--json", "as_json", is_flag=True, help="print the full JSON answer instead of a table")
-def backtest_all_command(strategy_id: int, params: tuple[str, ...], sequential: bool, top: int,
+def backtest_all_command(strategy: str, params: tuple[str, ...], sequential: bool, top: int,
                          as_json: bool) -> None:
     """Run a strategy against every crypto and print the ranked table (the CLI twin of the API)."""
+    service = current_app.extensions["backtest_service"]
     try:
         parameters = _parse_params(params)
-        answer = current_app.extensions["backtest_service"].run_strategy_against_all_cryptos(
-            strategy_id, parameters, use_parallel=not sequential)
+        answer = service.run_strategy_against_all_cryptos(service.resolve_strategy_id(strategy), parameters,
+                                                          use_parallel=not sequential)
     except ServiceError as exc:
         details = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors) or exc.detail
         raise click.ClickException(details) from None

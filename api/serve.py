@@ -11,7 +11,7 @@ import shutil
 import sys
 
 from api.config import REPO_ROOT, Settings
-from api.db import migrate
+from api.services.catalog import upgrade_database
 from api.db.connection import db_config_for, make_engine, resolve_database_url
 from api.services.demo_loader import seed_demo
 
@@ -23,7 +23,7 @@ def prepare_database(settings: Settings) -> str:
     url = resolve_database_url(settings)
     engine = make_engine(db_config_for(url, settings), pool_size=1)
     try:
-        migrate.upgrade(engine)
+        upgrade_database(engine)
         out = seed_demo(engine, settings.demo_cryptos, settings.demo_candles, settings.demo_seed,
                         only_if_empty=True, progress=True)
         if out["loaded"]:

@@ -23,10 +23,15 @@ from sqlalchemy.exc import DBAPIError
 
 from api.db.migrate import current_revision, head_revision
 
+# the metric columns of crypto_backtest_results (migrations 0001 and 0009), in the engine's METRICS order;
+# a test checks they are exactly the engine's metrics
 METRIC_COLUMNS = (
     "total_return", "final_value", "buy_and_hold_return", "num_trades", "win_rate",
     "max_drawdown", "sharpe_ratio", "sortino_ratio", "exposure", "profit_factor", "open_position",
+    "total_fees", "cagr", "calmar_ratio", "sqn", "avg_trade_return", "best_trade", "worst_trade",
+    "max_drawdown_duration", "avg_bars_held",
 )
+_INTEGER_METRICS = frozenset({"num_trades", "max_drawdown_duration"})
 
 
 # ---- cryptocurrencies and prices ---------------------------------------------------------
@@ -343,25 +348,25 @@ def price_sink(conn: Connection, crypto_id: int, upsert: bool = True) -> Iterato
 
 # ---- strategies --------------------------------------------------------------------------
 
-def list_strategies(conn: Connection) -> list[dict[str, Any]]:
-    """The strategy catalog with parameter schemas."""
+def upsert_strategies(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert or update strategy rows by id (code, name, description, parameter_schema); how many."""
+    for row in rows:
+        conn.execute(text(
+            "INSERT INTO strategies (id, code, name, description, parameter_schema) "
+            "VALUES (:id, :code, :name, :description, CAST(:schema AS jsonb)) "
+            "ON CONFLICT (id) DO UPDATE SET code = EXCLUDED.code, name = EXCLUDED.name, "
+            "description = EXCLUDED.description, parameter_schema = EXCLUDED.parameter_schema"),
+            {**row, "schema": orjson.dumps(row["parameter_schema"]).decode()})
+    conn.execute(text("SELECT setval(pg_get_serial_sequence('strategies', 'id'), "
+                      "(SELECT coalesce(max(id), 1) FROM strategies))"))
+    return len(rows)
+
+
+def stored_strategies(conn: Connection) -> list[dict[str, Any]]:
+    """The strategy rows as stored (tests compare them with the registry)."""
     rows = conn.execute(text(
         "SELECT id, code, name, description, parameter_schema FROM strategies ORDER BY id")).mappings()
     return [dict(r) for r in rows]
-
-
-def get_strategy(conn: Connection, strategy_id: int) -> dict[str, Any] | None:
-    """One strategy row, or None."""
-    row = conn.execute(text(
-        "SELECT id, code, name, description, parameter_schema FROM strategies WHERE id = :id"),
-        {"id": strategy_id}).mappings().first()
-    return dict(row) if row else None
-
-
-def strategy_code(dbapi_conn: Any, strategy_id: int) -> str | None:
-    """The engine code of a strategy id, on a raw psycopg connection (the worker's)."""
-    row = dbapi_conn.execute("SELECT code FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
-    return row[0] if row else None
 
 
 # ---- results -----------------------------------------------------------------------------
@@ -378,7 +383,7 @@ _COPY_RESULTS = f"COPY crypto_backtest_results ({', '.join(_RESULT_COLUMNS)}) FR
 _F8, _I4, _BOOL = struct.Struct(">id"), struct.Struct(">ii"), struct.Struct(">i?")
 _NULL = b"\xff\xff\xff\xff"
 _FIELD_COUNT = struct.pack(">h", len(_RESULT_COLUMNS))
-_METRIC_KINDS = tuple(_I4 if c == "num_trades" else _BOOL if c == "open_position" else _F8 for c in METRIC_COLUMNS)
+_METRIC_KINDS = tuple(_I4 if c in _INTEGER_METRICS else _BOOL if c == "open_position" else _F8 for c in METRIC_COLUMNS)
 
 
 def save_results(conn: Connection, batch_id: str, strategy_id: int, parameters: Mapping[str, Any],

@@ -1,35 +1,27 @@
-"""Backtest engine: numpy + numba kernels (no web/DB imports, so it is usable anywhere)."""
+"""Backtest engine: numpy + numba (no web, SQL or I/O imports, so it is usable anywhere).
 
+Candles in, signals from a strategy of the registry, one simulator, one
+metrics function: `run_backtest(get_strategy("sma_cross"), candles, params, bars_per_year)`.
+"""
+
+from .backtest import BacktestOutcome, Trade, run_backtest
+from .candles import Candles, candles_from_close, make_candles
 from .errors import EngineError, InsufficientDataError, InvalidPriceDataError
 from .indicators import compute_rsi
 from .jit import warm_up
-from .metrics import compute_metrics
-from .simulate import SimulationResult, Trade, simulate_long_only
-from .strategies import (
-    RSI_BUY_SELL,
-    STRATEGIES,
-    BacktestOutcome,
-    ParameterSpec,
-    StrategySpec,
-    get_strategy,
-    run_rsi_strategy,
-)
+from .metrics import METRIC_NAMES, METRICS, compute_metrics
+from .parameters import COMMON_PARAMETERS, ParameterSpec
+from .registry import StrategySpec
+from .simulator import Execution, Simulation, simulate
+from .strategies import CATALOG, STRATEGIES, get_strategy
 
 __all__ = [
-    "EngineError",
-    "InsufficientDataError",
-    "InvalidPriceDataError",
-    "compute_rsi",
-    "compute_metrics",
-    "SimulationResult",
-    "Trade",
-    "simulate_long_only",
-    "RSI_BUY_SELL",
-    "STRATEGIES",
-    "BacktestOutcome",
-    "ParameterSpec",
-    "StrategySpec",
-    "get_strategy",
-    "run_rsi_strategy",
-    "warm_up",
+    "BacktestOutcome", "Trade", "run_backtest",
+    "Candles", "candles_from_close", "make_candles",
+    "EngineError", "InsufficientDataError", "InvalidPriceDataError",
+    "compute_rsi", "warm_up",
+    "METRIC_NAMES", "METRICS", "compute_metrics",
+    "COMMON_PARAMETERS", "ParameterSpec", "StrategySpec",
+    "Execution", "Simulation", "simulate",
+    "CATALOG", "STRATEGIES", "get_strategy",
 ]

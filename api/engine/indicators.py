@@ -46,3 +46,71 @@ def compute_rsi(close: np.ndarray, period: int = 14) -> np.ndarray:
     out = np.empty(n, dtype=np.float64)
     rsi_kernel(kernel_array(close), period, out)
     return out
+
+
+# ---- TEMPORARY stand-ins until the TA-Lib-exact kernels land (replaced wholesale) ----
+def rsi(close, period):
+    close = kernel_array(close)
+    out = np.full(close.size, np.nan)
+    if close.size > period:
+        rsi_kernel(close, period, out)
+    return out
+
+
+def sma(x, period):
+    x = kernel_array(x)
+    out = np.full(x.size, np.nan)
+    if x.size >= period:
+        c = np.cumsum(np.r_[0.0, x])
+        out[period - 1:] = (c[period:] - c[:-period]) / period
+    return out
+
+
+def ema(x, period, start=None):
+    x = kernel_array(x)
+    out = np.full(x.size, np.nan)
+    s = period - 1 if start is None else start
+    if x.size > s:
+        k = 2.0 / (period + 1)
+        prev = x[s - period + 1:s + 1].mean()
+        out[s] = prev
+        for t in range(s + 1, x.size):
+            prev = (x[t] - prev) * k + prev
+            out[t] = prev
+    return out
+
+
+def macd(close, fast, slow, signal):
+    close = kernel_array(close)
+    f = ema(close, fast, start=slow - 1)
+    s = ema(close, slow)
+    line = f - s
+    sig = np.full(close.size, np.nan)
+    if close.size >= slow + signal - 1:
+        sig[slow - 1:] = ema(line[slow - 1:], signal)
+    line[: slow + signal - 2] = np.nan
+    return line, sig, line - sig
+
+
+def bbands(close, period, num_std):
+    close = kernel_array(close)
+    mid = sma(close, period)
+    sq = sma(close * close, period)
+    std = np.sqrt(np.maximum(sq - mid * mid, 0.0))
+    return mid + num_std * std, mid, mid - num_std * std
+
+
+def rolling_max(x, period):
+    x = kernel_array(x)
+    out = np.full(x.size, np.nan)
+    if x.size >= period:
+        out[period - 1:] = np.lib.stride_tricks.sliding_window_view(x, period).max(axis=1)
+    return out
+
+
+def rolling_min(x, period):
+    x = kernel_array(x)
+    out = np.full(x.size, np.nan)
+    if x.size >= period:
+        out[period - 1:] = np.lib.stride_tricks.sliding_window_view(x, period).min(axis=1)
+    return out

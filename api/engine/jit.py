@@ -25,42 +25,29 @@ import time
 
 import numpy as np
 
-from . import kernels
-
 __all__ = ["warm_up"]
 
 
-def _price_variants() -> list[np.ndarray]:
-    """Tiny price series of each array type the engine passes to the kernels.
-
-    Kernels are specialised per argument type; callers may hand over either
-    writable or read-only (e.g. memory-mapped or frozen demo) float64 arrays.
-    """
-    writable = np.array([10.0, 11.0, 10.5, 9.0, 9.5, 12.0, 11.0, 13.0], dtype=np.float64)
-    read_only = writable.copy()
-    read_only.setflags(write=False)
-    return [writable, read_only]
-
-
 def warm_up() -> float:
-    """Compile or cache-load every kernel for every argument type; seconds taken.
+    """Compile or cache-load every kernel: one tiny run of every strategy under both executions, stops on.
 
-    Idempotent and thread-safe; after the first call in a process it returns
-    almost immediately.
+    Idempotent; after the first call in a process it returns almost at once.
+    Seconds taken.
     """
+    from .backtest import run_backtest
+    from .candles import make_candles
+    from .strategies import CATALOG
+
     started = time.perf_counter()
-    period = 2
-    for close in _price_variants():
-        n = close.size
-        out = np.empty(n, dtype=np.float64)
-        kernels.rsi_kernel(close, period, out)
-        rows = (n - period) // 2 + 1
-        kernels.rsi_strategy_kernel(
-            close, period, 30.0, 70.0, 1000.0, 0.001, 365.0,
-            np.empty(n, dtype=np.float64), np.empty(n, dtype=np.float64),
-            np.empty((rows, 2), dtype=np.int64),
-            np.empty((rows, kernels.TRADE_COLUMNS), dtype=np.float64),
-            np.empty(kernels.STATS_SIZE, dtype=np.float64),
-        )
-        kernels.pairwise_sum(close, 0, n)
+    n = 64
+    t = np.arange(n, dtype=np.float64)
+    close = 100.0 + 10.0 * np.sin(t / 3.0)
+    candles = make_candles(close, close * 1.01, close * 0.99, close, np.ones(n), (t * 1800).astype(np.int64), 1800)
+    for spec in CATALOG:
+        params = {**spec.defaults(), "stop_loss_pct": 5.0, "take_profit_pct": 5.0, "trailing_stop_pct": 3.0}
+        for p in spec.own_parameters:  # short look-backs so 64 candles give signals
+            if p.type == "integer" and "period" in p.name:
+                params[p.name] = {"fast_period": 3, "slow_period": 6}.get(p.name, 4)
+        for execution in ("close", "next_open"):
+            run_backtest(spec, candles, {**params, "execution": execution}, 17520.0)
     return time.perf_counter() - started

@@ -10,9 +10,8 @@ from typing import Any
 
 from flask_restful import Resource
 
-from api.db.repository import METRIC_COLUMNS
-from api.engine import STRATEGIES as STRATEGY_SPECS
 from api.http.schemas import BatchBacktestRequest, SingleBacktestRequest, SweepBacktestRequest
+from api.services import catalog
 from api.services.candle_checks import DATE_FORMATS, MAX_GAPS
 
 _NUM = {"type": ["number", "null"]}
@@ -32,19 +31,33 @@ NOT_READY = {**PROBLEM, "required": [*PROBLEM["required"], "database"], "propert
     **PROBLEM["properties"], "database": {"enum": ["unreachable", "reachable"]},
     "current_revision": {"type": ["string", "null"]}, "head_revision": _STR, "at_head": {"type": "boolean"}}}
 
+METRICS = catalog.metric_specs()
+_INT = {"type": "integer"}
+TRADE = {"type": "object", "required": ["entry_time", "entry_bar", "entry_price", "exit_time", "exit_bar",
+                                        "exit_price", "units", "fees", "pnl", "return_pct", "bars_held",
+                                        "exit_reason", "is_open"],
+         "properties": {"entry_time": _STR, "entry_bar": _INT, "entry_price": {"type": "number"},
+                        "exit_time": {"type": ["string", "null"]}, "exit_bar": {"type": ["integer", "null"]},
+                        "exit_price": _NUM, "units": {"type": "number"}, "entry_value": {"type": "number"},
+                        "exit_value": {"type": "number"}, "entry_fee": {"type": "number"},
+                        "exit_fee": {"type": "number"}, "fees": {"type": "number"}, "pnl": {"type": "number"},
+                        "return_pct": {"type": "number"},
+                        "bars_held": {**_INT, "description": "exit fill bar - entry fill bar (the last bar "
+                                                             "for an open trade)"},
+                        "exit_reason": {"enum": ["signal", "stop_loss", "trailing_stop", "take_profit", "end"]},
+                        "is_open": {"type": "boolean"}}}
 RESULT = {
     "type": "object",
-    "required": ["crypto_id", "symbol", "name", *METRIC_COLUMNS, "calculation_time_ms", "error"],
+    "required": ["crypto_id", "symbol", "name", *[m["name"] for m in METRICS], "calculation_time_ms", "error"],
     "properties": {
         "crypto_id": {"type": "integer"}, "symbol": _STR, "name": _STR, "interval": _STR,
         "candles": {"type": "integer"},
         "first_time": {"type": ["string", "null"]}, "last_time": {"type": ["string", "null"]},
-        **{m: _NUM for m in METRIC_COLUMNS},
-        "num_trades": {"type": ["integer", "null"]}, "open_position": {"type": ["boolean", "null"]},
+        **{m["name"]: {"type": [m["kind"], "null"], "description": m["description"]} for m in METRICS},
         "calculation_time_ms": {"type": "number"},
         "error": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["code", "message"],
                                                "properties": {"code": _STR, "message": _STR}}]},
-        "trades": {"type": "array", "items": {"type": "object"}},
+        "trades": {"type": "array", "items": TRADE},
         "equity_curve": {"type": "array", "items": {"type": "object", "required": ["time", "equity"],
                                                     "properties": {"time": _STR, "equity": {"type": "number"}}}},
     },
@@ -127,30 +140,25 @@ def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def parameters_schema() -> dict[str, Any]:
-    """JSON Schema of a strategy's `parameters` object, from the engine's parameter specs.
-
-    One strategy exists; with more, this becomes the union of their parameters.
-    The cross-field rule (oversold < overbought) is not expressible here; it
-    answers 400 naming the field.
-    """
-    properties: dict[str, Any] = {}
-    for spec in STRATEGY_SPECS.values():
-        for p in spec.parameters:
-            rule: dict[str, Any] = {"type": p.type, "default": p.default, "description": p.description}
-            rule["exclusiveMinimum" if p.exclusive_min else "minimum"] = p.min
-            rule["exclusiveMaximum" if p.exclusive_max else "maximum"] = p.max
-            properties[p.name] = rule
-    return {"type": "object", "properties": properties, "additionalProperties": False}
+def _parameters_ref(strategy_id: int) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/Strategy{strategy_id}Parameters"}
 
 
-def _body(model: Any, with_parameters: str | None = None) -> dict[str, Any]:
-    schema = model.model_json_schema()
-    if with_parameters == "parameters":
-        schema["properties"]["parameters"] = parameters_schema()
-    elif with_parameters == "parameter_sets":
-        schema["properties"]["parameter_sets"]["items"] = parameters_schema()
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
+def _body(model: Any, field: str) -> dict[str, Any]:
+    """The request body: one variant per strategy, whose `parameters` (or each of `parameter_sets`) is that
+    strategy's own schema, generated from the engine's registry. Cross-field rules (fast < slow, ...) are
+    not expressible here; they answer 400 naming the field."""
+    base = model.model_json_schema()
+    variants = []
+    for strategy_id in catalog.parameter_json_schemas():
+        props = dict(base["properties"])
+        props["strategy_id"] = {"const": strategy_id}
+        if field == "parameters":
+            props["parameters"] = _parameters_ref(strategy_id)
+        else:
+            props["parameter_sets"] = {**props["parameter_sets"], "items": _parameters_ref(strategy_id)}
+        variants.append({**base, "title": f"{base['title']} (strategy {strategy_id})", "properties": props})
+    return {"required": True, "content": {"application/json": {"schema": {"oneOf": variants}}}}
 
 
 _POST_ERRORS = {
@@ -182,6 +190,8 @@ def openapi_document() -> dict[str, Any]:
                                 "application/problem+json with a non-empty `errors` list of {field, message}; "
                                 "a URL that is no route answers 404, a method a route does not take 405 with "
                                 "`Allow`."},
+        "components": {"schemas": {f"Strategy{sid}Parameters": schema
+                                   for sid, schema in catalog.parameter_json_schemas().items()}},
         "paths": {
             "/api/crypto/backtest/all": {"post": {
                 "summary": "Run a strategy against every cryptocurrency", "parameters": [key_header],

@@ -17,18 +17,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 import api.engine as engine_module
 from api.db import repository as repo
 from api.db.connection import connection_lost, is_database_error, lent_connection, worker_connection
-from api.engine import get_strategy
+from api.engine import StrategySpec
 from api.engine.intervals import missing_candles
+from api.services import catalog
 from api.services.admission import Admission
 from api.services.errors import DatabaseUnavailable, NotFound, ValidationFailed
 from api.services.fanout import TaskFailure, pool_size, run_in_pool
 from api.services.read_ahead import plan_read_ahead, reading_ahead, take_closes
 from api.services.parameters import validate_parameters
-from api.services.results import backtest_prices, crypto_header, error_result, rank_results, summarize
+from api.services.results import backtest_settings, error_result, rank_results, summarize
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +52,6 @@ MAX_SWEEP_SETTINGS = 500
 DATABASE_FAILED = "database_unavailable"
 # error codes of cryptos lost to a fault of the machinery, not of their data: the same request may succeed
 RETRYABLE_ERRORS = frozenset({"worker_lost", "timeout"})
-
-# strategy id -> engine code; strategy rows never change once written, so
-# caching them per process (and across fork) is safe and saves a query per crypto.
-_STRATEGY_CODES: dict[tuple[str, int], str] = {}
-
 
 class CryptoBacktestService:
     """Runs backtests for the HTTP layer and the CLI; owns no HTTP or SQL details.
@@ -81,10 +78,26 @@ class CryptoBacktestService:
     # ---- catalog -------------------------------------------------------------------------
 
     def list_strategies(self) -> list[dict[str, Any]]:
-        """The strategy catalog, each with its parameter schema."""
-        with self.engine.connect() as conn:
-            rows = repo.list_strategies(conn)
-        return [{**r, "parameter_schema": _ordered_schema(r)} for r in rows]
+        """The strategy catalog, each with its parameter schema (from the engine's registry)."""
+        return catalog.list_strategies()
+
+    def resolve_strategy_id(self, key: int | str) -> int:
+        """A strategy id from an id or a code (the CLI's --strategy); NotFound names the known ones."""
+        spec = catalog.find_strategy(int(key) if isinstance(key, str) and key.isdigit() else key)
+        if spec is None:
+            known = ", ".join(f"{s['id']} {s['code']}" for s in catalog.list_strategies())
+            raise NotFound(f"no strategy {key!r}; known: {known}",
+                           [{"field": "strategy_id", "message": f"no strategy {key!r}; known: {known}"}])
+        return spec.id
+
+    def readiness(self) -> dict[str, Any]:
+        """GET /api/ready: {"database": "reachable", migrations' current/head revision, "at_head"}, or
+        {"database": "unreachable", "detail": why} when no connection can be made."""
+        try:
+            with self.engine.connect() as conn:
+                return {"database": "reachable", **repo.schema_status(conn)}
+        except SQLAlchemyError as exc:
+            return {"database": "unreachable", "detail": str(exc.__cause__ or exc).splitlines()[0]}
 
     def list_cryptocurrencies(self) -> list[dict[str, Any]]:
         """Cryptos that have data, with first/last candle time, row count and missing candles.
@@ -99,27 +112,26 @@ class CryptoBacktestService:
                  "missing_candles": missing_candles(int(r["first_time"].timestamp()), int(r["last_time"].timestamp()),
                                                     r["rows"], r["interval"])} for r in rows]
 
-    def prepare(self, strategy_id: Any, parameters: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Look up the strategy and validate parameters; returns (strategy row, full parameters)."""
+    def prepare(self, strategy_id: Any, parameters: Any) -> tuple[StrategySpec, dict[str, Any]]:
+        """Look up the strategy and validate parameters; returns (strategy, full parameters)."""
         strategy = self._strategy(strategy_id)
         return strategy, self._validate(strategy, parameters, "parameters")
 
-    def _strategy(self, strategy_id: Any) -> dict[str, Any]:
+    @staticmethod
+    def _strategy(strategy_id: Any) -> StrategySpec:
         if isinstance(strategy_id, bool) or not isinstance(strategy_id, int):
             raise ValidationFailed("strategy_id must be an integer",
                                    [{"field": "strategy_id", "message": "must be an integer"}])
-        with self.engine.connect() as conn:
-            strategy = repo.get_strategy(conn, strategy_id)
-        if strategy is None:
+        spec = catalog.find_strategy(strategy_id)
+        if spec is None:
             raise NotFound(f"strategy {strategy_id} does not exist",
                            [{"field": "strategy_id", "message": f"no strategy with id {strategy_id}"}])
-        return strategy
+        return spec
 
     @staticmethod
-    def _validate(strategy: Mapping[str, Any], parameters: Any, field: str) -> dict[str, Any]:
-        spec = get_strategy(strategy["code"])
+    def _validate(spec: StrategySpec, parameters: Any, field: str) -> dict[str, Any]:
         try:
-            return validate_parameters(_ordered_schema(strategy), parameters if parameters is not None else {},
+            return validate_parameters(spec.parameter_schema(), parameters if parameters is not None else {},
                                        spec.check)
         except ValidationFailed as exc:
             if field != "parameters":  # name the sweep entry: parameter_sets.3.rsi_period
@@ -149,16 +161,16 @@ class CryptoBacktestService:
         if parallel:
             processes = pool_size(len(cryptos), self.max_processes)
             log.info("Using %d parallel processes", processes)
-            results = self._run_parallel_backtests(cryptos, strategy["id"], params, processes)
+            results = self._run_parallel_backtests(cryptos, strategy.id, params, processes)
         else:
             processes = 1
-            results = self._run_sequential_backtests(cryptos, strategy["id"], params)
+            results = self._run_sequential_backtests(cryptos, strategy.id, params)
         _raise_if_database_failed(results)
         results = rank_results(results)
         successful = sum(1 for r in results if r["error"] is None)
         log.info("Completed backtesting: %d successful, %d failed", successful, len(results) - successful)
-        batch_id = self._store(strategy["id"], [(params, results)]) if store else None
-        summary = summarize(results, time.perf_counter() - started, parallel, processes, strategy["id"], params)
+        batch_id = self._store(strategy.id, [(params, results)]) if store else None
+        summary = summarize(results, time.perf_counter() - started, parallel, processes, strategy.id, params)
         summary["retryable"] = retryable_count(results)
         summary["requested_parallel"] = use_parallel
         summary["batch_id"] = batch_id
@@ -207,7 +219,7 @@ class CryptoBacktestService:
         log.info("Running %d settings against %d cryptocurrencies (parallel=%s)", len(sets), len(cryptos), parallel)
         processes = pool_size(len(cryptos), self.max_processes) if parallel else 1
         batch_id = str(uuid.uuid4()) if store else None
-        args = [(c, strategy["id"], sets, self.db_config, batch_id) for c in cryptos]
+        args = [(c, strategy.id, sets, self.db_config, batch_id) for c in cryptos]
         if parallel:
             stream = self._fan_out_iter(CryptoBacktestService._run_sweep_worker, args, processes)
         else:
@@ -232,7 +244,7 @@ class CryptoBacktestService:
         for i, params in enumerate(sets):
             results = rank_results([rows[i] for rows in per_crypto])
             settings.append({"parameters": params, "results": results,
-                             "summary": summarize(results, total_time, parallel, processes, strategy["id"], params)})
+                             "summary": summarize(results, total_time, parallel, processes, strategy.id, params)})
         settings.sort(key=lambda s: (s["summary"]["average_return"] is None, -(s["summary"]["average_return"] or 0)))
         for setting in settings:
             setting["summary"]["retryable"] = retryable_count(setting["results"])
@@ -241,7 +253,7 @@ class CryptoBacktestService:
             "total_cryptos": len(cryptos), "settings": len(sets), "backtests": len(cryptos) * len(sets),
             "successful": ok, "failed": len(cryptos) * len(sets) - ok,
             "total_time": time.perf_counter() - started, "parallel": parallel, "requested_parallel": use_parallel,
-            "processes": processes, "strategy_id": strategy["id"], "batch_id": batch_id,
+            "processes": processes, "strategy_id": strategy.id, "batch_id": batch_id,
             "retryable": sum(s["summary"]["retryable"] for s in settings),
             "best_parameters": settings[0]["parameters"] if settings else None,
             "best_average_return": settings[0]["summary"]["average_return"] if settings else None}}
@@ -279,9 +291,9 @@ class CryptoBacktestService:
                                [{"field": field, "message": f"no cryptocurrency {value!r}"}])
             started = time.perf_counter()
             prices = repo.load_closes(conn.connection.driver_connection, crypto["id"], with_times=True)
-        result = backtest_prices(crypto, strategy["code"], params, prices, started)
-        batch_id = self._store(strategy["id"], [(params, [result])]) if store else None
-        return {"result": result, "strategy_id": strategy["id"], "parameters": params, "batch_id": batch_id}
+        result = backtest_settings(crypto, strategy.id, [params], prices, started, with_trades=True)[0]
+        batch_id = self._store(strategy.id, [(params, [result])]) if store else None
+        return {"result": result, "strategy_id": strategy.id, "parameters": params, "batch_id": batch_id}
 
     # ---- shared plumbing -----------------------------------------------------------------
 
@@ -386,11 +398,8 @@ def _backtest_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: l
     started = time.perf_counter()
     prices = None
     try:
-        code, prices = _read_crypto(crypto, strategy_id, db_config)
-        load_share = (time.perf_counter() - started) / len(parameter_sets)
-        header = crypto_header(crypto, prices)
-        return [backtest_prices(crypto, code, params, prices, time.perf_counter() - load_share, header)
-                for params in parameter_sets]
+        prices = _read_crypto(crypto, db_config)
+        return backtest_settings(crypto, strategy_id, parameter_sets, prices, started)
     except Exception as exc:  # one crypto's failure must not sink the batch
         if is_database_error(exc):
             log.warning("database failed while reading %s: %s", crypto.get("symbol"), exc)
@@ -402,35 +411,13 @@ def _backtest_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: l
                 for _ in parameter_sets]
 
 
-def _read_crypto(crypto: dict[str, Any], strategy_id: int,
-                 db_config: dict[str, Any]) -> tuple[str, repo.PriceSeries]:
-    """(strategy code, closes), on a connection that is checked by use and re-opened once if it died."""
+def _read_crypto(crypto: dict[str, Any], db_config: dict[str, Any]) -> repo.PriceSeries:
+    """A crypto's candles, on a connection that is checked by use and re-opened once if it died."""
     conn = worker_connection(db_config)
     try:
-        return _strategy_code(conn, db_config, strategy_id), take_closes(conn, crypto["id"])
+        return take_closes(conn, crypto["id"])
     except Exception as exc:
         if not connection_lost(exc, conn):
             raise
     conn = worker_connection(db_config, fresh=True)
-    return _strategy_code(conn, db_config, strategy_id), take_closes(conn, crypto["id"])
-
-
-def _strategy_code(conn: Any, db_config: Mapping[str, Any], strategy_id: int) -> str:
-    key = (db_config["url"], strategy_id)
-    code = _STRATEGY_CODES.get(key)
-    if code is None:
-        code = repo.strategy_code(conn, strategy_id)
-        if code is None:
-            raise LookupError(f"strategy {strategy_id} does not exist")
-        _STRATEGY_CODES[key] = code
-    return code
-
-
-def _ordered_schema(strategy: Mapping[str, Any]) -> dict[str, Any]:
-    """The stored schema in the engine's parameter order (JSONB does not keep key order)."""
-    stored = strategy["parameter_schema"]
-    try:
-        order = [p.name for p in get_strategy(strategy["code"]).parameters]
-    except KeyError:
-        order = []
-    return {**{k: stored[k] for k in order if k in stored}, **stored}
+    return take_closes(conn, crypto["id"])

@@ -1,4 +1,4 @@
-"""Validate a strategy's parameters against the schema stored with the strategy.
+"""Validate a strategy's parameters against its schema (generated from the engine's registry).
 
 Strict on purpose: a quant who sends "14" or 1.5 for a period, or a NaN, gets
 told which field is wrong rather than a silently coerced run. Missing keys
@@ -45,8 +45,16 @@ def validate_parameters(schema: Mapping[str, Mapping[str, Any]], parameters: Any
 
 def _check_value(value: Any, rule: Mapping[str, Any]) -> tuple[Any, str | None]:
     kind = rule.get("type", "number")
+    if value is None and rule.get("nullable"):
+        return None, None
+    if kind == "string":
+        choices = list(rule.get("enum") or ())
+        if not isinstance(value, str) or value not in choices:
+            return None, f"must be one of {', '.join(repr(c) for c in choices)}, got {_json_type(value)}"
+        return value, None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None, f"must be {'an integer' if kind == 'integer' else 'a number'}, got {_json_type(value)}"
+        expected = "an integer" if kind == "integer" else "a number"
+        return None, f"must be {expected}{' or null' if rule.get('nullable') else ''}, got {_json_type(value)}"
     if isinstance(value, float) and not math.isfinite(value):
         return None, "must be a finite number, got NaN or Infinity"
     if kind == "integer":
@@ -71,6 +79,8 @@ def _check_value(value: Any, rule: Mapping[str, Any]) -> tuple[Any, str | None]:
 
 def _coerce_default(rule: Mapping[str, Any]) -> Any:
     default = rule.get("default")
+    if default is None or rule.get("type") == "string":
+        return default
     return int(default) if rule.get("type") == "integer" else float(default)
 
 

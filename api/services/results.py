@@ -6,15 +6,13 @@ crypto the same way.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
-
 from api.db.repository import METRIC_COLUMNS, PriceSeries
-from api.engine import EngineError, get_strategy
-from api.engine.intervals import bars_per_year
+from api.engine import Candles, EngineError, Trade, get_strategy, make_candles, run_backtest
+from api.engine.intervals import SECONDS_PER_INTERVAL, bars_per_year
 
 def iso_utc(epoch_seconds: int | float) -> str:
     """Epoch seconds as an ISO 8601 UTC timestamp ending in Z."""
@@ -44,33 +42,53 @@ def error_result(crypto: Mapping[str, Any], prices: PriceSeries | None, code: st
     return result
 
 
-def backtest_prices(crypto: Mapping[str, Any], strategy_code: str, parameters: Mapping[str, Any],
-                    prices: PriceSeries, started: float, header: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run the strategy on one crypto's closes; engine errors become this crypto's error entry.
+def candles_of(prices: PriceSeries, interval: str) -> Candles:
+    """A stored candle series as the engine's checked Candles (InvalidPriceDataError if a value is bad)."""
+    return make_candles(prices.open, prices.high, prices.low, prices.close, prices.volume, prices.time,
+                        SECONDS_PER_INTERVAL.get(interval, 86_400))
 
-    When `prices.times` is present (single-crypto endpoint) the trade list and
-    equity curve are included. `header` (crypto_header of the same crypto) may be
-    passed in when one price series is run under many parameter sets.
+
+def backtest_settings(crypto: Mapping[str, Any], strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]],
+                      prices: PriceSeries, started: float, with_trades: bool = False) -> list[dict[str, Any]]:
+    """Run one strategy on one crypto's candles under each parameter set: one result dict per set.
+
+    Engine errors (too few candles, bad prices) become this crypto's error
+    entry. Each result's calculation_time_ms is its own run plus an equal
+    share of the time since `started` (reading the candles). with_trades adds
+    the trade list and the equity curve.
     """
     if len(prices) == 0:
-        return error_result(crypto, prices, "no_data", "no price data stored for this cryptocurrency", started)
-    times = prices.times
+        return [error_result(crypto, prices, "no_data", "no price data stored for this cryptocurrency", started)
+                for _ in parameter_sets]
+    interval = crypto.get("interval", "1d")
+    spec = get_strategy(int(strategy_id))
+    header = crypto_header(crypto, prices)
     try:
-        spec = get_strategy(strategy_code)
-        outcome = spec.run(prices.close, parameters, bars_per_year(crypto.get("interval", "1d")),
-                           with_trades=times is not None)
+        candles = candles_of(prices, interval)
     except EngineError as exc:
-        return error_result(crypto, prices, _error_code(exc), str(exc), started)
-    result = dict(header) if header is not None else crypto_header(crypto, prices)
-    result.update({k: outcome.metrics[k] for k in METRIC_COLUMNS})
-    if times is not None:
-        result["trades"] = [_trade_dict(t, times) for t in outcome.trades]
-        result["equity_curve"] = [
-            {"time": iso_utc(t), "equity": float(e)} for t, e in zip(times.tolist(), outcome.equity.tolist())
-        ]
-    result["calculation_time_ms"] = (time.perf_counter() - started) * 1000.0
-    result["error"] = None
-    return result
+        return [error_result(crypto, prices, _error_code(exc), str(exc), started) for _ in parameter_sets]
+    share = (time.perf_counter() - started) / len(parameter_sets)
+    per_year = bars_per_year(interval)
+    out = []
+    for params in parameter_sets:
+        began = time.perf_counter() - share
+        try:
+            outcome = run_backtest(spec, candles, params, per_year, with_trades=with_trades)
+        except EngineError as exc:
+            out.append(error_result(crypto, prices, _error_code(exc), str(exc), began))
+            continue
+        result = dict(header)
+        metrics = outcome.metrics
+        result.update({k: metrics[k] for k in METRIC_COLUMNS})
+        if with_trades:
+            times = prices.time.tolist()
+            result["trades"] = [_trade_dict(t, times) for t in outcome.trades]
+            result["equity_curve"] = [{"time": iso_utc(t), "equity": e}
+                                      for t, e in zip(times, outcome.equity.tolist())]
+        result["calculation_time_ms"] = (time.perf_counter() - began) * 1000.0
+        result["error"] = None
+        out.append(result)
+    return out
 
 
 def _error_code(exc: EngineError) -> str:
@@ -79,19 +97,26 @@ def _error_code(exc: EngineError) -> str:
         name, "engine_error")
 
 
-def _trade_dict(trade: Any, times: np.ndarray) -> dict[str, Any]:
-    exit_index = trade.exit_index
+def _trade_dict(trade: Trade, times: list[int]) -> dict[str, Any]:
+    exit_bar = trade.exit_bar
     return {
-        "entry_time": iso_utc(times[trade.entry_index]),
-        "entry_price": float(trade.entry_price),
-        "exit_time": iso_utc(times[exit_index]) if exit_index is not None else None,
-        "exit_price": float(trade.exit_price) if trade.exit_price is not None else None,
-        "units": float(trade.units),
-        "entry_value": float(trade.entry_value),
-        "exit_value": float(trade.exit_value),
-        "pnl": float(trade.pnl),
-        "return_pct": float(trade.return_pct),
-        "is_open": bool(trade.is_open),
+        "entry_time": iso_utc(times[trade.entry_bar]),
+        "entry_bar": trade.entry_bar,
+        "entry_price": trade.entry_price,
+        "exit_time": iso_utc(times[exit_bar]) if exit_bar is not None else None,
+        "exit_bar": exit_bar,
+        "exit_price": trade.exit_price,
+        "units": trade.units,
+        "entry_value": trade.entry_value,
+        "exit_value": trade.exit_value,
+        "entry_fee": trade.entry_fee,
+        "exit_fee": trade.exit_fee,
+        "fees": trade.fees,
+        "pnl": trade.pnl,
+        "return_pct": trade.return_pct,
+        "bars_held": trade.bars_held,
+        "exit_reason": trade.exit_reason,
+        "is_open": trade.is_open,
     }
 
 

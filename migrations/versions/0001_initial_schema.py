@@ -1,8 +1,7 @@
-"""Initial schema: cryptocurrencies, prices, strategies (RSI as id 1), backtest results.
+"""Initial schema: cryptocurrencies, prices, strategies, backtest results.
 
-The RSI parameter schema is written out here as a literal on purpose: a
-migration is a snapshot and must not change when application code does.
-A test checks it equals the engine's schema.
+The strategy rows are written from the engine's registry by migration 0009
+(and re-written by `catalog.upgrade_database` at every start), never from a literal copy here.
 
 Revision ID: 0001
 Revises:
@@ -16,35 +15,6 @@ revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
-
-RSI_PARAMETER_SCHEMA = {
-    "initial_investment": {
-        "type": "number", "default": 10000, "min": 0, "max": 1e12,
-        "exclusive_min": True, "exclusive_max": False,
-        "description": "Cash at the start, in quote currency (USDT).",
-    },
-    "transaction_fee": {
-        "type": "number", "default": 0.1, "min": 0, "max": 100,
-        "exclusive_min": False, "exclusive_max": True,
-        "description": "Fee per fill as a percent of notional (0.1 means 0.1 %).",
-    },
-    "rsi_period": {
-        "type": "integer", "default": 14, "min": 2, "max": 1000,
-        "exclusive_min": False, "exclusive_max": False,
-        "description": "Wilder RSI look-back in bars.",
-    },
-    "oversold_threshold": {
-        "type": "number", "default": 30, "min": 0, "max": 100,
-        "exclusive_min": False, "exclusive_max": False,
-        "description": "Buy with all cash when flat and RSI falls below this.",
-    },
-    "overbought_threshold": {
-        "type": "number", "default": 70, "min": 0, "max": 100,
-        "exclusive_min": False, "exclusive_max": False,
-        "description": "Sell everything when long and RSI rises above this.",
-    },
-}
-
 
 def upgrade() -> None:
     op.create_table(
@@ -67,7 +37,7 @@ def upgrade() -> None:
         sa.Column("volume", sa.Float(53), nullable=False),
         sa.PrimaryKeyConstraint("crypto_id", "time", name="crypto_prices_pkey"),
     )
-    strategies = op.create_table(
+    op.create_table(
         "strategies",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("code", sa.String(64), nullable=False, unique=True),
@@ -76,15 +46,6 @@ def upgrade() -> None:
         sa.Column("parameter_schema", postgresql.JSONB, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     )
-    op.bulk_insert(strategies, [{
-        "id": 1,
-        "code": "rsi_buy_sell",
-        "name": "RSI buy/sell",
-        "description": "Long only. Buy with all cash when Wilder's RSI closes below the oversold "
-                       "threshold; sell everything when it closes above the overbought threshold.",
-        "parameter_schema": RSI_PARAMETER_SCHEMA,
-    }])
-    op.execute("SELECT setval(pg_get_serial_sequence('strategies', 'id'), (SELECT max(id) FROM strategies))")
     op.create_table(
         "crypto_backtest_results",
         sa.Column("id", sa.BigInteger, primary_key=True),

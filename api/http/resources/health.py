@@ -1,12 +1,10 @@
 """GET /api/health (the process answers) and GET /api/ready (database reachable, schema at head)."""
 from __future__ import annotations
 
-from flask import current_app
 from flask_restful import Resource
-from sqlalchemy.exc import SQLAlchemyError
 
-from api.db.repository import schema_status
 from api.http.problems import NotReady
+from api.http.resources.common import backtest_service
 
 
 class HealthResource(Resource):
@@ -16,11 +14,9 @@ class HealthResource(Resource):
 
 class ReadyResource(Resource):
     def get(self):
-        try:
-            with current_app.extensions["db_engine"].connect() as conn:
-                status = schema_status(conn)
-        except SQLAlchemyError as exc:
-            raise NotReady(str(exc.__cause__ or exc).splitlines()[0], database="unreachable") from exc
+        status = backtest_service().readiness()
+        if status["database"] == "unreachable":
+            raise NotReady(status["detail"], database="unreachable")
         if not status["at_head"]:
-            raise NotReady("migrations are not at head; run `alembic upgrade head`", database="reachable", **status)
-        return {"status": "ready", "database": "reachable", **status}, 200
+            raise NotReady("migrations are not at head; run `alembic upgrade head`", **status)
+        return {"status": "ready", **status}, 200

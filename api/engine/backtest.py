@@ -1,0 +1,78 @@
+"""One backtest: a strategy's signals through the simulator, then the metrics. Pure, no I/O."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .candles import Candles
+from .metrics import compute_metrics
+from .registry import StrategySpec
+from .simulator import (B_ENTRY, B_EXIT, B_REASON, EXIT_REASONS, V_ENTRY_FEE, V_ENTRY_PRICE, V_ENTRY_VALUE,
+                        V_EXIT_FEE, V_EXIT_PRICE, V_EXIT_VALUE, V_PNL, V_RETURN_PCT, V_UNITS, Execution,
+                        Simulation, simulate)
+
+
+@dataclass(frozen=True)
+class Trade:
+    """One round trip by bar index; an open one is marked at the last close, without exit fee."""
+
+    entry_bar: int
+    exit_bar: int | None
+    entry_price: float
+    exit_price: float | None
+    units: float
+    entry_value: float
+    exit_value: float
+    entry_fee: float
+    exit_fee: float
+    pnl: float
+    return_pct: float
+    bars_held: int
+    exit_reason: str
+    is_open: bool
+
+    @property
+    def fees(self) -> float:
+        return self.entry_fee + self.exit_fee
+
+
+@dataclass(frozen=True, eq=False)
+class BacktestOutcome:
+    """Everything a run produces; the caller decides what to persist or return."""
+
+    metrics: dict[str, float | int | bool | None]
+    trades: tuple[Trade, ...]
+    equity: np.ndarray
+    simulation: Simulation
+
+
+def run_backtest(spec: StrategySpec, candles: Candles, params: Mapping[str, Any], bars_per_year: float,
+                 with_trades: bool = True) -> BacktestOutcome:
+    """Run `spec` on `candles` with validated, complete `params` (defaults filled in).
+
+    with_trades=False skips building Trade objects (a batch needs only the metrics).
+    """
+    entry, exit_ = spec.signals(candles, params)
+    sim = simulate(candles, entry, exit_, Execution.from_parameters(dict(params)))
+    metrics = compute_metrics(sim, candles.close, candles.time, bars_per_year)
+    trades = trades_of(sim, len(candles)) if with_trades else ()
+    return BacktestOutcome(metrics, trades, sim.equity, sim)
+
+
+def trades_of(sim: Simulation, n: int) -> tuple[Trade, ...]:
+    """The simulation's trade table as Trade objects."""
+    out = []
+    for bars, values in zip(sim.trade_bars[:sim.count].tolist(), sim.trade_values[:sim.count].tolist()):
+        entry, exit_, reason = bars[B_ENTRY], bars[B_EXIT], bars[B_REASON]
+        is_open = exit_ < 0
+        out.append(Trade(
+            entry_bar=entry, exit_bar=None if is_open else exit_,
+            entry_price=values[V_ENTRY_PRICE], exit_price=None if is_open else values[V_EXIT_PRICE],
+            units=values[V_UNITS], entry_value=values[V_ENTRY_VALUE], exit_value=values[V_EXIT_VALUE],
+            entry_fee=values[V_ENTRY_FEE], exit_fee=values[V_EXIT_FEE], pnl=values[V_PNL],
+            return_pct=values[V_RETURN_PCT], bars_held=(n - 1 if is_open else exit_) - entry,
+            exit_reason=EXIT_REASONS[reason], is_open=is_open))
+    return tuple(out)

@@ -1,0 +1,253 @@
+"""The one position simulator every strategy shares: fills, fees, slippage, stops, trade book, equity.
+
+Long only, all in, one position at a time, driven by a strategy's boolean
+`entry`/`exit` arrays (decided on each bar's close). The rules are DESIGN.md's
+"Strategies and execution", summarised in the README; in short:
+
+* ``execution="close"`` fills a decision at that bar's close; ``"next_open"``
+  at the next bar's open (a decision on the last bar is not filled).
+* Buys fill at price x (1 + slippage), sells at price x (1 - slippage);
+  ``units = cash * (1 - fee) / buy_fill``, ``cash = units * sell_fill * (1 - fee)``.
+* Stops are levels from the entry fill: stop = max(stop-loss, trail), the
+  trail hanging below the highest high of the bars checked so far. On a
+  checked bar: open <= stop fills at the open, low <= stop at the stop,
+  open >= target at the open, high >= target at the target (the stop wins a
+  bar that touches both). Checked bars: those after the entry bar under
+  "close", from the entry bar itself under "next_open".
+* A bar on which any exit filled decides no new entry at its close.
+
+Kernel input rules: float64 arrays C-contiguous, aligned and writable; bool
+arrays of the same length n >= 1; fractions (not percents) for fee, slippage
+and stops, NaN for a stop that is off. With no slippage the fills are the bar
+prices themselves, so strategy 1 keeps its numbers to the last bit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from .candles import Candles
+from .numeric import CACHE
+
+# exit reasons, as stored in the trade table
+SIGNAL, STOP_LOSS, TRAILING_STOP, TAKE_PROFIT, END = range(5)
+EXIT_REASONS = ("signal", "stop_loss", "trailing_stop", "take_profit", "end")
+
+# integer trade columns, then float trade columns
+B_ENTRY, B_EXIT, B_REASON = range(3)
+(V_ENTRY_PRICE, V_EXIT_PRICE, V_UNITS, V_ENTRY_VALUE, V_EXIT_VALUE, V_ENTRY_FEE, V_EXIT_FEE, V_PNL,
+ V_RETURN_PCT) = range(9)
+TRADE_VALUES = 9
+
+
+@dataclass(frozen=True)
+class Execution:
+    """The common parameters as the simulator uses them: fractions, NaN for a stop that is off."""
+
+    initial: float
+    fee_rate: float
+    slippage: float
+    next_open: bool
+    stop_loss: float
+    take_profit: float
+    trailing: float
+
+    @classmethod
+    def from_parameters(cls, params: dict) -> Execution:
+        """From validated parameters (percents, None = off)."""
+        def fraction(name: str) -> float:
+            value = params.get(name)
+            return float("nan") if value is None else float(value) / 100.0
+
+        return cls(float(params["initial_investment"]), float(params["transaction_fee"]) / 100.0,
+                   float(params.get("slippage_pct") or 0.0) / 100.0, params.get("execution", "close") == "next_open",
+                   fraction("stop_loss_pct"), fraction("take_profit_pct"), fraction("trailing_stop_pct"))
+
+    @property
+    def has_stops(self) -> bool:
+        return not (np.isnan(self.stop_loss) and np.isnan(self.take_profit) and np.isnan(self.trailing))
+
+
+@dataclass(frozen=True, eq=False)
+class Simulation:
+    """The equity after each bar's fills and the first `count` rows of the trade table (the last may be open)."""
+
+    equity: np.ndarray
+    trade_bars: np.ndarray
+    trade_values: np.ndarray
+    count: int
+    execution: Execution
+
+
+def simulate(candles: Candles, entry: np.ndarray, exit_: np.ndarray, execution: Execution) -> Simulation:
+    """Run the signals through the simulator (arrays as `Candles` guarantees them)."""
+    n = len(candles)
+    if entry.shape != (n,) or exit_.shape != (n,):
+        raise ValueError(f"entry and exit must have one value per candle ({n})")
+    rows = n // 2 + 2
+    equity = np.empty(n)
+    trade_bars = np.empty((rows, 3), dtype=np.int64)
+    trade_values = np.empty((rows, TRADE_VALUES))
+    e = execution
+    count = simulate_kernel(candles.open, candles.high, candles.low, candles.close,
+                            np.ascontiguousarray(entry, dtype=np.bool_), np.ascontiguousarray(exit_, dtype=np.bool_),
+                            e.initial, e.fee_rate, e.slippage, e.next_open, e.stop_loss, e.take_profit, e.trailing,
+                            equity, trade_bars, trade_values)
+    return Simulation(equity, trade_bars, trade_values, count, execution)
+
+
+@njit(cache=CACHE, nogil=True)
+def simulate_kernel(open_, high, low, close, entry, exit_, initial, fee_rate, slippage, next_open,
+                    stop_loss, take_profit, trailing, equity, trade_bars, trade_values):
+    """Fill `equity` (n) and the trade table; returns the number of trades (the last may be open).
+
+    trade_bars[k] = entry bar, exit bar (-1 while open), exit reason;
+    trade_values[k] = the V_* columns. Needs n // 2 + 2 rows.
+    """
+    n = close.size
+    keep = 1.0 - fee_rate
+    buy_mult = 1.0 + slippage
+    sell_mult = 1.0 - slippage
+    use_sl = stop_loss == stop_loss
+    use_tp = take_profit == take_profit
+    use_trail = trailing == trailing
+    use_stop = use_sl or use_trail
+
+    cash = initial
+    units = 0.0
+    long = False
+    k = 0
+    entry_bar = -1
+    sl_level = 0.0
+    tp_level = 0.0
+    peak = 0.0
+    pending_entry = False
+    pending_exit = False
+
+    for t in range(n):
+        exited = False
+        if next_open:
+            if pending_exit:
+                fill = open_[t] * sell_mult
+                gross = units * fill
+                cash = gross * keep
+                trade_bars[k, B_EXIT] = t
+                trade_bars[k, B_REASON] = SIGNAL
+                trade_values[k, V_EXIT_PRICE] = fill
+                trade_values[k, V_EXIT_VALUE] = cash
+                trade_values[k, V_EXIT_FEE] = gross * fee_rate
+                k += 1
+                units = 0.0
+                long = False
+                exited = True
+            elif pending_entry:
+                fill = open_[t] * buy_mult
+                trade_values[k, V_ENTRY_VALUE] = cash
+                trade_values[k, V_ENTRY_FEE] = cash * fee_rate
+                units = cash * keep / fill
+                cash = 0.0
+                long = True
+                entry_bar = t
+                trade_bars[k, B_ENTRY] = t
+                trade_values[k, V_ENTRY_PRICE] = fill
+                trade_values[k, V_UNITS] = units
+                sl_level = fill * (1.0 - stop_loss)
+                tp_level = fill * (1.0 + take_profit)
+                peak = fill
+            pending_entry = False
+            pending_exit = False
+
+        if long and (use_stop or use_tp) and (next_open or t > entry_bar):
+            hit = -1
+            price = 0.0
+            if use_stop:
+                stop = sl_level
+                reason = STOP_LOSS
+                if use_trail:
+                    trail_level = peak * (1.0 - trailing)
+                    if not use_sl or trail_level > sl_level:
+                        stop = trail_level
+                        reason = TRAILING_STOP
+                if open_[t] <= stop:
+                    hit = reason
+                    price = open_[t]
+                elif low[t] <= stop:
+                    hit = reason
+                    price = stop
+            if hit < 0 and use_tp:
+                if open_[t] >= tp_level:
+                    hit = TAKE_PROFIT
+                    price = open_[t]
+                elif high[t] >= tp_level:
+                    hit = TAKE_PROFIT
+                    price = tp_level
+            if hit >= 0:
+                fill = price * sell_mult
+                gross = units * fill
+                cash = gross * keep
+                trade_bars[k, B_EXIT] = t
+                trade_bars[k, B_REASON] = hit
+                trade_values[k, V_EXIT_PRICE] = fill
+                trade_values[k, V_EXIT_VALUE] = cash
+                trade_values[k, V_EXIT_FEE] = gross * fee_rate
+                k += 1
+                units = 0.0
+                long = False
+                exited = True
+            elif high[t] > peak:
+                peak = high[t]
+
+        # the decision on this bar's close
+        price = close[t]
+        if long:
+            if exit_[t]:
+                if next_open:
+                    pending_exit = t + 1 < n
+                else:
+                    fill = price * sell_mult
+                    gross = units * fill
+                    cash = gross * keep
+                    trade_bars[k, B_EXIT] = t
+                    trade_bars[k, B_REASON] = SIGNAL
+                    trade_values[k, V_EXIT_PRICE] = fill
+                    trade_values[k, V_EXIT_VALUE] = cash
+                    trade_values[k, V_EXIT_FEE] = gross * fee_rate
+                    k += 1
+                    units = 0.0
+                    long = False
+        elif not exited and entry[t]:
+            if next_open:
+                pending_entry = t + 1 < n
+            else:
+                fill = price * buy_mult
+                trade_values[k, V_ENTRY_VALUE] = cash
+                trade_values[k, V_ENTRY_FEE] = cash * fee_rate
+                units = cash * keep / fill
+                cash = 0.0
+                long = True
+                entry_bar = t
+                trade_bars[k, B_ENTRY] = t
+                trade_values[k, V_ENTRY_PRICE] = fill
+                trade_values[k, V_UNITS] = units
+                sl_level = fill * (1.0 - stop_loss)
+                tp_level = fill * (1.0 + take_profit)
+                peak = fill
+
+        # cash + units * close, where one of the two terms is 0
+        equity[t] = units * price if long else cash
+
+    if long:  # marked to market at the last close, no exit fee
+        trade_bars[k, B_EXIT] = -1
+        trade_bars[k, B_REASON] = END
+        trade_values[k, V_EXIT_PRICE] = np.nan
+        trade_values[k, V_EXIT_VALUE] = units * close[n - 1]
+        trade_values[k, V_EXIT_FEE] = 0.0
+        k += 1
+    for j in range(k):  # pnl over the cash committed at entry, the entry fee included
+        committed = trade_values[j, V_ENTRY_VALUE]
+        pnl = trade_values[j, V_EXIT_VALUE] - committed
+        trade_values[j, V_PNL] = pnl
+        trade_values[j, V_RETURN_PCT] = pnl / committed * 100.0 if committed != 0.0 else 0.0
+    return k
