@@ -1,6 +1,8 @@
 """The flask CLI: seed-demo loads with COPY and is idempotent; backtest-all prints the ranked table."""
 from __future__ import annotations
 
+import orjson
+
 import numpy as np
 import pandas as pd
 from sqlalchemy import text
@@ -49,6 +51,21 @@ def test_seed_demo_force_replaces_the_demo_set_and_keeps_imported_cryptos(runner
         assert_close_series_matches_prices(conn)
     assert np.array_equal(got.close, generate_demo_cryptos(n_cryptos=2, n_candles=40, seed=5)[1].close)
     assert "replaced" in runner.invoke(args=["seed-demo", "--help"]).output
+
+
+def test_backtest_all_takes_a_strategy_by_code_with_parameters(runner, demo_db) -> None:
+    out = runner.invoke(args=["backtest-all", "--strategy", "sma_cross", "--sequential", "--json",
+                              "--param", "fast_period=5", "--param", "slow_period=12",
+                              "--param", "execution=next_open", "--param", "stop_loss_pct=5"])
+    assert out.exit_code == 0, out.output
+    summary = orjson.loads(out.output)["summary"]
+    assert summary["strategy_id"] == 2 and summary["successful"] == 24
+    assert summary["parameters"]["execution"] == "next_open" and summary["parameters"]["stop_loss_pct"] == 5.0
+    bad = runner.invoke(args=["backtest-all", "--strategy", "sma_cross", "--param", "fast_period=20",
+                              "--param", "slow_period=10"])
+    assert bad.exit_code != 0 and "parameters.fast_period: must be less than slow_period" in bad.output
+    unknown = runner.invoke(args=["backtest-all", "--strategy", "nope"])
+    assert unknown.exit_code != 0 and "known: 1 rsi, 2 sma_cross" in unknown.output
 
 
 def test_backtest_all_prints_ranked_table(runner, demo_db) -> None:

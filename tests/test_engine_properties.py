@@ -7,7 +7,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.engine import compute_rsi, run_rsi_strategy
+from api.engine import CATALOG, candles_from_close, compute_rsi, get_strategy, run_backtest
+
+
+def run_rsi_strategy(close, p, bars_per_year):
+    spec = get_strategy("rsi")
+    return run_backtest(spec, candles_from_close(close), {**spec.defaults(), **p}, bars_per_year)
+
 
 prices = st.lists(st.floats(min_value=1e-6, max_value=1e6, allow_nan=False, allow_infinity=False),
                   min_size=16, max_size=400).map(np.array)
@@ -55,3 +61,23 @@ def test_scaling_all_prices_leaves_returns_unchanged(close, p, power) -> None:
     scaled = run_rsi_strategy(close * 2.0 ** power, p, 365.0)
     for key in ("total_return", "num_trades", "win_rate", "max_drawdown", "exposure", "sharpe_ratio"):
         assert scaled.metrics[key] == base.metrics[key], key
+
+
+@settings(max_examples=60, deadline=None)
+@given(prices, st.sampled_from(CATALOG), st.sampled_from(["close", "next_open"]),
+       st.one_of(st.none(), st.floats(min_value=0.5, max_value=50)),
+       st.one_of(st.none(), st.floats(min_value=0.5, max_value=50)))
+def test_every_strategy_gives_json_safe_metrics(close, spec, execution, stop, trail) -> None:
+    params = {**spec.defaults(), "execution": execution, "stop_loss_pct": stop, "trailing_stop_pct": trail}
+    for p in spec.own_parameters:  # short look-backs, so the short series give signals
+        if p.type == "integer" and "period" in p.name:
+            params[p.name] = {"fast_period": 3, "slow_period": 6, "signal_period": 3}.get(p.name, 5)
+    try:
+        out = run_backtest(spec, candles_from_close(close, interval_seconds=900), params, 35040.0)
+    except ValueError as exc:  # only a series too short for the look-back
+        assert "needs at least" in str(exc)
+        return
+    assert np.isfinite(out.equity).all() and (out.equity >= 0).all()
+    for name, value in out.metrics.items():
+        assert value is None or isinstance(value, bool) or math.isfinite(value), name
+    assert out.metrics["num_trades"] == sum(not t.is_open for t in out.trades)

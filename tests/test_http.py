@@ -24,15 +24,24 @@ def test_health_and_ready(client) -> None:
 def test_strategies_catalog(client) -> None:
     resp = client.get("/api/strategies")
     assert resp.status_code == 200
-    rsi = resp.get_json()["strategies"][0]
-    assert rsi["id"] == 1 and rsi["code"] == "rsi_buy_sell"
+    body = resp.get_json()
+    assert body["count"] == 7
+    assert [(s["id"], s["code"]) for s in body["strategies"]] == [
+        (1, "rsi"), (2, "sma_cross"), (3, "macd"), (4, "bollinger"), (5, "donchian"),
+        (6, "opening_range_breakout"), (7, "buy_and_hold")]
+    rsi = body["strategies"][0]
     schema = rsi["parameter_schema"]
-    assert list(schema) == ["initial_investment", "transaction_fee", "rsi_period",
-                            "oversold_threshold", "overbought_threshold"]
+    assert list(schema) == ["initial_investment", "transaction_fee", "slippage_pct", "execution", "stop_loss_pct",
+                            "take_profit_pct", "trailing_stop_pct", "rsi_period", "oversold_threshold",
+                            "overbought_threshold"]
     assert schema["rsi_period"]["type"] == "integer" and schema["rsi_period"]["default"] == 14
     assert schema["rsi_period"]["min"] == 2
-    for rule in schema.values():
-        assert {"type", "default", "min", "max", "description"} <= set(rule)
+    assert schema["execution"] == {"type": "string", "default": "close", "enum": ["close", "next_open"],
+                                   "description": schema["execution"]["description"]}
+    for strategy in body["strategies"]:
+        for rule in strategy["parameter_schema"].values():
+            assert {"type", "default", "description"} <= set(rule)
+            assert {"min", "max"} <= set(rule) if rule["type"] != "string" else rule["enum"]
 
 
 def test_cryptocurrencies_list(client, demo_db) -> None:

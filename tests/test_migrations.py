@@ -6,7 +6,10 @@ from sqlalchemy import inspect, text
 from api.config import Settings
 from api.db import migrate
 from api.db.connection import db_config_for, make_engine
-from api.engine import get_strategy
+from api.config import REPO_ROOT
+from api.db import repository as repo
+from api.engine import CATALOG, METRIC_NAMES
+from api.services.catalog import strategy_rows, upgrade_database
 from tests.pg import assert_close_series_matches_prices, fresh_database
 
 TABLES = {"cryptocurrencies", "crypto_prices", "strategies", "crypto_backtest_results", "crypto_close_series",
@@ -22,8 +25,8 @@ def test_upgrade_then_downgrade_on_empty_database(pg_admin_url: str) -> None:
             assert TABLES <= set(inspect(engine).get_table_names())
             with engine.connect() as conn:
                 assert migrate.current_revision(conn) == migrate.head_revision()
-                row = conn.execute(text("SELECT id, code FROM strategies WHERE id = 1")).one()
-                assert row.code == "rsi_buy_sell"
+                codes = conn.execute(text("SELECT code FROM strategies ORDER BY id")).scalars().all()
+                assert codes == [s.code for s in CATALOG]
                 pk = inspect(conn).get_pk_constraint("crypto_prices")["constrained_columns"]
                 assert pk == ["crypto_id", "time"]
             migrate.downgrade(engine)
@@ -36,11 +39,58 @@ def test_upgrade_then_downgrade_on_empty_database(pg_admin_url: str) -> None:
             engine.dispose()
 
 
-def test_stored_rsi_schema_matches_the_engine(db_engine) -> None:
-    """The migration's literal copy of the schema must not drift from the engine's."""
+def test_strategy_rows_are_written_from_the_registry(db_engine) -> None:
+    """The `strategies` rows are the registry's: ids, codes and every parameter schema."""
     with db_engine.connect() as conn:
-        stored = conn.execute(text("SELECT parameter_schema FROM strategies WHERE id = 1")).scalar_one()
-    assert stored == get_strategy("rsi_buy_sell").parameter_schema()
+        stored = repo.stored_strategies(conn)
+    assert stored == strategy_rows()
+    assert [r["id"] for r in stored] == list(range(1, 8))
+
+
+def test_result_columns_are_the_engines_metrics() -> None:
+    assert repo.METRIC_COLUMNS == METRIC_NAMES
+
+
+def test_no_migration_holds_a_literal_parameter_schema() -> None:
+    for path in (REPO_ROOT / "migrations" / "versions").glob("*.py"):
+        source = path.read_text()
+        assert "oversold_threshold" not in source and '"exclusive_min"' not in source, path.name
+
+
+def test_a_changed_catalog_is_rewritten_at_the_next_upgrade(empty_db) -> None:
+    with empty_db.begin() as conn:
+        conn.execute(text("UPDATE strategies SET parameter_schema = '{}'::jsonb, code = 'old' WHERE id = 2"))
+        conn.execute(text("DELETE FROM strategies WHERE id = 7"))
+    upgrade_database(empty_db)
+    with empty_db.connect() as conn:
+        assert repo.stored_strategies(conn) == strategy_rows()
+
+
+def test_0009_downgrade_restores_the_one_rsi_strategy(pg_admin_url: str) -> None:
+    with fresh_database(pg_admin_url, prefix="bt_migr9") as url:
+        engine = make_engine(db_config_for(url, Settings()), pool_size=1)
+        try:
+            migrate.upgrade(engine)
+            migrate.downgrade(engine, migrate_down_target())
+            with engine.connect() as conn:
+                rows = repo.stored_strategies(conn)
+                cols = {c["name"] for c in inspect(conn).get_columns("crypto_backtest_results")}
+            assert [(r["id"], r["code"]) for r in rows] == [(1, "rsi_buy_sell")]
+            assert set(rows[0]["parameter_schema"]) == {"initial_investment", "transaction_fee", "rsi_period",
+                                                        "oversold_threshold", "overbought_threshold"}
+            assert "cagr" not in cols and "total_return" in cols
+            migrate.upgrade(engine)
+            with engine.connect() as conn:
+                assert repo.stored_strategies(conn) == strategy_rows()
+        finally:
+            engine.dispose()
+
+
+def migrate_down_target() -> str:
+    """The revision before 0009."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(migrate.alembic_config()).get_revision("0009").down_revision
 
 
 def test_close_series_follows_every_write_to_prices(empty_db) -> None:
