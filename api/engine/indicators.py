@@ -16,11 +16,16 @@ Input rules (vectorbt style):
   here and propagates, for running sums into every later value. Unlike TA-Lib,
   leading NaNs are not skipped.
 
-Every function does TA-Lib's float operations in TA-Lib's order (checked
-against the ``talib`` package in tests/test_engine_vs_talib.py), except RSI's
-seed averages, which keep the engine's numpy pairwise summation (within 1e-9
-of TA-Lib's sequential sum, and bit-identical to the engine's earlier numpy
-RSI). The loops run in a few numba kernels compiled by `api.engine.jit.warm_up`.
+Every function does TA-Lib's float operations in TA-Lib's order, as of the
+TA-Lib 0.8 C library that the pinned ``ta-lib`` package bundles (its EMA step
+is one fused multiply-add; its BBANDS variance is computed from shifted data,
+reseeded from the window when cancellation threatens, not from raw sums of
+squares), so results are bit-identical to ``talib`` (tests check 1e-9:
+tests/test_engine_vs_talib.py). The exception is RSI's seed averages, which
+keep the engine's numpy pairwise summation (within 1e-9 of TA-Lib's
+sequential sum, bit-identical to the engine's earlier numpy RSI). The loops
+run in four numba kernels (plus RSI's helpers), compiled by
+`api.engine.jit.warm_up`.
 """
 
 import math
@@ -36,6 +41,7 @@ from .numeric import CACHE, as_kernel_array, pairwise_sum
 
 __all__ = [
     "bbands",
+    "check_period",
     "check_rsi_period",
     "compute_rsi",
     "ema",
@@ -308,9 +314,7 @@ def ema(x: np.ndarray, period: int) -> np.ndarray:
     return out
 
 
-def macd(
-    close: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def macd(close: np.ndarray, fast: int, slow: int, signal: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(macd_line, signal_line, histogram) = talib.MACD(close, fast, slow, signal).
 
     macd_line = EMA(fast) - EMA(slow), both starting at index slow - 1 (the
@@ -338,9 +342,7 @@ def macd(
     return macd_line, signal_line, macd_line - signal_line
 
 
-def bbands(
-    close: np.ndarray, period: int = 20, num_std: float = 2.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bbands(close: np.ndarray, period: int, num_std: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(upper, middle, lower) = talib.BBANDS(close, period, num_std, num_std, matype=SMA).
 
     middle = SMA(period); upper/lower = middle +/- num_std * population
