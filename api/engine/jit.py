@@ -1,6 +1,6 @@
 """Compile (or load from the on-disk cache) every numba kernel up front.
 
-The engine's inner loops (`api.engine.kernels`) are numba functions compiled
+The engine's inner loops (`api.engine.kernels`, `api.engine.indicators`) are numba functions compiled
 on first call. Compiling them all takes a few seconds; loading them from
 numba's on-disk cache takes a fraction of a second. Call `warm_up()` once per
 process - at server start and in every pool worker - so no request pays for
@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from . import kernels
+from . import indicators, kernels
 
 __all__ = ["warm_up"]
 
@@ -63,4 +63,20 @@ def warm_up() -> float:
             np.empty(kernels.STATS_SIZE, dtype=np.float64),
         )
         kernels.pairwise_sum(close, 0, n)
+    _warm_indicators(_price_variants()[0])
     return time.perf_counter() - started
+
+
+def _warm_indicators(close: np.ndarray) -> None:
+    """Each indicator kernel once, through its wrapper (so with the exact argument types it uses).
+
+    The wrappers hand every kernel writable contiguous float64 (`as_kernel_array`),
+    so one array type compiles each of them.
+    """
+    indicators.rsi(close, 2)
+    indicators.sma(close, 2)  # _rolling_mean_std without the deviation
+    indicators.bbands(close, 2, 2.0)  # _rolling_mean_std with it
+    indicators.ema(close, 2)
+    indicators.macd(close, 2, 3, 2)  # _ema on a series with a NaN warm-up
+    indicators.rolling_max(close, 2)
+    indicators.rolling_min(close, 2)
