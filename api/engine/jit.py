@@ -1,6 +1,6 @@
 """Compile (or load from the on-disk cache) every numba kernel up front.
 
-The engine's inner loops (`api.engine.kernels`) are numba functions compiled
+The engine's inner loops (indicators, simulator, metrics) are numba functions compiled
 on first call. Compiling them all takes a few seconds; loading them from
 numba's on-disk cache takes a fraction of a second. Call `warm_up()` once per
 process - at server start and in every pool worker - so no request pays for
