@@ -26,7 +26,7 @@ from api.engine.intervals import missing_candles
 from api.services.admission import Admission
 from api.services.errors import DatabaseUnavailable, NotFound, ValidationFailed
 from api.services.fanout import TaskFailure, pool_size, run_in_pool
-from api.services.read_ahead import plan_read_ahead, reading_ahead, take_closes
+from api.services.read_ahead import plan_read_ahead, reading_ahead, take_candles
 from api.services.parameters import validate_parameters
 from api.services.results import backtest_prices, crypto_header, error_result, rank_results, summarize
 
@@ -278,8 +278,8 @@ class CryptoBacktestService:
                 raise NotFound(f"cryptocurrency {value!r} does not exist",
                                [{"field": field, "message": f"no cryptocurrency {value!r}"}])
             started = time.perf_counter()
-            prices = repo.load_closes(conn.connection.driver_connection, crypto["id"], with_times=True)
-        result = backtest_prices(crypto, strategy["code"], params, prices, started)
+            prices = repo.load_candles(conn.connection.driver_connection, crypto["id"])
+        result = backtest_prices(crypto, strategy["code"], params, prices, started, with_trades=True)
         batch_id = self._store(strategy["id"], [(params, [result])]) if store else None
         return {"result": result, "strategy_id": strategy["id"], "parameters": params, "batch_id": batch_id}
 
@@ -360,7 +360,7 @@ def _failed_task(worker: Any, task_args: tuple, failure: TaskFailure) -> Any:
 
 
 def _run_here(worker: Any, args: list[tuple], db_config: dict[str, Any]) -> Iterator[Any]:
-    """A worker over many tasks in this thread, on a connection lent to this run, closes read ahead in groups."""
+    """A worker over many tasks in this thread, on a connection lent to this run, candles read ahead in groups."""
     with reading_ahead(args), lent_connection(db_config):
         for task in args:
             yield worker(*task)
@@ -404,15 +404,15 @@ def _backtest_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: l
 
 def _read_crypto(crypto: dict[str, Any], strategy_id: int,
                  db_config: dict[str, Any]) -> tuple[str, repo.PriceSeries]:
-    """(strategy code, closes), on a connection that is checked by use and re-opened once if it died."""
+    """(strategy code, candles), on a connection that is checked by use and re-opened once if it died."""
     conn = worker_connection(db_config)
     try:
-        return _strategy_code(conn, db_config, strategy_id), take_closes(conn, crypto["id"])
+        return _strategy_code(conn, db_config, strategy_id), take_candles(conn, crypto["id"])
     except Exception as exc:
         if not connection_lost(exc, conn):
             raise
     conn = worker_connection(db_config, fresh=True)
-    return _strategy_code(conn, db_config, strategy_id), take_closes(conn, crypto["id"])
+    return _strategy_code(conn, db_config, strategy_id), take_candles(conn, crypto["id"])
 
 
 def _strategy_code(conn: Any, db_config: Mapping[str, Any], strategy_id: int) -> str:

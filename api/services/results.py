@@ -45,16 +45,17 @@ def error_result(crypto: Mapping[str, Any], prices: PriceSeries | None, code: st
 
 
 def backtest_prices(crypto: Mapping[str, Any], strategy_code: str, parameters: Mapping[str, Any],
-                    prices: PriceSeries, started: float, header: dict[str, Any] | None = None) -> dict[str, Any]:
+                    prices: PriceSeries, started: float, header: dict[str, Any] | None = None,
+                    with_trades: bool = False) -> dict[str, Any]:
     """Run the strategy on one crypto's closes; engine errors become this crypto's error entry.
 
-    When `prices.times` is present (single-crypto endpoint) the trade list and
-    equity curve are included. `header` (crypto_header of the same crypto) may be
+    with_trades (single-crypto endpoint) adds the trade list and equity curve,
+    timed by `prices.time`. `header` (crypto_header of the same crypto) may be
     passed in when one price series is run under many parameter sets.
     """
     if len(prices) == 0:
         return error_result(crypto, prices, "no_data", "no price data stored for this cryptocurrency", started)
-    times = prices.times
+    times = prices.time if with_trades else None
     try:
         spec = get_strategy(strategy_code)
         outcome = spec.run(prices.close, parameters, bars_per_year(crypto.get("interval", "1d")),
