@@ -89,11 +89,15 @@ def fresh_database(admin_url: str, prefix: str = "bt_test") -> Iterator[str]:
         admin.dispose()
 
 
-def assert_close_series_matches_prices(conn) -> None:
-    """The packed close series is derived state: it must equal what crypto_prices holds, crypto by crypto."""
+CANDLE_RECORD_SQL = ("int8send(extract(epoch FROM time)::bigint) || float8send(open) || float8send(high) || "
+                     "float8send(low) || float8send(close) || float8send(volume)")
+
+
+def assert_candle_series_matches_prices(conn) -> None:
+    """The packed candle series is derived state: it must equal what crypto_prices holds, crypto by crypto."""
     expected = conn.execute(text(
-        "SELECT crypto_id, string_agg(float8send(close), ''::bytea ORDER BY time), min(time), max(time), count(*) "
+        f"SELECT crypto_id, string_agg({CANDLE_RECORD_SQL}, ''::bytea ORDER BY time), min(time), max(time), count(*) "
         "FROM crypto_prices GROUP BY crypto_id ORDER BY crypto_id")).all()
-    actual = conn.execute(text("SELECT crypto_id, closes, first_time, last_time, candles "
-                               "FROM crypto_close_series ORDER BY crypto_id")).all()
+    actual = conn.execute(text("SELECT crypto_id, candles, first_time, last_time, candle_count "
+                               "FROM crypto_candle_series ORDER BY crypto_id")).all()
     assert [tuple(r) for r in actual] == [tuple(r) for r in expected]

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from api.db import repository as repo
 from api.demo_data import generate_demo_cryptos
-from tests.pg import assert_close_series_matches_prices
+from tests.pg import assert_candle_series_matches_prices
 
 
 def test_seed_demo_loads_exact_candles_and_skips_when_present(runner, empty_db) -> None:
@@ -21,8 +21,8 @@ def test_seed_demo_loads_exact_candles_and_skips_when_present(runner, empty_db) 
     with empty_db.connect() as conn:
         assert repo.count_prices(conn) == 150
         crypto = repo.find_crypto(conn, symbol="SYN002")
-        prices = repo.load_closes(conn.connection.driver_connection, crypto["id"], with_times=True)
-        times, close = prices.times, prices.close
+        prices = repo.load_candles(conn.connection.driver_connection, crypto["id"])
+        times, close = prices.time, prices.close
     expected = generate_demo_cryptos(n_cryptos=3, n_candles=50, seed=11)[1]
     assert np.array_equal(close, expected.close)  # bit for bit through binary COPY
     assert np.array_equal(times, expected.times.astype("datetime64[s]").astype(np.int64))
@@ -47,8 +47,8 @@ def test_seed_demo_force_replaces_the_demo_set_and_keeps_imported_cryptos(runner
         orphans = conn.execute(text("SELECT count(*) FROM crypto_backtest_results r WHERE NOT EXISTS "
                                     "(SELECT 1 FROM cryptocurrencies c WHERE c.id = r.crypto_id)")).scalar_one()
         assert orphans == 0
-        got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="SYN002")["id"])
-        assert_close_series_matches_prices(conn)
+        got = repo.load_candles(conn.connection.driver_connection, repo.find_crypto(conn, symbol="SYN002")["id"])
+        assert_candle_series_matches_prices(conn)
     assert np.array_equal(got.close, generate_demo_cryptos(n_cryptos=2, n_candles=40, seed=5)[1].close)
     assert "replaced" in runner.invoke(args=["seed-demo", "--help"]).output
 

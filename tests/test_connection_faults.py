@@ -71,7 +71,7 @@ def test_database_lost_during_a_batch_is_503_and_stores_nothing(client, demo_db,
     new ones. Opened, the gate lets them find out: the batch answers 503, nothing is stored, and the
     Idempotency-Key stays free for the retry (which, the database back, is answered in full)."""
     gate, waiting = tmp_path / "open", tmp_path / "waiting"
-    real_take = svc_module.take_closes
+    real_take = svc_module.take_candles
 
     def gated_take(conn, crypto_id):
         waiting.touch()
@@ -80,7 +80,7 @@ def test_database_lost_during_a_batch_is_503_and_stores_nothing(client, demo_db,
         return real_take(conn, crypto_id)
 
     shutdown_pools()
-    monkeypatch.setattr(svc_module, "take_closes", gated_take)  # inherited by the fork pool's workers
+    monkeypatch.setattr(svc_module, "take_candles", gated_take)  # inherited by the fork pool's workers
     body = {"strategy_id": 1, "parameters": {}, "use_parallel": use_parallel}
     headers = {"Idempotency-Key": f"cut-{use_parallel}"}
     answer: dict = {}

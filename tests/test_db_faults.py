@@ -35,7 +35,7 @@ def test_locked_table_answers_503_by_lock_timeout(db_url, demo_db, settings, cap
     locker = create_engine(db_url)
     conn = locker.connect()
     trans = conn.begin()
-    conn.execute(text("LOCK TABLE crypto_close_series IN ACCESS EXCLUSIVE MODE"))
+    conn.execute(text("LOCK TABLE crypto_candle_series IN ACCESS EXCLUSIVE MODE"))
     try:
         with caplog.at_level(logging.WARNING, logger="api.http.problems"):
             resp = client.post(BATCH, json={"strategy_id": 1, "parameters": {}, "use_parallel": False})

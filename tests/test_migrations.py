@@ -10,9 +10,9 @@ from api.config import REPO_ROOT
 from api.db import repository as repo
 from api.engine import CATALOG, METRIC_NAMES
 from api.services.catalog import strategy_rows, upgrade_database
-from tests.pg import assert_close_series_matches_prices, fresh_database
+from tests.pg import assert_candle_series_matches_prices, fresh_database
 
-TABLES = {"cryptocurrencies", "crypto_prices", "strategies", "crypto_backtest_results", "crypto_close_series",
+TABLES = {"cryptocurrencies", "crypto_prices", "strategies", "crypto_backtest_results", "crypto_candle_series",
           "idempotency_keys"}
 
 
@@ -93,7 +93,7 @@ def migrate_down_target() -> str:
     return ScriptDirectory.from_config(migrate.alembic_config()).get_revision("0009").down_revision
 
 
-def test_close_series_follows_every_write_to_prices(empty_db) -> None:
+def test_candle_series_follows_every_write_to_prices(empty_db) -> None:
     """The packed series is derived state: triggers must keep it equal to crypto_prices after any write."""
     import numpy as np
 
@@ -107,47 +107,47 @@ def test_close_series_follows_every_write_to_prices(empty_db) -> None:
         repo.copy_prices(conn, a, t, px, px, px, px, px, upsert=False)        # COPY straight in
         repo.copy_prices(conn, b, t[:5], px[:5], px[:5], px[:5], px[:5], px[:5])  # upsert path
     with empty_db.begin() as conn:
-        assert_close_series_matches_prices(conn)
+        assert_candle_series_matches_prices(conn)
         for day in range(10, 14):  # one candle at a time after the last: appended, not rebuilt
             conn.execute(text("INSERT INTO crypto_prices VALUES (:a, '2024-01-01'::timestamptz + make_interval(days => :d), "
                               "1, 1, 1, :c, 1)"), {"a": a, "d": day, "c": 20.0 + day})
-            assert_close_series_matches_prices(conn)
+            assert_candle_series_matches_prices(conn)
         conn.execute(text("INSERT INTO crypto_prices VALUES (:a, '2023-12-25', 1, 1, 1, 9.5, 1)"), {"a": a})  # before
-        assert_close_series_matches_prices(conn)
+        assert_candle_series_matches_prices(conn)
         # the new-crypto COPY writes the series itself; used on a crypto that has one, it rebuilds it
         later = t + np.timedelta64(40, "D")
         repo.copy_prices(conn, a, later, px, px, px, px, px, upsert=False)
-        assert_close_series_matches_prices(conn)
+        assert_candle_series_matches_prices(conn)
         conn.execute(text("DELETE FROM crypto_prices WHERE crypto_id = :a AND time >= :t"),
                      {"a": a, "t": later[0].astype(object)})
-        assert_close_series_matches_prices(conn)
+        assert_candle_series_matches_prices(conn)
         c = repo.insert_cryptocurrency(conn, "CCC", "C")
         # one statement, three cases: a new crypto (created), after a's end (appended), inside b (rebuilt)
         conn.execute(text("INSERT INTO crypto_prices VALUES (:c, '2024-03-02', 1, 1, 1, 7.0, 1), "
                           "(:a, '2024-01-20', 1, 1, 1, 30.0, 1), (:c, '2024-03-01', 1, 1, 1, 6.0, 1), "
                           "(:b, '2023-12-31', 1, 1, 1, 5.0, 1), (:a, '2024-01-19', 1, 1, 1, 29.0, 1)"),
                      {"a": a, "b": b, "c": c})
-        assert_close_series_matches_prices(conn)
+        assert_candle_series_matches_prices(conn)
         conn.execute(text("DELETE FROM crypto_prices WHERE crypto_id = :c OR (crypto_id = :b AND time < '2024-01-01') "
                           "OR (crypto_id = :a AND time >= '2024-01-19')"), {"a": a, "b": b, "c": c})
-        assert_close_series_matches_prices(conn)
+        assert_candle_series_matches_prices(conn)
         conn.execute(text("DELETE FROM crypto_prices WHERE crypto_id = :a AND time < '2024-01-01' "
                           "OR time >= '2024-01-11'"), {"a": a})
-        assert_close_series_matches_prices(conn)
+        assert_candle_series_matches_prices(conn)
         repo.copy_prices(conn, b, t[3:], px[3:] * 2, px[3:] * 2, px[3:] * 2, px[3:] * 2, px[3:])  # overlap
-        assert_close_series_matches_prices(conn)
+        assert_candle_series_matches_prices(conn)
         conn.execute(text("UPDATE crypto_prices SET close = close + 1 WHERE crypto_id = :a AND time > '2024-01-05'"),
                      {"a": a})
-        assert_close_series_matches_prices(conn)
+        assert_candle_series_matches_prices(conn)
         conn.execute(text("DELETE FROM crypto_prices WHERE crypto_id = :a AND time < '2024-01-03'"), {"a": a})
-        assert_close_series_matches_prices(conn)
+        assert_candle_series_matches_prices(conn)
         conn.execute(text("DELETE FROM crypto_prices WHERE crypto_id = :b"), {"b": b})
-        assert_close_series_matches_prices(conn)
-        assert repo.load_closes(conn.connection.driver_connection, b).close.size == 0
-        got = repo.load_closes(conn.connection.driver_connection, a, with_times=True)
-        assert len(got) == 8 and got.times[0] == int(t[2].astype(np.int64))
+        assert_candle_series_matches_prices(conn)
+        assert repo.load_candles(conn.connection.driver_connection, b).close.size == 0
+        got = repo.load_candles(conn.connection.driver_connection, a)
+        assert len(got) == 8 and got.time[0] == int(t[2].astype(np.int64))
         conn.execute(text("TRUNCATE crypto_prices"))
-        assert_close_series_matches_prices(conn)
+        assert_candle_series_matches_prices(conn)
         assert repo.total_candles(conn) == 0
 
 
@@ -165,7 +165,7 @@ def test_deleting_a_crypto_deletes_its_results_and_prices(demo_db) -> None:
     with demo_db.connect() as conn:
         left = conn.execute(text("SELECT crypto_id FROM crypto_backtest_results")).scalars().all()
         assert left == [other["id"]]
-        assert conn.execute(text("SELECT count(*) FROM crypto_close_series WHERE crypto_id = :id"),
+        assert conn.execute(text("SELECT count(*) FROM crypto_candle_series WHERE crypto_id = :id"),
                             {"id": crypto["id"]}).scalar_one() == 0
         assert conn.execute(text("SELECT count(*) FROM crypto_prices WHERE crypto_id = :id"),
                             {"id": crypto["id"]}).scalar_one() == 0

@@ -28,9 +28,9 @@ def test_csv_round_trips_exactly(tmp_path, empty_db) -> None:
         ("ABCUSDT", "1d", 60, 60, 0)
     with empty_db.connect() as conn:
         crypto = repo.find_crypto(conn, symbol="ABCUSDT")
-        got = repo.load_closes(conn.connection.driver_connection, crypto["id"], with_times=True)
+        got = repo.load_candles(conn.connection.driver_connection, crypto["id"])
     assert np.array_equal(got.close, frame["Close"].to_numpy())
-    assert got.times[0] == pd.Timestamp("2024-01-01", tz="UTC").timestamp()
+    assert got.time[0] == pd.Timestamp("2024-01-01", tz="UTC").timestamp()
 
 
 def test_every_bad_row_is_reported_with_its_line_and_reason(tmp_path, empty_db) -> None:
@@ -67,7 +67,7 @@ def test_reimport_updates_and_never_duplicates(tmp_path, empty_db) -> None:
     import_csv(empty_db, path)
     with empty_db.connect() as conn:
         crypto = repo.find_crypto(conn, symbol="UPD")
-        got = repo.load_closes(conn.connection.driver_connection, crypto["id"])
+        got = repo.load_candles(conn.connection.driver_connection, crypto["id"])
     assert len(got) == 50
     assert np.array_equal(got.close[20:], second["Close"].to_numpy())  # overlapping candles were updated
 
@@ -178,7 +178,7 @@ def test_binance_kline_layout(tmp_path, empty_db) -> None:
     report = import_csv(empty_db, path)
     assert (report.symbol, report.interval, report.rows_stored) == ("KLNUSDT", "1d", 30)
     with empty_db.connect() as conn:
-        got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="KLNUSDT")["id"])
+        got = repo.load_candles(conn.connection.driver_connection, repo.find_crypto(conn, symbol="KLNUSDT")["id"])
     assert np.array_equal(got.close, frame["Close"].to_numpy())
 
 
@@ -202,10 +202,9 @@ def test_binance_header_with_epoch_ms_or_us(tmp_path, empty_db, open_time, per_s
     report = import_csv(empty_db, path)
     assert (report.interval, report.rows_stored, report.rows_rejected) == ("1d", 30, 0)
     with empty_db.connect() as conn:
-        got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="BNBHDR")["id"],
-                               with_times=True)
+        got = repo.load_candles(conn.connection.driver_connection, repo.find_crypto(conn, symbol="BNBHDR")["id"])
     assert np.array_equal(got.close, frame["Close"].to_numpy())
-    assert np.array_equal(got.times, seconds) and got.times[0] == 1_704_067_200  # 2024-01-01T00:00:00Z
+    assert np.array_equal(got.time, seconds) and got.time[0] == 1_704_067_200  # 2024-01-01T00:00:00Z
 
 
 @pytest.mark.parametrize("times", ["datetime", "epoch_ms"])
@@ -218,10 +217,9 @@ def test_parquet_round_trips(tmp_path, empty_db, times) -> None:
     report = import_csv(empty_db, path)
     assert (report.symbol, report.interval, report.rows_stored, report.rows_rejected) == ("PQTUSDT", "1d", 45, 0)
     with empty_db.connect() as conn:
-        got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="PQTUSDT")["id"],
-                               with_times=True)
+        got = repo.load_candles(conn.connection.driver_connection, repo.find_crypto(conn, symbol="PQTUSDT")["id"])
     assert np.array_equal(got.close, frame["Close"].to_numpy())
-    assert got.times[0] == stamps.iloc[0].timestamp()
+    assert got.time[0] == stamps.iloc[0].timestamp()
 
 
 def test_garbage_parquet_is_refused(tmp_path, empty_db) -> None:

@@ -7,7 +7,7 @@ import pytest
 from api.db import repository as repo
 from api.services import candle_files
 from api.services.price_import import ImportRejected, import_csv
-from tests.pg import assert_close_series_matches_prices
+from tests.pg import assert_candle_series_matches_prices
 from tests.test_price_import import _candles
 
 
@@ -19,7 +19,7 @@ def small_blocks(monkeypatch):
 
 def _series_matches_prices(engine) -> None:
     with engine.connect() as conn:
-        assert_close_series_matches_prices(conn)
+        assert_candle_series_matches_prices(conn)
 
 
 def test_a_bad_cell_in_a_late_block_is_reported_and_nothing_is_stored_twice(tmp_path, empty_db, small_blocks) -> None:
@@ -33,7 +33,7 @@ def test_a_bad_cell_in_a_late_block_is_reported_and_nothing_is_stored_twice(tmp_
     assert (report.rows_read, report.rows_stored, report.rows_rejected) == (300, 298, 2)
     with empty_db.connect() as conn:
         assert repo.count_prices(conn) == 298
-        got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="LATE")["id"])
+        got = repo.load_candles(conn.connection.driver_connection, repo.find_crypto(conn, symbol="LATE")["id"])
     good = np.delete(frame["Close"].to_numpy(), [200, 250]).astype(float)
     assert np.array_equal(got.close, good)
     _series_matches_prices(empty_db)
@@ -48,7 +48,7 @@ def test_duplicates_are_found_across_blocks_of_an_unsorted_file(tmp_path, empty_
     assert [(e["line"], e["reason"]) for e in report.errors] == [(302, "duplicate timestamp")]
     assert (report.interval, report.rows_stored) == ("1d", 300)
     with empty_db.connect() as conn:
-        got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="REV")["id"])
+        got = repo.load_candles(conn.connection.driver_connection, repo.find_crypto(conn, symbol="REV")["id"])
     assert np.array_equal(got.close, _candles(300)["Close"].to_numpy())  # stored in time order
     _series_matches_prices(empty_db)
 
@@ -78,7 +78,7 @@ def test_a_reimport_counts_unchanged_candles_and_updates_the_rest(tmp_path, empt
     assert (changed.rows_stored, changed.rows_unchanged) == (300, 297)
     with empty_db.connect() as conn:
         assert repo.count_prices(conn) == 300
-        got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="SAME")["id"])
+        got = repo.load_candles(conn.connection.driver_connection, repo.find_crypto(conn, symbol="SAME")["id"])
     assert np.array_equal(got.close, frame["Close"].to_numpy())
     _series_matches_prices(empty_db)
 

@@ -28,7 +28,7 @@ def _dated_csv(path, strftime: str, n: int = 60, start: str = "2021-01-01", bad:
 def _stored_times(engine, symbol: str) -> np.ndarray:
     with engine.connect() as conn:
         crypto = repo.find_crypto(conn, symbol=symbol)
-        return repo.load_closes(conn.connection.driver_connection, crypto["id"], with_times=True).times
+        return repo.load_candles(conn.connection.driver_connection, crypto["id"]).time
 
 
 def _daily(n: int, start: int = JAN_1_2021) -> np.ndarray:

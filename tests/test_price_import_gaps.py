@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from api.services.price_import import import_csv
-from tests.pg import assert_close_series_matches_prices
+from tests.pg import assert_candle_series_matches_prices
 from tests.test_price_import import _candles
 
 
@@ -44,7 +44,7 @@ def test_a_hole_is_reported_and_a_file_that_fills_it_lowers_the_count(client, em
     assert (filled["missing_candles"], filled["largest_gaps"]) == (0, [])
     assert _listed_missing(client) == {"GAPUSDT": 0}
     with empty_db.connect() as conn:
-        assert_close_series_matches_prices(conn)
+        assert_candle_series_matches_prices(conn)
 
 
 def test_the_five_largest_gaps_come_largest_first(tmp_path, empty_db) -> None:
@@ -117,4 +117,4 @@ def test_a_file_on_the_stored_series_grid_is_merged(client, empty_db) -> None:
                      "GRIDUSDT.csv")
     assert (merged["rows_stored"], merged["missing_candles"]) == (4, 4)  # Jan 3-4 and Jan 8-9
     with empty_db.connect() as conn:
-        assert_close_series_matches_prices(conn)
+        assert_candle_series_matches_prices(conn)

@@ -13,7 +13,7 @@ from api.db import repository as repo
 from api.db.connection import db_config_for, make_engine
 from api.services.errors import Conflict
 from api.services.price_import import import_candles
-from tests.pg import assert_close_series_matches_prices
+from tests.pg import assert_candle_series_matches_prices
 from tests.test_price_import import _candles
 
 ROUNDS = 4
@@ -50,8 +50,8 @@ def test_two_first_uploads_of_a_new_symbol_end_as_one_whole_file(tmp_path, empty
         with empty_db.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM cryptocurrencies")).scalar_one() == 1
             assert repo.count_prices(conn) == 3000
-            got = repo.load_closes(conn.connection.driver_connection, repo.find_crypto(conn, symbol="RACEUSDT")["id"])
-            assert_close_series_matches_prices(conn)
+            got = repo.load_candles(conn.connection.driver_connection, repo.find_crypto(conn, symbol="RACEUSDT")["id"])
+            assert_candle_series_matches_prices(conn)
         assert any(np.array_equal(got.close, f["Close"].to_numpy()) for f in files)
         with empty_db.begin() as conn:
             conn.execute(text("DELETE FROM cryptocurrencies"))

@@ -212,6 +212,6 @@ def test_closes_read_ahead_never_outlive_their_batch(demo_db, service, use_paral
     assert candles(second) == grown
     with demo_db.connect() as conn:  # the very closes the database holds, crypto by crypto
         for r in second["results"]:
-            stored = repo.load_closes(conn.connection.driver_connection, r["crypto_id"])
+            stored = repo.load_candles(conn.connection.driver_connection, r["crypto_id"])
             assert len(stored) == r["candles"]
     assert read_ahead.current_plan() is None  # nothing left behind in this thread

@@ -28,7 +28,7 @@ from api.services import catalog
 from api.services.admission import Admission
 from api.services.errors import DatabaseUnavailable, NotFound, ValidationFailed
 from api.services.fanout import TaskFailure, pool_size, run_in_pool
-from api.services.read_ahead import plan_read_ahead, reading_ahead, take_closes
+from api.services.read_ahead import plan_read_ahead, reading_ahead, take_candles
 from api.services.parameters import validate_parameters
 from api.services.results import backtest_settings, error_result, rank_results, summarize
 
@@ -290,7 +290,7 @@ class CryptoBacktestService:
                 raise NotFound(f"cryptocurrency {value!r} does not exist",
                                [{"field": field, "message": f"no cryptocurrency {value!r}"}])
             started = time.perf_counter()
-            prices = repo.load_closes(conn.connection.driver_connection, crypto["id"], with_times=True)
+            prices = repo.load_candles(conn.connection.driver_connection, crypto["id"])
         result = backtest_settings(crypto, strategy.id, [params], prices, started, with_trades=True)[0]
         batch_id = self._store(strategy.id, [(params, [result])]) if store else None
         return {"result": result, "strategy_id": strategy.id, "parameters": params, "batch_id": batch_id}
@@ -415,9 +415,9 @@ def _read_crypto(crypto: dict[str, Any], db_config: dict[str, Any]) -> repo.Pric
     """A crypto's candles, on a connection that is checked by use and re-opened once if it died."""
     conn = worker_connection(db_config)
     try:
-        return take_closes(conn, crypto["id"])
+        return take_candles(conn, crypto["id"])
     except Exception as exc:
         if not connection_lost(exc, conn):
             raise
     conn = worker_connection(db_config, fresh=True)
-    return take_closes(conn, crypto["id"])
+    return take_candles(conn, crypto["id"])

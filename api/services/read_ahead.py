@@ -1,6 +1,6 @@
-"""Read-ahead of closes for the tasks about to run in this thread (a pool chunk, a sequential run).
+"""Read-ahead of candles for the tasks about to run in this thread (a pool chunk, a sequential run).
 
-Each task takes its closes from a group read in one query (as many following
+Each task takes its candles from a group read in one query (as many following
 cryptos as fit in READ_AHEAD_CANDLES) instead of asking the database alone:
 per-query wake-ups of server and client were about half of an hourly batch.
 The plan lives in a context variable, so every thread (two batches in one
@@ -18,11 +18,11 @@ from api.db import repository as repo
 
 log = logging.getLogger(__name__)
 
-READ_AHEAD_CANDLES = 262_144  # closes per read-ahead query (2 MB), however many cryptos that makes
+READ_AHEAD_CANDLES = 43_690  # candles per read-ahead query (48 bytes each: 2 MB), however many cryptos that makes
 
 
 class ReadAheadPlan:
-    """The cryptos of the tasks to come, in order, and the group of closes read last."""
+    """The cryptos of the tasks to come, in order, and the group of candles read last."""
 
     def __init__(self, cryptos: Sequence[tuple[int, int]]) -> None:
         self.order = list(cryptos)  # (crypto id, candles) in task order
@@ -30,7 +30,7 @@ class ReadAheadPlan:
         self.buffer: dict[int, repo.PriceSeries] = {}
 
     def take(self, conn: Any, crypto_id: int) -> repo.PriceSeries | None:
-        """This crypto's closes from its group (reading the group when needed); None if not planned."""
+        """This crypto's candles from its group (reading the group when needed); None if not planned."""
         if crypto_id not in self.position:
             return None
         if crypto_id not in self.buffer:
@@ -46,8 +46,8 @@ class ReadAheadPlan:
             total += candles
         self.buffer.clear()
         try:
-            self.buffer.update(repo.load_closes_many(conn, group))
-        except Exception as exc:  # each task then reads (and reports) its own closes
+            self.buffer.update(repo.load_candles_many(conn, group))
+        except Exception as exc:  # each task then reads (and reports) its own candles
             log.warning("read-ahead of %d cryptos failed (%s: %s); each reads its own", len(group),
                         type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
             self.buffer.clear()
@@ -75,11 +75,11 @@ def reading_ahead(task_args: list[tuple]) -> Iterator[None]:
         _CURRENT.reset(token)
 
 
-def take_closes(conn: Any, crypto_id: int) -> repo.PriceSeries:
-    """This crypto's closes: from the current plan's group when planned, else read alone."""
+def take_candles(conn: Any, crypto_id: int) -> repo.PriceSeries:
+    """This crypto's candles: from the current plan's group when planned, else read alone."""
     plan = _CURRENT.get()
     series = plan.take(conn, crypto_id) if plan is not None else None
-    return series if series is not None else repo.load_closes(conn, crypto_id)
+    return series if series is not None else repo.load_candles(conn, crypto_id)
 
 
 def current_plan() -> ReadAheadPlan | None:
