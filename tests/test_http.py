@@ -67,8 +67,10 @@ def test_batch_happy_path_sorted_and_stored(client, demo_db) -> None:
     for key in ("total_cryptos", "successful", "failed", "total_time", "parallel", "processes",
                 "strategy_id", "parameters", "best_return", "worst_return", "average_return"):
         assert key in summary
-    assert summary["parameters"] == {"initial_investment": 10000.0, "transaction_fee": 0.1, "rsi_period": 10,
-                                     "oversold_threshold": 30.0, "overbought_threshold": 70.0}
+    assert summary["parameters"] == {"initial_investment": 10000.0, "transaction_fee": 0.1, "slippage_pct": 0.0,
+                                     "execution": "close", "stop_loss_pct": None, "take_profit_pct": None,
+                                     "trailing_stop_pct": None, "rsi_period": 10, "oversold_threshold": 30.0,
+                                     "overbought_threshold": 70.0}
     with demo_db.connect() as conn:
         assert repo.count_results(conn, summary["batch_id"]) == 24
 
