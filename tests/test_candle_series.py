@@ -174,7 +174,7 @@ def test_migration_0008_up_and_down_rebuild_the_series(pg_admin_url: str, cycles
                     conn.execute(insert, {"id": crypto_id, "t0": JAN_1_2024, "n": n})
                 _close_series_matches_prices(conn)
             for k in range(cycles):
-                migrate.upgrade(engine)
+                migrate.upgrade(engine, "0008")
                 with engine.begin() as conn:
                     assert migrate.current_revision(conn) == "0008"
                     assert_series_is_stored(conn, *ids)
