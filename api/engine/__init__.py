@@ -4,7 +4,7 @@ Candles in, signals from a strategy of the registry, one simulator, one
 metrics function: `run_backtest(get_strategy("sma_cross"), candles, params, bars_per_year)`.
 """
 
-from .backtest import BacktestOutcome, Trade, run_backtest
+from .backtest import BacktestOutcome, Trade, required_fields, run_backtest
 from .candles import Candles, candles_from_close, make_candles
 from .errors import EngineError, InsufficientDataError, InvalidPriceDataError
 from .indicators import compute_rsi
@@ -16,7 +16,7 @@ from .simulator import Execution, Simulation, simulate
 from .strategies import CATALOG, STRATEGIES, get_strategy
 
 __all__ = [
-    "BacktestOutcome", "Trade", "run_backtest",
+    "BacktestOutcome", "Trade", "required_fields", "run_backtest",
     "Candles", "candles_from_close", "make_candles",
     "EngineError", "InsufficientDataError", "InvalidPriceDataError",
     "compute_rsi", "warm_up",

@@ -1,7 +1,7 @@
 """One backtest: a strategy's signals through the simulator, then the metrics. Pure, no I/O."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,11 +55,29 @@ def run_backtest(spec: StrategySpec, candles: Candles, params: Mapping[str, Any]
 
     with_trades=False skips building Trade objects (a batch needs only the metrics).
     """
+    missing = spec.inputs - candles.fields
+    if missing:
+        raise ValueError(f"strategy {spec.code} needs the candles' {', '.join(sorted(missing))}")
     entry, exit_ = spec.signals(candles, params)
     sim = simulate(candles, entry, exit_, Execution.from_parameters(dict(params)))
-    metrics = compute_metrics(sim, candles.close, candles.time, bars_per_year)
+    metrics = compute_metrics(sim, candles, bars_per_year)
     trades = trades_of(sim, len(candles)) if with_trades else ()
     return BacktestOutcome(metrics, trades, sim.equity, sim)
+
+
+def required_fields(spec: StrategySpec, parameter_sets: Iterable[Mapping[str, Any]],
+                    with_trades: bool = False) -> frozenset[str]:
+    """The candle fields runs of `spec` under these parameter sets read (a reader loads only these).
+
+    The close always; the strategy's own inputs; open for next-open fills and
+    open/high/low for stops; the times for a trade list and equity curve.
+    """
+    fields = set(spec.inputs) | {"close"}
+    for params in parameter_sets:
+        fields |= Execution.from_parameters(dict(params)).fields
+    if with_trades:
+        fields.add("time")
+    return frozenset(fields)
 
 
 def trades_of(sim: Simulation, n: int) -> tuple[Trade, ...]:

@@ -1,7 +1,7 @@
 """Candles: the OHLCV arrays of one instrument, the one input of every strategy and of the simulator.
 
 Input rules (checked once per instrument by `make_candles`, so kernels can
-trust them): the five price/volume arrays are 1-D float64, C-contiguous,
+trust them): the price/volume arrays present are 1-D float64, C-contiguous,
 aligned and writable, all of one length; open, high, low and close are
 finite and > 0; volume is finite and >= 0; `time` holds each candle's open
 time in int64 epoch seconds (UTC), strictly increasing.
@@ -16,64 +16,93 @@ from .errors import InvalidPriceDataError
 from .numeric import as_kernel_array
 
 
+FIELDS = ("time", "open", "high", "low", "close", "volume")
+
+
 @dataclass(frozen=True, eq=False)
 class Candles:
-    """One instrument's candles in time order (see the module docstring for the rules)."""
+    """One instrument's candles in time order (see the module docstring for the rules).
 
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
+    Only the close is always there: a run reads the fields it needs (its
+    strategy's `inputs`, plus open for "next_open" fills and open/high/low for
+    stops; see `backtest.required_fields`), and the others are None.
+    `first_time`/`last_time` (epoch seconds of the first and last candle) are
+    always set, for the metrics that need the span.
+    """
+
     close: np.ndarray
-    volume: np.ndarray
-    time: np.ndarray
+    open: np.ndarray | None
+    high: np.ndarray | None
+    low: np.ndarray | None
+    volume: np.ndarray | None
+    time: np.ndarray | None
+    first_time: int
+    last_time: int
     interval_seconds: int
 
     def __len__(self) -> int:
         return self.close.size
 
+    @property
+    def fields(self) -> frozenset[str]:
+        """The names of the fields present."""
+        return frozenset(f for f in FIELDS if getattr(self, f) is not None)
+
     def head(self, k: int) -> Candles:
         """The first k candles (a run on them must not see anything later: the no-look-ahead rule)."""
-        return Candles(*(np.ascontiguousarray(a[:k]) for a in (self.open, self.high, self.low, self.close,
-                                                                self.volume, self.time)), self.interval_seconds)
+        if self.time is None:
+            raise ValueError("head() needs the candle times")
+        cut = {f: None if getattr(self, f) is None else np.ascontiguousarray(getattr(self, f)[:k])
+               for f in FIELDS}
+        return Candles(**cut, first_time=int(cut["time"][0]), last_time=int(cut["time"][-1]),
+                       interval_seconds=self.interval_seconds)
 
 
-def make_candles(open_: object, high: object, low: object, close: object, volume: object | None = None,
-                 time: object | None = None, interval_seconds: int = 86_400) -> Candles:
+def make_candles(open_: object | None, high: object | None, low: object | None, close: object,
+                 volume: object | None = None, time: object | None = None, interval_seconds: int = 86_400,
+                 first_time: int | None = None, last_time: int | None = None) -> Candles:
     """Checked Candles from array-likes; InvalidPriceDataError names the first bad field and index.
 
-    `volume` defaults to zeros and `time` to one candle per `interval_seconds`
-    from the epoch, for callers (tests, peers) that have closes only.
+    Fields passed as None stay absent. Without `time`, the span is
+    `first_time` (default 0) to `last_time` (default one interval per candle).
     """
-    prices = {}
-    for name, values in (("open", open_), ("high", high), ("low", low), ("close", close)):
-        prices[name] = _price_array(name, values)
-    n = prices["close"].size
-    vol = np.zeros(n) if volume is None else _float_array("volume", volume)
-    if time is None:
-        times = np.arange(n, dtype=np.int64) * int(interval_seconds)
-    else:
+    c = _price_array("close", close)
+    n = c.size
+    prices = {name: None if values is None else _price_array(name, values)
+              for name, values in (("open", open_), ("high", high), ("low", low))}
+    vol = None if volume is None else _float_array("volume", volume)
+    times = None
+    if time is not None:
         try:
             times = np.require(np.asarray(time).astype(np.int64), requirements=("C", "A", "W"))
         except (TypeError, ValueError) as exc:
             raise InvalidPriceDataError(f"time must be integer epoch seconds: {exc}") from exc
     for name, arr in (*prices.items(), ("volume", vol), ("time", times)):
-        if arr.ndim != 1 or arr.size != n:
+        if arr is not None and (arr.ndim != 1 or arr.size != n):
             raise InvalidPriceDataError(f"{name} must be a 1-D array of {n} values, got shape {arr.shape}")
-    bad = np.flatnonzero(~(np.isfinite(vol) & (vol >= 0)))
-    if bad.size:
-        raise InvalidPriceDataError(f"volume must be finite and >= 0; first bad value at index {bad[0]}: "
-                                    f"{vol[bad[0]]!r}")
-    if n > 1 and not np.all(times[1:] > times[:-1]):
-        i = int(np.flatnonzero(times[1:] <= times[:-1])[0]) + 1
-        raise InvalidPriceDataError(f"candle times must be strictly increasing; index {i} is not")
+    if vol is not None:
+        bad = np.flatnonzero(~(np.isfinite(vol) & (vol >= 0)))
+        if bad.size:
+            raise InvalidPriceDataError(f"volume must be finite and >= 0; first bad value at index {bad[0]}: "
+                                        f"{vol[bad[0]]!r}")
     if int(interval_seconds) <= 0:
         raise InvalidPriceDataError(f"interval_seconds must be positive, got {interval_seconds}")
-    return Candles(prices["open"], prices["high"], prices["low"], prices["close"], vol, times, int(interval_seconds))
+    if times is not None:
+        if n > 1 and not np.all(times[1:] > times[:-1]):
+            i = int(np.flatnonzero(times[1:] <= times[:-1])[0]) + 1
+            raise InvalidPriceDataError(f"candle times must be strictly increasing; index {i} is not")
+        if n:
+            first_time, last_time = int(times[0]), int(times[-1])
+    first = 0 if first_time is None else int(first_time)
+    last = first + max(n - 1, 0) * int(interval_seconds) if last_time is None else int(last_time)
+    return Candles(c, prices["open"], prices["high"], prices["low"], vol, times, first, last, int(interval_seconds))
 
 
 def candles_from_close(close: object, time: object | None = None, interval_seconds: int = 86_400) -> Candles:
     """Candles whose open, high and low all equal the close (for data that has closes only)."""
     c = _price_array("close", close)
+    if time is None:
+        time = np.arange(c.size, dtype=np.int64) * int(interval_seconds)
     return make_candles(c, c, c, c, None, time, interval_seconds)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from .candles import Candles
 from .numeric import _PW_STACK, CACHE, _pairwise_sum_into
 from .simulator import B_ENTRY, B_EXIT, Simulation, V_ENTRY_FEE, V_EXIT_FEE, V_PNL, V_RETURN_PCT
 
@@ -59,15 +60,14 @@ STATS_SIZE = len(METRICS)
 MIN_CAGR_DAYS = 30.0
 
 
-def compute_metrics(sim: Simulation, close: np.ndarray, time: np.ndarray,
-                    bars_per_year: float) -> dict[str, float | int | bool | None]:
-    """Every metric of one simulated run (close: the candles' closes; time: their epoch seconds)."""
+def compute_metrics(sim: Simulation, candles: Candles, bars_per_year: float) -> dict[str, float | int | bool | None]:
+    """Every metric of one simulated run on `candles`."""
     if bars_per_year <= 0:
         raise ValueError(f"bars_per_year must be positive, got {bars_per_year}")
-    days = float(time[-1] - time[0]) / 86_400.0 if time.size else 0.0
+    days = float(candles.last_time - candles.first_time) / 86_400.0
     stats = np.empty(STATS_SIZE)
     e = sim.execution
-    metrics_kernel(close, sim.equity, sim.trade_bars, sim.trade_values, sim.count, e.initial, e.fee_rate,
+    metrics_kernel(candles.close, sim.equity, sim.trade_bars, sim.trade_values, sim.count, e.initial, e.fee_rate,
                    float(bars_per_year), days, stats)
     out: dict[str, float | int | bool | None] = {}
     # NaN (or inf) -> None; `x - x == 0.0` is the cheapest finiteness test.

@@ -37,6 +37,7 @@ class StrategySpec:
     own_parameters: tuple[ParameterSpec, ...]
     signals: Signals
     check: CrossCheck = field(default=_no_rules)
+    inputs: frozenset[str] = frozenset({"close"})  # the candle fields `signals` reads
 
     @property
     def parameters(self) -> tuple[ParameterSpec, ...]:

@@ -69,6 +69,14 @@ class Execution:
     def has_stops(self) -> bool:
         return not (np.isnan(self.stop_loss) and np.isnan(self.take_profit) and np.isnan(self.trailing))
 
+    @property
+    def fields(self) -> frozenset[str]:
+        """The candle fields these rules read: the close, the open for next-open fills and stops, high and low
+        for stops."""
+        if self.has_stops:
+            return frozenset({"open", "high", "low", "close"})
+        return frozenset({"open", "close"}) if self.next_open else frozenset({"close"})
+
 
 @dataclass(frozen=True, eq=False)
 class Simulation:
@@ -86,12 +94,19 @@ def simulate(candles: Candles, entry: np.ndarray, exit_: np.ndarray, execution: 
     n = len(candles)
     if entry.shape != (n,) or exit_.shape != (n,):
         raise ValueError(f"entry and exit must have one value per candle ({n})")
+    missing = execution.fields - candles.fields
+    if missing:
+        raise ValueError(f"these execution rules need the candles' {', '.join(sorted(missing))}")
+    close = candles.close  # stands in for a field these rules never read (checked above)
+    open_ = close if candles.open is None else candles.open
+    high = close if candles.high is None else candles.high
+    low = close if candles.low is None else candles.low
     rows = n // 2 + 2
     equity = np.empty(n)
     trade_bars = np.empty((rows, 3), dtype=np.int64)
     trade_values = np.empty((rows, TRADE_VALUES))
     e = execution
-    count = simulate_kernel(candles.open, candles.high, candles.low, candles.close,
+    count = simulate_kernel(open_, high, low, close,
                             np.ascontiguousarray(entry, dtype=np.bool_), np.ascontiguousarray(exit_, dtype=np.bool_),
                             e.initial, e.fee_rate, e.slippage, e.next_open, e.stop_loss, e.take_profit, e.trailing,
                             equity, trade_bars, trade_values)

@@ -45,7 +45,7 @@ def error_result(crypto: Mapping[str, Any], prices: PriceSeries | None, code: st
 def candles_of(prices: PriceSeries, interval: str) -> Candles:
     """A stored candle series as the engine's checked Candles (InvalidPriceDataError if a value is bad)."""
     return make_candles(prices.open, prices.high, prices.low, prices.close, prices.volume, prices.time,
-                        SECONDS_PER_INTERVAL.get(interval, 86_400))
+                        SECONDS_PER_INTERVAL.get(interval, 86_400), prices.first_time, prices.last_time)
 
 
 def backtest_settings(crypto: Mapping[str, Any], strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]],

@@ -38,4 +38,5 @@ SPEC = StrategySpec(
         ParameterSpec("exit_period", "integer", 10, 1, 1000, description="Bars of the exit channel."),
     ),
     signals=signals,
+    inputs=frozenset({"high", "low", "close"}),
 )

@@ -76,5 +76,6 @@ SPEC = StrategySpec(
         ParameterSpec("session_hours", "integer", 24, 1, 24, description="Length of each session in hours."),
     ),
     signals=signals,
+    inputs=frozenset({"time", "high", "low", "close"}),
     check=check,
 )
