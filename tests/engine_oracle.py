@@ -456,6 +456,16 @@ def _orb(high, low, close, time, interval_seconds, params):
             range_high[s] = max(range_high.get(s, -math.inf), float(high[t]))
             range_low[s] = min(range_low.get(s, math.inf), float(low[t]))
 
+    # "A value needing history that does not exist yet (warm-up) is not a signal; a crypto too short
+    # to give a single signal value gets insufficient_data": a bar has a signal value when its
+    # session's range is known (it lies after the range) or when it is the session's last bar.
+    def has_value(t):
+        s = sessions[t]
+        return s is not None and ((times[t] >= s + range_len and s in range_high)
+                                  or times[t] + interval >= s + session_len)
+    if not any(has_value(t) for t in range(n)):
+        raise OracleInsufficientData("opening_range_breakout: no bar after an opening range")
+
     entry = [False] * n
     exit_ = [False] * n
     entered_sessions = set()

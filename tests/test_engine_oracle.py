@@ -13,14 +13,16 @@ import random
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from api.engine import InsufficientDataError, METRIC_NAMES, get_strategy, make_candles, run_backtest
 from api.engine.registry import StrategySpec
 from tests import engine_oracle as oracle
 
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+# no "explain" phase: it reruns a failing case many times (seconds per failure, no new information)
+SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+                    phases=(Phase.explicit, Phase.generate, Phase.shrink),
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 REL = ABS = 1e-9
 CODES = ("rsi", "sma_cross", "macd", "bollinger", "donchian", "opening_range_breakout", "buy_and_hold")
@@ -116,7 +118,7 @@ def own(draw, code):
 
 
 def candles_for(code):
-    return intraday() if code == "opening_range_breakout" else ohlc()
+    return intraday() if code == "opening_range_breakout" else ohlc(min_n=6)
 
 
 def bars_per_year(interval):
@@ -182,6 +184,7 @@ def test_simulator_and_metrics_match_the_oracle(data, params, flags):
     n = len(data[0])
     entry = flags.draw(st.lists(st.booleans(), min_size=n, max_size=n))
     exit_ = flags.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    note(f"candles={data!r}\nparams={params!r}\nentry={entry!r}\nexit={exit_!r}")
     got, (want_metrics, want_trades, want_equity) = run_both(None, data, params, (entry, exit_))
     assert_trades_equal(got.trades, want_trades)
     assert np.allclose(got.equity, want_equity, rtol=REL, atol=0.0)
@@ -194,6 +197,7 @@ def test_strategy_matches_the_oracle(code):
     @given(data=candles_for(code), params=common(), mine=own(code))
     def check(data, params, mine):
         params = {**get_strategy(code).defaults(), **params, **mine}
+        note(f"candles={data!r}\nparams={params!r}")
         try:
             want = oracle.backtest(code, *data[:6], params, bars_per_year(data[5]))
         except oracle.OracleInsufficientData:
@@ -237,6 +241,7 @@ def test_no_look_ahead(code, execution):
     @given(data=candles_for(code), params=common(), mine=own(code), cut=st.floats(0.0, 1.0))
     def check(data, params, mine, cut):
         params = {**get_strategy(code).defaults(), **params, **mine, "execution": execution}
+        note(f"candles={data!r}\nparams={params!r}\ncut={cut!r}")
         o, h, lo, c, t, interval = data
         spec = get_strategy(code)
         full = make_candles(o, h, lo, c, None, t, interval)

@@ -425,3 +425,17 @@ def test_opening_range_breakout_on_daily_candles_is_insufficient_data():
     with pytest.raises(InsufficientDataError):
         run_bars(closes([100.0 + i for i in range(40)]), spec, spec.defaults(),
                  [T0 + 3600 * i for i in range(40)], 3600)
+
+
+def test_opening_range_breakout_with_no_bar_after_the_range_is_insufficient_data():
+    """ENGINE DISCREPANCY (DESIGN: 'A value needing history that does not exist yet (warm-up) is not a signal;
+    a crypto too short to give a single signal value gets insufficient_data'). Four 15-minute candles
+    00:00-00:45 UTC with the default 60-minute range: every bar is inside the opening range (its high/low
+    are not known before 01:00) and none is a session's last bar, so not one entry/exit value exists.
+    The engine only requires 2 candles and returns an empty run instead of InsufficientDataError."""
+    spec = get_strategy("opening_range_breakout")
+    bars = closes([100.0, 101.0, 102.0, 103.0])
+    with pytest.raises(InsufficientDataError):
+        run_bars(bars, spec, spec.defaults(), [T0 + Q * i for i in range(4)], Q)
+    # one bar after the range gives a signal value: no error
+    run_bars(closes([100.0, 101.0, 102.0, 103.0, 104.0]), spec, spec.defaults(), [T0 + Q * i for i in range(5)], Q)
