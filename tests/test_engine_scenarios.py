@@ -420,7 +420,7 @@ def test_too_short_raises_insufficient_data(code, params, n):
 def test_opening_range_breakout_on_daily_candles_is_insufficient_data():
     spec = get_strategy("opening_range_breakout")
     with pytest.raises(InsufficientDataError):
-        run_bars(closes([100.0 + i for i in range(40)]), spec, spec.defaults())
+        run_bars(closes([100.0 + i for i in range(40)]), spec, spec.defaults(), [T0 + 86400 * i for i in range(40)], 86400)
     # 60-minute candles are not shorter than a 60-minute range either
     with pytest.raises(InsufficientDataError):
         run_bars(closes([100.0 + i for i in range(40)]), spec, spec.defaults(),
@@ -428,11 +428,11 @@ def test_opening_range_breakout_on_daily_candles_is_insufficient_data():
 
 
 def test_opening_range_breakout_with_no_bar_after_the_range_is_insufficient_data():
-    """ENGINE DISCREPANCY (DESIGN: 'A value needing history that does not exist yet (warm-up) is not a signal;
+    """(DESIGN: 'A value needing history that does not exist yet (warm-up) is not a signal;
     a crypto too short to give a single signal value gets insufficient_data'). Four 15-minute candles
     00:00-00:45 UTC with the default 60-minute range: every bar is inside the opening range (its high/low
     are not known before 01:00) and none is a session's last bar, so not one entry/exit value exists.
-    The engine only requires 2 candles and returns an empty run instead of InsufficientDataError."""
+    So the crypto gets InsufficientDataError (found by the oracle: the engine once returned an empty run)."""
     spec = get_strategy("opening_range_breakout")
     bars = closes([100.0, 101.0, 102.0, 103.0])
     with pytest.raises(InsufficientDataError):

@@ -98,10 +98,10 @@ def metrics_kernel(close, equity, trade_bars, trade_values, k, initial, fee_rate
     returns_finite = True
     # Within a run of bars sharing one running peak, (peak - e) / peak is largest at the
     # run's lowest e (subtraction and division round monotonically): one division per run.
-    peak = initial
-    run_low = initial
+    peak = equity[0]  # the curve's own first value, not the cash before it (an entry on bar 0 pays a fee)
+    run_low = equity[0]
     mdd = 0.0
-    prev = initial
+    prev = equity[0]
     # duration: from the last bar at the running peak to the first later bar back at or above it
     dd_peak = equity[0]
     dd_peak_bar = 0

@@ -47,6 +47,9 @@ def signals(candles: Candles, params: Mapping[str, Any]) -> tuple[np.ndarray, np
     has_range = np.isfinite(high)[session]
     after_range &= has_range
     last_bar = in_session & (offset + candles.interval_seconds >= session_seconds)
+    if not (after_range.any() or last_bar.any()):
+        raise InsufficientDataError("opening range breakout: no candle after a complete opening range and no "
+                                    "session's last candle, so not a single signal value")
 
     breakout = np.flatnonzero(after_range & ~last_bar & (candles.close > high[session]))
     first = breakout[np.r_[True, session[breakout][1:] != session[breakout][:-1]]] if breakout.size else breakout
