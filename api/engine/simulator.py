@@ -114,6 +114,31 @@ def simulate(candles: Candles, entry: np.ndarray, exit_: np.ndarray, execution: 
 
 
 @njit(cache=CACHE, nogil=True)
+def _open_trade(trade_bars, trade_values, k, t, cash, fill, fee_rate):
+    """Book trade k's entry at bar t: all `cash` at `fill`, the fee taken first; returns the units bought."""
+    units = cash * (1.0 - fee_rate) / fill
+    trade_bars[k, B_ENTRY] = t
+    trade_values[k, V_ENTRY_VALUE] = cash
+    trade_values[k, V_ENTRY_FEE] = cash * fee_rate
+    trade_values[k, V_ENTRY_PRICE] = fill
+    trade_values[k, V_UNITS] = units
+    return units
+
+
+@njit(cache=CACHE, nogil=True)
+def _close_trade(trade_bars, trade_values, k, t, reason, units, fill, fee_rate):
+    """Book trade k's exit at bar t: every unit at `fill`, less the fee; returns the cash received."""
+    gross = units * fill
+    cash = gross * (1.0 - fee_rate)
+    trade_bars[k, B_EXIT] = t
+    trade_bars[k, B_REASON] = reason
+    trade_values[k, V_EXIT_PRICE] = fill
+    trade_values[k, V_EXIT_VALUE] = cash
+    trade_values[k, V_EXIT_FEE] = gross * fee_rate
+    return cash
+
+
+@njit(cache=CACHE, nogil=True)
 def simulate_kernel(open_, high, low, close, entry, exit_, initial, fee_rate, slippage, next_open,
                     stop_loss, take_profit, trailing, equity, trade_bars, trade_values):
     """Fill `equity` (n) and the trade table; returns the number of trades (the last may be open).
@@ -122,7 +147,6 @@ def simulate_kernel(open_, high, low, close, entry, exit_, initial, fee_rate, sl
     trade_values[k] = the V_* columns. Needs n // 2 + 2 rows.
     """
     n = close.size
-    keep = 1.0 - fee_rate
     buy_mult = 1.0 + slippage
     sell_mult = 1.0 - slippage
     use_sl = stop_loss == stop_loss
@@ -145,32 +169,19 @@ def simulate_kernel(open_, high, low, close, entry, exit_, initial, fee_rate, sl
         exited = False
         if next_open:
             if pending_exit:
-                fill = open_[t] * sell_mult
-                gross = units * fill
-                cash = gross * keep
-                trade_bars[k, B_EXIT] = t
-                trade_bars[k, B_REASON] = SIGNAL
-                trade_values[k, V_EXIT_PRICE] = fill
-                trade_values[k, V_EXIT_VALUE] = cash
-                trade_values[k, V_EXIT_FEE] = gross * fee_rate
+                cash = _close_trade(trade_bars, trade_values, k, t, SIGNAL, units, open_[t] * sell_mult, fee_rate)
                 k += 1
                 units = 0.0
                 long = False
                 exited = True
             elif pending_entry:
-                fill = open_[t] * buy_mult
-                trade_values[k, V_ENTRY_VALUE] = cash
-                trade_values[k, V_ENTRY_FEE] = cash * fee_rate
-                units = cash * keep / fill
+                peak = open_[t] * buy_mult
+                units = _open_trade(trade_bars, trade_values, k, t, cash, peak, fee_rate)
+                sl_level = peak * (1.0 - stop_loss)
+                tp_level = peak * (1.0 + take_profit)
                 cash = 0.0
                 long = True
                 entry_bar = t
-                trade_bars[k, B_ENTRY] = t
-                trade_values[k, V_ENTRY_PRICE] = fill
-                trade_values[k, V_UNITS] = units
-                sl_level = fill * (1.0 - stop_loss)
-                tp_level = fill * (1.0 + take_profit)
-                peak = fill
             pending_entry = False
             pending_exit = False
 
@@ -199,14 +210,7 @@ def simulate_kernel(open_, high, low, close, entry, exit_, initial, fee_rate, sl
                     hit = TAKE_PROFIT
                     price = tp_level
             if hit >= 0:
-                fill = price * sell_mult
-                gross = units * fill
-                cash = gross * keep
-                trade_bars[k, B_EXIT] = t
-                trade_bars[k, B_REASON] = hit
-                trade_values[k, V_EXIT_PRICE] = fill
-                trade_values[k, V_EXIT_VALUE] = cash
-                trade_values[k, V_EXIT_FEE] = gross * fee_rate
+                cash = _close_trade(trade_bars, trade_values, k, t, hit, units, price * sell_mult, fee_rate)
                 k += 1
                 units = 0.0
                 long = False
@@ -221,14 +225,7 @@ def simulate_kernel(open_, high, low, close, entry, exit_, initial, fee_rate, sl
                 if next_open:
                     pending_exit = t + 1 < n
                 else:
-                    fill = price * sell_mult
-                    gross = units * fill
-                    cash = gross * keep
-                    trade_bars[k, B_EXIT] = t
-                    trade_bars[k, B_REASON] = SIGNAL
-                    trade_values[k, V_EXIT_PRICE] = fill
-                    trade_values[k, V_EXIT_VALUE] = cash
-                    trade_values[k, V_EXIT_FEE] = gross * fee_rate
+                    cash = _close_trade(trade_bars, trade_values, k, t, SIGNAL, units, price * sell_mult, fee_rate)
                     k += 1
                     units = 0.0
                     long = False
@@ -236,19 +233,13 @@ def simulate_kernel(open_, high, low, close, entry, exit_, initial, fee_rate, sl
             if next_open:
                 pending_entry = t + 1 < n
             else:
-                fill = price * buy_mult
-                trade_values[k, V_ENTRY_VALUE] = cash
-                trade_values[k, V_ENTRY_FEE] = cash * fee_rate
-                units = cash * keep / fill
+                peak = price * buy_mult  # the trail's peak starts at the entry fill
+                units = _open_trade(trade_bars, trade_values, k, t, cash, peak, fee_rate)
+                sl_level = peak * (1.0 - stop_loss)
+                tp_level = peak * (1.0 + take_profit)
                 cash = 0.0
                 long = True
                 entry_bar = t
-                trade_bars[k, B_ENTRY] = t
-                trade_values[k, V_ENTRY_PRICE] = fill
-                trade_values[k, V_UNITS] = units
-                sl_level = fill * (1.0 - stop_loss)
-                tp_level = fill * (1.0 + take_profit)
-                peak = fill
 
         # cash + units * close, where one of the two terms is 0
         equity[t] = units * price if long else cash
