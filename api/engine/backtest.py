@@ -8,11 +8,14 @@ from typing import Any
 import numpy as np
 
 from .candles import Candles
-from .metrics import compute_metrics
+from numba import njit
+
+from .metrics import STATS_SIZE, checked_bars_per_year, metrics_kernel, metrics_of, span_days
+from .numeric import CACHE
 from .registry import StrategySpec
 from .simulator import (B_ENTRY, B_EXIT, B_REASON, EXIT_REASONS, V_ENTRY_FEE, V_ENTRY_PRICE, V_ENTRY_VALUE,
                         V_EXIT_FEE, V_EXIT_PRICE, V_EXIT_VALUE, V_PNL, V_RETURN_PCT, V_UNITS, Execution,
-                        Simulation, simulate)
+                        Simulation, kernel_inputs, kernel_outputs, simulate_kernel)
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,29 @@ def run_backtest(spec: StrategySpec, candles: Candles, params: Mapping[str, Any]
     missing = spec.inputs - candles.fields
     if missing:
         raise ValueError(f"strategy {spec.code} needs the candles' {', '.join(sorted(missing))}")
+    execution = Execution.from_parameters(params)
     entry, exit_ = spec.signals(candles, params)
-    sim = simulate(candles, entry, exit_, Execution.from_parameters(dict(params)))
-    metrics = compute_metrics(sim, candles, bars_per_year)
+    inputs = kernel_inputs(candles, entry, exit_, execution)
+    outputs = kernel_outputs(len(candles))
+    stats = np.empty(STATS_SIZE)
+    count = _simulate_and_measure(*inputs, execution.settings, checked_bars_per_year(bars_per_year),
+                                  span_days(candles), *outputs, stats)
+    sim = Simulation(*outputs, count, execution)
     trades = trades_of(sim, len(candles)) if with_trades else ()
-    return BacktestOutcome(metrics, trades, sim.equity, sim)
+    return BacktestOutcome(metrics_of(stats), trades, sim.equity, sim)
+
+
+@njit(cache=CACHE, nogil=True)
+def _simulate_and_measure(open_, high, low, close, entry, exit_, settings, bars_per_year, days,
+                          equity, trade_bars, trade_values, stats):
+    """The simulator, then the metrics, in one compiled call (one dispatch instead of two: ~15 % of a daily
+    run). settings = Execution.settings."""
+    count = simulate_kernel(open_, high, low, close, entry, exit_, settings[0], settings[1], settings[2],
+                            settings[3] != 0.0, settings[4], settings[5], settings[6], equity, trade_bars,
+                            trade_values)
+    metrics_kernel(close, equity, trade_bars, trade_values, count, settings[0], settings[1], bars_per_year, days,
+                   stats)
+    return count
 
 
 def required_fields(spec: StrategySpec, parameter_sets: Iterable[Mapping[str, Any]],
@@ -74,7 +95,7 @@ def required_fields(spec: StrategySpec, parameter_sets: Iterable[Mapping[str, An
     """
     fields = set(spec.inputs) | {"close"}
     for params in parameter_sets:
-        fields |= Execution.from_parameters(dict(params)).fields
+        fields |= Execution.from_parameters(params).fields
     if with_trades:
         fields.add("time")
     return frozenset(fields)

@@ -62,22 +62,31 @@ MIN_CAGR_DAYS = 30.0
 
 def compute_metrics(sim: Simulation, candles: Candles, bars_per_year: float) -> dict[str, float | int | bool | None]:
     """Every metric of one simulated run on `candles`."""
-    if bars_per_year <= 0:
-        raise ValueError(f"bars_per_year must be positive, got {bars_per_year}")
-    days = float(candles.last_time - candles.first_time) / 86_400.0
     stats = np.empty(STATS_SIZE)
     e = sim.execution
     metrics_kernel(candles.close, sim.equity, sim.trade_bars, sim.trade_values, sim.count, e.initial, e.fee_rate,
-                   float(bars_per_year), days, stats)
-    out: dict[str, float | int | bool | None] = {}
-    # NaN (or inf) -> None; `x - x == 0.0` is the cheapest finiteness test.
-    for name, value in zip(METRIC_NAMES, stats.tolist()):
-        if value - value != 0.0:
-            out[name] = None
-        elif name in _INTEGER:
-            out[name] = int(value)
-        else:
-            out[name] = value
+                   checked_bars_per_year(bars_per_year), span_days(candles), stats)
+    return metrics_of(stats)
+
+
+def checked_bars_per_year(bars_per_year: float) -> float:
+    if not bars_per_year > 0:
+        raise ValueError(f"bars_per_year must be positive, got {bars_per_year}")
+    return float(bars_per_year)
+
+
+def span_days(candles: Candles) -> float:
+    """Days from the first to the last candle (fractional), the span cagr annualises over."""
+    return float(candles.last_time - candles.first_time) / 86_400.0
+
+
+def metrics_of(stats: np.ndarray) -> dict[str, float | int | bool | None]:
+    """The metrics dict from `metrics_kernel`'s stats (NaN -> None, counts as int, the flag as bool)."""
+    # `x - x == 0.0` is the cheapest finiteness test
+    out = {name: (value if value - value == 0.0 else None) for name, value in zip(METRIC_NAMES, stats.tolist())}
+    for name in _INTEGER:
+        if out[name] is not None:
+            out[name] = int(out[name])
     out["open_position"] = bool(stats[_OPEN] != 0.0)
     return out
 

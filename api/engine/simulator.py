@@ -23,7 +23,10 @@ prices themselves, so strategy 1 keeps its numbers to the last bit.
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -55,27 +58,41 @@ class Execution:
     trailing: float
 
     @classmethod
-    def from_parameters(cls, params: dict) -> Execution:
-        """From validated parameters (percents, None = off)."""
-        def fraction(name: str) -> float:
-            value = params.get(name)
-            return float("nan") if value is None else float(value) / 100.0
-
-        return cls(float(params["initial_investment"]), float(params["transaction_fee"]) / 100.0,
-                   float(params.get("slippage_pct") or 0.0) / 100.0, params.get("execution", "close") == "next_open",
-                   fraction("stop_loss_pct"), fraction("take_profit_pct"), fraction("trailing_stop_pct"))
+    def from_parameters(cls, params: Mapping[str, Any]) -> Execution:
+        """From validated parameters (percents, None = off); cached, a batch asks once per crypto."""
+        return _execution(params.get("initial_investment"), params.get("transaction_fee"),
+                          params.get("slippage_pct"), params.get("execution"), params.get("stop_loss_pct"),
+                          params.get("take_profit_pct"), params.get("trailing_stop_pct"))
 
     @property
     def has_stops(self) -> bool:
         return not (np.isnan(self.stop_loss) and np.isnan(self.take_profit) and np.isnan(self.trailing))
 
-    @property
+    @functools.cached_property
+    def settings(self) -> np.ndarray:
+        """The rules as one read-only float array, the form the compiled backtest takes them in."""
+        arr = np.array([self.initial, self.fee_rate, self.slippage, float(self.next_open), self.stop_loss,
+                        self.take_profit, self.trailing])
+        arr.setflags(write=False)
+        return arr
+
+    @functools.cached_property
     def fields(self) -> frozenset[str]:
         """The candle fields these rules read: the close, the open for next-open fills and stops, high and low
         for stops."""
         if self.has_stops:
             return frozenset({"open", "high", "low", "close"})
         return frozenset({"open", "close"}) if self.next_open else frozenset({"close"})
+
+
+@functools.lru_cache(maxsize=1024)
+def _execution(initial: float, fee: float, slippage: float | None, execution: str | None, stop_loss: float | None,
+               take_profit: float | None, trailing: float | None) -> Execution:
+    def fraction(value: float | None) -> float:
+        return float("nan") if value is None else float(value) / 100.0
+
+    return Execution(float(initial), float(fee) / 100.0, float(slippage or 0.0) / 100.0, execution == "next_open",
+                     fraction(stop_loss), fraction(take_profit), fraction(trailing))
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,6 +108,17 @@ class Simulation:
 
 def simulate(candles: Candles, entry: np.ndarray, exit_: np.ndarray, execution: Execution) -> Simulation:
     """Run the signals through the simulator (arrays as `Candles` guarantees them)."""
+    args = kernel_inputs(candles, entry, exit_, execution)
+    outputs = kernel_outputs(len(candles))
+    e = execution
+    count = simulate_kernel(*args, e.initial, e.fee_rate, e.slippage, e.next_open, e.stop_loss, e.take_profit,
+                            e.trailing, *outputs)
+    return Simulation(*outputs, count, execution)
+
+
+def kernel_inputs(candles: Candles, entry: np.ndarray, exit_: np.ndarray,
+                  execution: Execution) -> tuple[np.ndarray, ...]:
+    """(open, high, low, close, entry, exit) for `simulate_kernel`, checked against what the rules read."""
     n = len(candles)
     if entry.shape != (n,) or exit_.shape != (n,):
         raise ValueError(f"entry and exit must have one value per candle ({n})")
@@ -98,19 +126,15 @@ def simulate(candles: Candles, entry: np.ndarray, exit_: np.ndarray, execution: 
     if missing:
         raise ValueError(f"these execution rules need the candles' {', '.join(sorted(missing))}")
     close = candles.close  # stands in for a field these rules never read (checked above)
-    open_ = close if candles.open is None else candles.open
-    high = close if candles.high is None else candles.high
-    low = close if candles.low is None else candles.low
+    return (close if candles.open is None else candles.open, close if candles.high is None else candles.high,
+            close if candles.low is None else candles.low, close,
+            np.ascontiguousarray(entry, dtype=np.bool_), np.ascontiguousarray(exit_, dtype=np.bool_))
+
+
+def kernel_outputs(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(equity, trade_bars, trade_values) for a run over n candles."""
     rows = n // 2 + 2
-    equity = np.empty(n)
-    trade_bars = np.empty((rows, 3), dtype=np.int64)
-    trade_values = np.empty((rows, TRADE_VALUES))
-    e = execution
-    count = simulate_kernel(open_, high, low, close,
-                            np.ascontiguousarray(entry, dtype=np.bool_), np.ascontiguousarray(exit_, dtype=np.bool_),
-                            e.initial, e.fee_rate, e.slippage, e.next_open, e.stop_loss, e.take_profit, e.trailing,
-                            equity, trade_bars, trade_values)
-    return Simulation(equity, trade_bars, trade_values, count, execution)
+    return np.empty(n), np.empty((rows, 3), dtype=np.int64), np.empty((rows, TRADE_VALUES))
 
 
 @njit(cache=CACHE, nogil=True)
