@@ -5,8 +5,11 @@ series through the read-ahead (`reading_ahead` over the batch's cryptos, then
 `take_candles` per crypto, on one autocommit worker connection), for the
 field sets {close}, {close, open}, {close, open, high, low} and all six.
 Each round runs every field set once, in turn; one warm-up round, then
-`--repeats` timed rounds; medians, with each set's ratio to {close}. It
-prints; it asserts nothing.
+`--repeats` timed rounds; medians, with each set's ratio to {close}. With
+`--grouped`, each set's rounds run back to back instead (its own warm-up):
+interleaved, a set that outgrows shared_buffers evicts the others' pages,
+which is what a server running mixed batches sees; grouped shows each set
+with the cache to itself. It prints; it asserts nothing.
 
 The datasets are synthetic (api.demo_data, seed 42) in databases of this
 benchmark's own (`bench_reads_<interval>_<n>x<candles>`), created and loaded
@@ -84,7 +87,7 @@ def read_all(dbapi_conn, task_args: list[tuple], fields: tuple[str, ...]) -> int
     return total
 
 
-def measure(url: str, repeats: int) -> dict[tuple[str, ...], tuple[float, int]]:
+def measure(url: str, repeats: int, grouped: bool = False) -> dict[tuple[str, ...], tuple[float, int]]:
     engine = make_engine(db_config_for(url, Settings()), pool_size=1)
     with engine.connect() as conn:
         task_args = [(c,) for c in repo.list_cryptos_with_data(conn)]
@@ -93,12 +96,13 @@ def measure(url: str, repeats: int) -> dict[tuple[str, ...], tuple[float, int]]:
     times: dict[tuple[str, ...], list[float]] = {f: [] for f in FIELD_SETS}
     payload: dict[tuple[str, ...], int] = {}
     try:
-        for round_ in range(repeats + 1):  # round 0 warms the connection and the server's cache
-            for fields in FIELD_SETS:
-                started = time.perf_counter()
-                payload[fields] = read_all(dbapi_conn, task_args, fields)
-                if round_:
-                    times[fields].append(time.perf_counter() - started)
+        rounds = [(r, f) for f in FIELD_SETS for r in range(repeats + 1)] if grouped else \
+            [(r, f) for r in range(repeats + 1) for f in FIELD_SETS]
+        for round_, fields in rounds:  # round 0 warms the connection and the server's cache
+            started = time.perf_counter()
+            payload[fields] = read_all(dbapi_conn, task_args, fields)
+            if round_:
+                times[fields].append(time.perf_counter() - started)
     finally:
         dbapi_conn.close()
     return {f: (statistics.median(times[f]), payload[f]) for f in FIELD_SETS}
@@ -121,17 +125,19 @@ def main() -> None:
     ap.add_argument("--hourly-cryptos", type=int, default=211)
     ap.add_argument("--hourly-candles", type=int, default=43_800)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--grouped", action="store_true", help="each field set's rounds back to back, not interleaved")
     ap.add_argument("--keep", action="store_true", help="keep the benchmark's databases")
     ap.add_argument("--database-url", help="server to use (default BENCH_DATABASE_URL, DATABASE_URL, embedded)")
     args = ap.parse_args()
     server = server_url(args.database_url)
     shapes = {"daily": (args.cryptos, args.candles, "1d"), "hourly": (args.hourly_cryptos, args.hourly_candles, "1h")}
-    print(f"read-ahead + take_candles over every crypto, one worker connection; median of {args.repeats} rounds")
+    print(f"read-ahead + take_candles over every crypto, one worker connection; median of {args.repeats} rounds, "
+          f"{'grouped by field set' if args.grouped else 'field sets interleaved'}")
     for workload in (["daily", "hourly"] if args.workload == "all" else [args.workload]):
         n, candles, interval = shapes[workload]
         url, name = make_dataset(server, n, candles, interval)
         try:
-            report(f"{workload}: {n} cryptos x {candles:,} {interval} candles", measure(url, args.repeats))
+            report(f"{workload}: {n} cryptos x {candles:,} {interval} candles", measure(url, args.repeats, args.grouped))
         finally:
             if not args.keep:
                 drop_dataset(server, name)
