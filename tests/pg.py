@@ -89,15 +89,19 @@ def fresh_database(admin_url: str, prefix: str = "bt_test") -> Iterator[str]:
         admin.dispose()
 
 
-CANDLE_RECORD_SQL = ("int8send(extract(epoch FROM time)::bigint) || float8send(open) || float8send(high) || "
-                     "float8send(low) || float8send(close) || float8send(volume)")
+# each column of crypto_candle_series (0008) and the bytes of one candle's value in it
+CANDLE_COLUMNS_SQL = (("times", "int8send(extract(epoch FROM time)::bigint)"), ("opens", "float8send(open)"),
+                      ("highs", "float8send(high)"), ("lows", "float8send(low)"), ("closes", "float8send(close)"),
+                      ("volumes", "float8send(volume)"))
 
 
 def assert_candle_series_matches_prices(conn) -> None:
-    """The packed candle series is derived state: it must equal what crypto_prices holds, crypto by crypto."""
+    """The packed candle series is derived state: it must equal what crypto_prices holds, crypto by crypto,
+    every column byte for byte."""
+    aggregates = ", ".join(f"string_agg({value}, ''::bytea ORDER BY time)" for _, value in CANDLE_COLUMNS_SQL)
     expected = conn.execute(text(
-        f"SELECT crypto_id, string_agg({CANDLE_RECORD_SQL}, ''::bytea ORDER BY time), min(time), max(time), count(*) "
+        f"SELECT crypto_id, {aggregates}, min(time), max(time), count(*) "
         "FROM crypto_prices GROUP BY crypto_id ORDER BY crypto_id")).all()
-    actual = conn.execute(text("SELECT crypto_id, candles, first_time, last_time, candle_count "
-                               "FROM crypto_candle_series ORDER BY crypto_id")).all()
+    actual = conn.execute(text(f"SELECT crypto_id, {', '.join(c for c, _ in CANDLE_COLUMNS_SQL)}, first_time, "
+                               "last_time, candle_count FROM crypto_candle_series ORDER BY crypto_id")).all()
     assert [tuple(r) for r in actual] == [tuple(r) for r in expected]

@@ -1,4 +1,5 @@
-"""The packed candle series (migration 0008) equals the stored candles, every field bit for bit, after any write."""
+"""The packed candle series (migration 0008) equals the stored candles, every field's column bit for bit, after any
+write; readers read only the fields they are asked for."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,8 @@ from api.config import Settings
 from api.db import migrate
 from api.db import repository as repo
 from api.db.connection import db_config_for, make_engine
-from tests.pg import assert_candle_series_matches_prices, fresh_database
+from api.services import read_ahead
+from tests.pg import CANDLE_COLUMNS_SQL, assert_candle_series_matches_prices, fresh_database
 
 DAY = 86_400
 JAN_1_2024 = 1_704_067_200
@@ -43,11 +45,12 @@ def _stored(conn, crypto_id: int) -> dict[str, np.ndarray]:
 
 
 def assert_series_is_stored(conn, *crypto_ids: int) -> None:
-    """Packed bytes equal the server's aggregate, and load_candles gives crypto_prices' values bit for bit."""
+    """Each column's packed bytes equal the server's aggregate, and load_candles gives crypto_prices' values
+    bit for bit."""
     assert_candle_series_matches_prices(conn)
     for crypto_id in crypto_ids:
         got, want = repo.load_candles(conn.connection.driver_connection, crypto_id), _stored(conn, crypto_id)
-        assert len(got) == len(want["time"])
+        assert len(got) == got.candle_count == len(want["time"])
         for name in ("time", *FIELDS):
             arr = getattr(got, name)
             assert arr.dtype == (np.int64 if name == "time" else np.float64) and arr.dtype.isnative
@@ -142,11 +145,12 @@ def test_the_loader_writes_the_bytes_the_trigger_would(empty_db) -> None:
         b = repo.insert_cryptocurrency(conn, "TRG", "T")
         _copy(conn, a, c, upsert=False)
         _copy(conn, b, c, upsert=True)
-        by_loader, by_trigger = (conn.execute(text("SELECT candles, first_time, last_time, candle_count "
+        columns = ", ".join(c for c, _ in CANDLE_COLUMNS_SQL)
+        by_loader, by_trigger = (conn.execute(text(f"SELECT {columns}, first_time, last_time, candle_count "
                                                    "FROM crypto_candle_series WHERE crypto_id = :id"),
                                               {"id": i}).one() for i in (a, b))
     assert tuple(by_loader) == tuple(by_trigger)
-    assert len(by_loader[0]) == 48 * 50
+    assert [len(v) for v in by_loader[:6]] == [8 * 50] * 6 and by_loader[-1] == 50
 
 
 def _close_series_matches_prices(conn) -> None:
@@ -178,6 +182,7 @@ def test_migration_0008_up_and_down_rebuild_the_series(pg_admin_url: str, cycles
                 with engine.begin() as conn:
                     assert migrate.current_revision(conn) == "0008"
                     assert_series_is_stored(conn, *ids)
+                    assert _column_storage(conn) == {c: "e" for c, _ in CANDLE_COLUMNS_SQL}  # EXTERNAL
                     conn.execute(insert, {"id": ids[1], "t0": JAN_1_2024 + (7 + 3 * k) * DAY, "n": 3})  # triggers work
                     assert_series_is_stored(conn, ids[1])
                     assert conn.execute(text("SELECT to_regclass('crypto_close_series')")).scalar() is None
@@ -193,3 +198,98 @@ def test_migration_0008_up_and_down_rebuild_the_series(pg_admin_url: str, cycles
                 assert_series_is_stored(conn, *ids)
         finally:
             engine.dispose()
+
+
+def _column_storage(conn) -> dict[str, str]:
+    """The bytea columns of crypto_candle_series and their storage mode."""
+    return dict(conn.execute(text(
+        "SELECT attname, attstorage FROM pg_attribute WHERE attrelid = 'crypto_candle_series'::regclass "
+        "AND attnum > 0 AND NOT attisdropped AND atttypid = 'bytea'::regtype")).all())
+
+
+SUBSETS = [("close",), ("close", "high"), ("open", "high", "low", "close"), ("time",), ("volume", "time"),
+           repo.CANDLE_FIELDS]
+
+
+def _assert_subset(series: repo.PriceSeries, full: repo.PriceSeries, fields) -> None:
+    """series holds exactly `fields` (the others None), each equal bit for bit to the full read's."""
+    assert series.fields() == frozenset(fields)
+    assert (series.first_time, series.last_time, len(series)) == (full.first_time, full.last_time, len(full))
+    for name in repo.CANDLE_FIELDS:
+        arr = getattr(series, name)
+        if name not in fields:
+            assert arr is None, name
+            continue
+        assert arr.dtype == (np.int64 if name == "time" else np.float64) and arr.dtype.isnative
+        assert arr.flags.c_contiguous and arr.flags.writeable
+        assert np.array_equal(arr.view(np.uint64), getattr(full, name).view(np.uint64)), name
+
+
+def _three_cryptos_and_an_empty_one(engine) -> list[int]:
+    with engine.begin() as conn:
+        ids = [repo.insert_cryptocurrency(conn, f"S{i}", "S") for i in range(4)]
+        for i, crypto_id in enumerate(ids[:3]):
+            _copy(conn, crypto_id, _candles(20 + i, seed=10 + i), upsert=False)
+    return ids
+
+
+@pytest.mark.parametrize("fields", SUBSETS, ids=["+".join(f) for f in SUBSETS])
+def test_a_subset_of_fields_reads_exactly_those(empty_db, fields) -> None:
+    ids = _three_cryptos_and_an_empty_one(empty_db)
+    with empty_db.connect() as conn:
+        dbapi = conn.connection.driver_connection
+        full = {crypto_id: repo.load_candles(dbapi, crypto_id) for crypto_id in ids}
+        assert full[ids[3]].candle_count == 0 and full[ids[3]].first_time is None
+        for crypto_id in ids:  # any iterable of names, in any order
+            for asked in (fields, list(reversed(fields)), frozenset(fields)):
+                _assert_subset(repo.load_candles(dbapi, crypto_id, asked), full[crypto_id], fields)
+            _assert_subset(read_ahead.take_candles(dbapi, crypto_id, fields), full[crypto_id], fields)  # no plan
+        many = repo.load_candles_many(dbapi, ids, fields)
+        assert sorted(many) == ids[:3]
+        for crypto_id, series in many.items():
+            _assert_subset(series, full[crypto_id], fields)
+        with read_ahead.reading_ahead([({"id": i, "candles": len(full[i])},) for i in ids]):
+            for crypto_id in ids:
+                _assert_subset(read_ahead.take_candles(dbapi, crypto_id, iter(fields)), full[crypto_id], fields)
+        with pytest.raises(ValueError, match="unknown candle fields"):
+            repo.load_candles(dbapi, ids[0], ("close", "closes"))
+        with pytest.raises(ValueError, match="unknown candle fields"):
+            read_ahead.take_candles(dbapi, ids[0], ["adj_close"])
+
+
+def test_read_ahead_reads_again_when_a_buffered_series_lacks_a_field(empty_db, monkeypatch) -> None:
+    ids = _three_cryptos_and_an_empty_one(empty_db)[:3]
+    reads: list[tuple[list[int], tuple[str, ...]]] = []
+    real_many = repo.load_candles_many
+
+    def counted_many(dbapi_conn, crypto_ids, fields=repo.CANDLE_FIELDS):
+        reads.append((list(crypto_ids), tuple(sorted(fields))))
+        return real_many(dbapi_conn, crypto_ids, fields)
+
+    monkeypatch.setattr(repo, "load_candles_many", counted_many)
+    with empty_db.connect() as conn:
+        dbapi = conn.connection.driver_connection
+        full = {crypto_id: repo.load_candles(dbapi, crypto_id) for crypto_id in ids}
+        with read_ahead.reading_ahead([({"id": i, "candles": len(full[i])},) for i in ids]):
+            _assert_subset(read_ahead.take_candles(dbapi, ids[0], {"close"}), full[ids[0]], ("close",))
+            assert reads == [(ids, ("close",))]  # one group, closes only
+            _assert_subset(read_ahead.take_candles(dbapi, ids[1], {"close", "high"}), full[ids[1]], ("close", "high"))
+            assert reads[1:] == [(ids[1:], ("close", "high"))]  # the buffered closes lack the highs: read again
+            _assert_subset(read_ahead.take_candles(dbapi, ids[2], {"close"}), full[ids[2]], ("close",))
+            assert len(reads) == 2  # buffered with more fields than asked: no read, only the closes handed out
+        assert read_ahead.current_plan() is None
+
+
+def test_read_ahead_groups_hold_about_2_mib_of_the_fields_asked_for(monkeypatch) -> None:
+    assert read_ahead.group_candles(frozenset({"close"})) == 262_144
+    assert read_ahead.group_candles(frozenset({"close", "open"})) == 131_072
+    assert read_ahead.group_candles(frozenset(repo.CANDLE_FIELDS)) == 43_690
+    groups: list[list[int]] = []
+    monkeypatch.setattr(repo, "load_candles_many", lambda conn, ids, fields: groups.append(list(ids)) or {})
+    monkeypatch.setattr(repo, "load_candles", lambda conn, crypto_id, fields: None)
+    plan = [({"id": i, "candles": 40_000},) for i in range(14)]
+    for fields, size in (({"close"}, 6), (repo.CANDLE_FIELDS, 1)):
+        groups.clear()
+        with read_ahead.reading_ahead(plan):
+            read_ahead.take_candles(None, 0, fields)
+        assert groups == [list(range(size))]

@@ -73,11 +73,11 @@ def test_database_lost_during_a_batch_is_503_and_stores_nothing(client, demo_db,
     gate, waiting = tmp_path / "open", tmp_path / "waiting"
     real_take = svc_module.take_candles
 
-    def gated_take(conn, crypto_id):
+    def gated_take(conn, crypto_id, fields):
         waiting.touch()
         while not gate.exists():
             time.sleep(0.01)
-        return real_take(conn, crypto_id)
+        return real_take(conn, crypto_id, fields)
 
     shutdown_pools()
     monkeypatch.setattr(svc_module, "take_candles", gated_take)  # inherited by the fork pool's workers

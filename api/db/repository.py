@@ -65,56 +65,85 @@ def find_crypto(conn: Connection, *, crypto_id: int | None = None, symbol: str |
     return dict(row) if row else None
 
 
-CANDLE_RECORD = np.dtype([("time", ">i8"), ("open", ">f8"), ("high", ">f8"), ("low", ">f8"), ("close", ">f8"),
-                          ("volume", ">f8")])  # one candle of a packed series (0008): 48 bytes, as PostgreSQL sends them
-CANDLE_FIELDS: tuple[str, ...] = CANDLE_RECORD.names
+CANDLE_FIELDS: tuple[str, ...] = ("time", "open", "high", "low", "close", "volume")
+# each field's column of crypto_candle_series (0008) and its values' type there (big-endian, as PostgreSQL sends them)
+_FIELD_COLUMNS = {"time": "times", "open": "opens", "high": "highs", "low": "lows", "close": "closes",
+                  "volume": "volumes"}
+_FIELD_WIRE = {name: np.dtype(">i8" if name == "time" else ">f8") for name in CANDLE_FIELDS}
+_FIELD_NATIVE = {name: np.dtype(np.int64 if name == "time" else np.float64) for name in CANDLE_FIELDS}
 
 
 @dataclass(frozen=True)
 class PriceSeries:
-    """One crypto's candles in time order: `time` (int64 epoch seconds, UTC) and open, high, low, close,
-    volume (float64), each a native-endian, C-contiguous, writable array; plus the span they cover."""
+    """One crypto's candles in time order, the fields a run asked for.
 
-    time: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
+    `time` (int64 epoch seconds, UTC) and open, high, low, close, volume
+    (float64) are each a native-endian, C-contiguous, writable array, or None
+    when that field was not read. candle_count, first_time and last_time
+    (epoch seconds; None without candles) are always there.
+    """
+
     first_time: int | None
     last_time: int | None
+    candle_count: int
+    time: np.ndarray | None = None
+    open: np.ndarray | None = None
+    high: np.ndarray | None = None
+    low: np.ndarray | None = None
+    close: np.ndarray | None = None
+    volume: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return len(self.time)
+        return self.candle_count
+
+    def fields(self) -> frozenset[str]:
+        """The fields this series holds (read)."""
+        return frozenset(name for name in CANDLE_FIELDS if getattr(self, name) is not None)
 
 
-_CANDLES_SQL = (
-    "SELECT candles, extract(epoch FROM first_time)::bigint, extract(epoch FROM last_time)::bigint "
-    "FROM crypto_candle_series WHERE crypto_id = %s"
-)
+def candle_fields(fields: Iterable[str]) -> tuple[str, ...]:
+    """fields (any iterable of CANDLE_FIELDS names) in CANDLE_FIELDS order, without repeats; ValueError if unknown."""
+    wanted = frozenset((fields,) if isinstance(fields, str) else fields)
+    unknown = wanted.difference(CANDLE_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown candle fields {sorted(unknown)}; known: {', '.join(CANDLE_FIELDS)}")
+    return tuple(name for name in CANDLE_FIELDS if name in wanted)
+
+
+@functools.lru_cache(maxsize=64)
+def _candles_sql(fields: tuple[str, ...]) -> str:
+    """The one query of a crypto's series: span, count, then the columns of `fields` (in that order)."""
+    return ("SELECT extract(epoch FROM first_time)::bigint, extract(epoch FROM last_time)::bigint, candle_count"
+            + "".join(f", {_FIELD_COLUMNS[name]}" for name in fields)
+            + " FROM crypto_candle_series WHERE crypto_id = %s")
+
+
 _TIMES_SQL = ("SELECT string_agg(int8send(extract(epoch FROM time)::bigint), ''::bytea ORDER BY time) "
               "FROM crypto_prices WHERE crypto_id = %s")
 
 
-def load_candles(dbapi_conn: Any, crypto_id: int) -> PriceSeries:
-    """One crypto's candles (times included) and span in ONE round trip, from its packed series.
+def load_candles(dbapi_conn: Any, crypto_id: int, fields: Iterable[str] = CANDLE_FIELDS) -> PriceSeries:
+    """One crypto's candles, only `fields` of them, and span in ONE round trip, from its packed series.
 
-    crypto_candle_series (migration 0008) holds each crypto's candles as one
-    bytea of 48-byte big-endian records, which numpy reads as is; reading
-    ~1,800 rows from crypto_prices per crypto was the largest cost of a batch.
-    dbapi_conn is a psycopg connection (`conn.connection.driver_connection` of
-    a SQLAlchemy Connection, or a worker's own). A crypto without candles
-    gives an empty series.
+    crypto_candle_series (migration 0008) holds each field of a crypto's
+    candles as one bytea of big-endian values, which numpy reads as is;
+    reading ~1,800 rows from crypto_prices per crypto was the largest cost of
+    a batch, and only the columns of `fields` are read (most runs need the
+    closes alone). dbapi_conn is a psycopg connection
+    (`conn.connection.driver_connection` of a SQLAlchemy Connection, or a
+    worker's own). A crypto without candles gives an empty series (count 0,
+    the requested fields as empty arrays).
     """
+    names = candle_fields(fields)
     with dbapi_conn.cursor(binary=True) as cur:
-        row = cur.execute(_CANDLES_SQL, (crypto_id,)).fetchone()
+        row = cur.execute(_candles_sql(names), (crypto_id,)).fetchone()
     if row is None:
-        return _empty_series()
-    return _series(row)
+        return _empty_series(names)
+    return _series(names, row)
 
 
-def _empty_series() -> PriceSeries:  # fresh arrays each time: they are writable
-    return PriceSeries(np.empty(0, np.int64), *(np.empty(0, np.float64) for _ in range(5)), None, None)
+def _empty_series(fields: tuple[str, ...]) -> PriceSeries:  # fresh arrays each time: they are writable
+    return PriceSeries(None, None, 0, **{name: np.empty(0, _FIELD_NATIVE[name]) for name in fields})
 
 
 def series_first_time(conn: Connection, crypto_id: int) -> int | None:
@@ -130,27 +159,20 @@ def price_times(conn: Connection, crypto_id: int) -> np.ndarray:
     return np.frombuffer(packed, dtype=">i8").astype(np.int64) if packed is not None else np.empty(0, np.int64)
 
 
-def unpack_candles(packed: bytes | memoryview) -> dict[str, np.ndarray]:
-    """A packed series' bytes as one native array per field (time int64, the rest float64), each contiguous.
+def _series(fields: tuple[str, ...], row: Sequence[Any]) -> PriceSeries:
+    """A (first, last, count, *columns) row of _candles_sql(fields) as a PriceSeries.
 
-    One pass swaps the bytes and transposes the records into six rows of one
-    block (measured ~2x faster than a byte-swapping copy per structured
-    field on hourly series); each field is a writable, C-contiguous row of it.
+    Each column's big-endian bytes become a native array in one byte-swapping
+    copy (writable and C-contiguous, as the engine wants).
     """
-    n = len(packed) // CANDLE_RECORD.itemsize
-    fields = np.empty((len(CANDLE_FIELDS), n), dtype=np.int64)
-    np.copyto(fields.T, np.frombuffer(packed, dtype=">i8").reshape(n, len(CANDLE_FIELDS)))
-    floats = fields.view(np.float64)
-    return {"time": fields[0], **{name: floats[i] for i, name in enumerate(CANDLE_FIELDS[1:], 1)}}
+    arrays = {name: np.frombuffer(packed, dtype=_FIELD_WIRE[name]).astype(_FIELD_NATIVE[name])
+              for name, packed in zip(fields, row[3:])}
+    return PriceSeries(int(row[0]), int(row[1]), int(row[2]), **arrays)
 
 
-def _series(row: Sequence[Any]) -> PriceSeries:
-    """A (candles, first, last) row of _CANDLES_SQL as a PriceSeries: big-endian records to native arrays."""
-    return PriceSeries(**unpack_candles(row[0]), first_time=int(row[1]), last_time=int(row[2]))
-
-
-def load_candles_many(dbapi_conn: Any, crypto_ids: Sequence[int]) -> dict[int, PriceSeries]:
-    """Several cryptos' candles in ONE round trip (as load_candles; a crypto without data is absent).
+def load_candles_many(dbapi_conn: Any, crypto_ids: Sequence[int],
+                      fields: Iterable[str] = CANDLE_FIELDS) -> dict[int, PriceSeries]:
+    """Several cryptos' candles (only `fields`) in ONE round trip (as load_candles; a crypto without data is absent).
 
     Per-crypto round trips cost a wake-up of the server and of the client
     each: on this VM about half of an hourly batch went into them. The
@@ -158,18 +180,20 @@ def load_candles_many(dbapi_conn: Any, crypto_ids: Sequence[int]) -> dict[int, P
     multi-row result of large values raised each process's peak memory by
     ~30 MB, these do not.
     """
+    names = candle_fields(fields)
+    sql = _candles_sql(names)
     cursors = []
     with dbapi_conn.pipeline():
         for crypto_id in crypto_ids:
             cur = dbapi_conn.cursor(binary=True)
-            cur.execute(_CANDLES_SQL, (crypto_id,))
+            cur.execute(sql, (crypto_id,))
             cursors.append((crypto_id, cur))
     out = {}
     for crypto_id, cur in cursors:
         with cur:
             row = cur.fetchone()
         if row is not None:
-            out[int(crypto_id)] = _series(row)
+            out[int(crypto_id)] = _series(names, row)
     return out
 
 
@@ -219,26 +243,29 @@ def delete_synthetic_cryptos(conn: Connection) -> int:
 def _write_candle_series(cur: Any, crypto_id: int, kept: list[tuple[np.ndarray, np.ndarray]]) -> None:
     """The packed series of a crypto's first candles, as the insert trigger would build it.
 
-    kept holds (binary-COPY times, CANDLE_RECORD records) per written batch.
-    Same bytes as string_agg(int8send(extract(epoch FROM time)::bigint) ||
-    float8send(open) || ... ORDER BY time). When the crypto has a series after
-    all (another writer got there first), or a time has a fraction of a second
-    (its rounding to epoch seconds is left to the server), it is rebuilt from
-    crypto_prices instead.
+    kept holds (binary-COPY times, _KEPT_CANDLES records) per written batch.
+    Each column gets the bytes of string_agg(int8send(extract(epoch FROM
+    time)::bigint) ORDER BY time), string_agg(float8send(open) ...), ... When
+    the crypto has a series after all (another writer got there first), or a
+    time has a fraction of a second (its rounding to epoch seconds is left to
+    the server), it is rebuilt from crypto_prices instead.
     """
     if not kept:
         return
     pg_us = np.concatenate([t for t, _ in kept])
-    records = np.concatenate([r for _, r in kept]).astype(CANDLE_RECORD, copy=False)  # (it goes native-endian)
+    records = np.concatenate([r for _, r in kept])
     if (np.diff(pg_us) < 0).any():
         order = np.argsort(pg_us, kind="stable")
         pg_us, records = pg_us[order], records[order]
     whole_seconds = not (pg_us % 1_000_000).any()
     if whole_seconds:
+        columns = [np.ascontiguousarray(records[name], dtype=_FIELD_WIRE[name]).tobytes() for name in CANDLE_FIELDS]
         cur.execute(
-            "INSERT INTO crypto_candle_series (crypto_id, candles, first_time, last_time, candle_count) "
-            "VALUES (%s, %s, to_timestamp(%s), to_timestamp(%s), %s) ON CONFLICT (crypto_id) DO NOTHING",
-            (crypto_id, records.tobytes(), _pg_seconds(pg_us[0]), _pg_seconds(pg_us[-1]), len(records)))
+            f"INSERT INTO crypto_candle_series (crypto_id, {', '.join(_FIELD_COLUMNS[n] for n in CANDLE_FIELDS)}, "
+            "first_time, last_time, candle_count) "
+            f"VALUES (%s, {', '.join('%s' for _ in CANDLE_FIELDS)}, to_timestamp(%s), to_timestamp(%s), %s) "
+            "ON CONFLICT (crypto_id) DO NOTHING",
+            (crypto_id, *columns, _pg_seconds(pg_us[0]), _pg_seconds(pg_us[-1]), len(records)))
     if not whole_seconds or cur.rowcount == 0:
         cur.execute("SELECT refresh_candle_series(ARRAY[%s])", (crypto_id,))
 
@@ -256,6 +283,8 @@ def set_crypto_interval(conn: Connection, crypto_id: int, interval: str) -> None
 
 
 _PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
+# one candle as the loader keeps it for _write_candle_series (big-endian, as the series' columns hold the values)
+_KEPT_CANDLES = np.dtype([(name, _FIELD_WIRE[name]) for name in CANDLE_FIELDS])
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8  # binary COPY: signature, flags, no extension
 _COPY_TRAILER = b"\xff\xff"
 _COPY_ROW = np.dtype([
@@ -314,7 +343,7 @@ class PriceSink:
         self._crypto_id = crypto_id
         self.rows_sent = 0
         self.rows_written = 0
-        # with keep_candles, (COPY times, CANDLE_RECORD records) of each batch, for _write_candle_series
+        # with keep_candles, (COPY times, _KEPT_CANDLES records) of each batch, for _write_candle_series
         self.kept: list[tuple[np.ndarray, np.ndarray]] | None = [] if keep_candles else None
 
     def write(self, times: np.ndarray, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
@@ -327,7 +356,7 @@ class PriceSink:
         rows = price_copy_rows(self._crypto_id, times, open_, high, low, close, volume)
         if self.kept is not None:
             pg_us = rows["time"].astype(np.int64)
-            records = np.empty(len(rows), dtype=CANDLE_RECORD)
+            records = np.empty(len(rows), dtype=_KEPT_CANDLES)
             records["time"] = (pg_us + _PG_EPOCH_US) // 1_000_000  # whole seconds (else the server rebuilds)
             for name in CANDLE_FIELDS[1:]:
                 records[name] = rows[name]

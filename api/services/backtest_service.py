@@ -290,7 +290,8 @@ class CryptoBacktestService:
                 raise NotFound(f"cryptocurrency {value!r} does not exist",
                                [{"field": field, "message": f"no cryptocurrency {value!r}"}])
             started = time.perf_counter()
-            prices = repo.load_candles(conn.connection.driver_connection, crypto["id"])
+            prices = repo.load_candles(conn.connection.driver_connection, crypto["id"],
+                                       _fields_for(strategy.id, [params], with_trades=True))
         result = backtest_settings(crypto, strategy.id, [params], prices, started, with_trades=True)[0]
         batch_id = self._store(strategy.id, [(params, [result])]) if store else None
         return {"result": result, "strategy_id": strategy.id, "parameters": params, "batch_id": batch_id}
@@ -398,7 +399,7 @@ def _backtest_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: l
     started = time.perf_counter()
     prices = None
     try:
-        prices = _read_crypto(crypto, db_config)
+        prices = _read_crypto(crypto, db_config, _fields_for(strategy_id, parameter_sets, with_trades=False))
         return backtest_settings(crypto, strategy_id, parameter_sets, prices, started)
     except Exception as exc:  # one crypto's failure must not sink the batch
         if is_database_error(exc):
@@ -411,13 +412,18 @@ def _backtest_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: l
                 for _ in parameter_sets]
 
 
-def _read_crypto(crypto: dict[str, Any], db_config: dict[str, Any]) -> repo.PriceSeries:
-    """A crypto's candles, on a connection that is checked by use and re-opened once if it died."""
+def _fields_for(strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]], with_trades: bool) -> frozenset[str]:
+    """The candle fields (names of repo.CANDLE_FIELDS) a run of this strategy under these settings reads."""
+    return frozenset(repo.CANDLE_FIELDS)
+
+
+def _read_crypto(crypto: dict[str, Any], db_config: dict[str, Any], fields: frozenset[str]) -> repo.PriceSeries:
+    """A crypto's candles (only `fields`), on a connection that is checked by use and re-opened once if it died."""
     conn = worker_connection(db_config)
     try:
-        return take_candles(conn, crypto["id"])
+        return take_candles(conn, crypto["id"], fields)
     except Exception as exc:
         if not connection_lost(exc, conn):
             raise
     conn = worker_connection(db_config, fresh=True)
-    return take_candles(conn, crypto["id"])
+    return take_candles(conn, crypto["id"], fields)
