@@ -7,7 +7,9 @@ both modes returned identical results (every field but the timings) in every
 round, and prints per configuration: the median wall time of each mode, the
 speedup, the ratio to RSI's median time in the same mode and with the same
 stops (goal: every strategy within 1.5x RSI), and the successful / failed
-crypto counts (with the failures' error codes). It prints; it asserts nothing.
+crypto counts (with the failures' error codes), and the load average (on a
+shared machine the other load is the main source of noise: raise --repeats).
+It prints; it asserts nothing.
 
 Stops: "off" is the defaults (every stop null); "on" is stop_loss_pct 5,
 take_profit_pct 10, trailing_stop_pct 3.
@@ -129,7 +131,8 @@ def measure(run: Runner, configs: list[tuple[Any, str, dict]], repeats: int, lab
 def report(title: str, configs: list[tuple[Any, str, dict]], stats: list[dict], extra: dict[str, dict]) -> None:
     med = [{m: statistics.median(s["wall"][m]) for m in MODES} for s in stats]
     rsi = {stops: med[i] for i, (spec, stops, _) in enumerate(configs) if spec.code == "rsi"}
-    print(f"\n{title}")
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\n{title}  [load average after: {load}]")
     print(f"  {'strategy':<24}{'stops':<6}{'seq s':>8}{'par s':>8}{'speedup':>9}{'seq/RSI':>9}{'par/RSI':>9}"
           f"{'ok':>5}{'failed':>7}  {'seq==par':<9}failures")
     worst = 0.0
