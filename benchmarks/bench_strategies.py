@@ -25,6 +25,10 @@ named `bench_strat_<interval>_<n>x<candles>_s42`, reused by later runs unless
           set it runs with range_minutes = --orb-range-minutes (default 240:
           the 00:00-03:59 UTC bars), every other strategy with its defaults.
 `--http` times the same requests end to end through gunicorn on a loopback port.
+A last table times the engine alone (`run_backtest` per crypto on the daily
+demo candles made in memory, metrics only as a batch runs it, no database):
+at the service level each crypto's read and stored result dilute the
+strategies' differences, this shows them undiluted.
 
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \\
         .venv/bin/python benchmarks/bench_strategies.py [--repeats 5] [--http] [--drop]
@@ -52,7 +56,8 @@ from tqdm import tqdm  # noqa: E402
 
 from api import create_app  # noqa: E402
 from api.config import Settings  # noqa: E402
-from api.engine import CATALOG  # noqa: E402
+from api.demo_data import generate_demo_cryptos  # noqa: E402
+from api.engine import CATALOG, EngineError, make_candles, run_backtest  # noqa: E402
 from api.services.fanout import shutdown_pools  # noqa: E402
 
 STOPS_ON = {"stop_loss_pct": 5, "take_profit_pct": 10, "trailing_stop_pct": 3}
@@ -153,6 +158,39 @@ def report(title: str, configs: list[tuple[Any, str, dict]], stats: list[dict], 
         print("  MISMATCH: sequential and parallel results differ")
 
 
+def engine_only(n_cryptos: int, n_candles: int, repeats: int) -> None:
+    """Median per-crypto µs of run_backtest for every configuration, daily demo candles in memory."""
+    cryptos = [make_candles(d.open, d.high, d.low, d.close, d.volume, d.times.astype("datetime64[s]").astype(np.int64),
+                            86_400) for d in generate_demo_cryptos(n_cryptos=n_cryptos, n_candles=n_candles)]
+    configs = configurations({})
+    times: list[list[float]] = [[] for _ in configs]
+
+    def one(i: int) -> float:
+        spec, _, own = configs[i]
+        params = {**spec.defaults(), **own}
+        t0 = time.perf_counter()
+        for candles in cryptos:
+            try:
+                run_backtest(spec, candles, params, 365.0, with_trades=False)
+            except EngineError:
+                pass
+        return time.perf_counter() - t0
+
+    for i in range(len(configs)):
+        one(i)  # warm-up
+    for _ in range(repeats):
+        for i in range(len(configs)):
+            times[i].append(one(i))
+    us = [statistics.median(t) / n_cryptos * 1e6 for t in times]
+    rsi = {stops: us[i] for i, (spec, stops, _) in enumerate(configs) if spec.code == "rsi"}
+    print(f"\nengine only: run_backtest(with_trades=False) per crypto, {n_cryptos} x {n_candles:,} daily demo candles "
+          f"in memory, median of {repeats}  [load average: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}]")
+    print(f"  {'strategy':<24}{'stops':<6}{'µs/crypto':>10}{'vs RSI':>8}")
+    for (spec, stops, _), t in zip(configs, us):
+        note = "  (insufficient_data: raises before simulating)" if spec.code == "opening_range_breakout" else ""
+        print(f"  {spec.code:<24}{stops:<6}{t:>10.1f}{t / rsi[stops]:>7.2f}x{note}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cryptos", type=int, default=211)
@@ -164,6 +202,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-store", action="store_true", help='run with "store": false (default: store, as the API)')
     ap.add_argument("--http", action="store_true", help="also time the requests through gunicorn on loopback")
+    ap.add_argument("--no-engine", action="store_true", help="skip the engine-only table")
     ap.add_argument("--drop", action="store_true", help="drop this benchmark's databases at the end")
     ap.add_argument("--database-url", help="server to use (default BENCH_DATABASE_URL, DATABASE_URL, embedded)")
     args = ap.parse_args()
@@ -193,6 +232,8 @@ def main() -> None:
                 with gunicorn_server(url) as base:
                     stats = measure(http_runner(base, store), configs, args.repeats, name + " http")
                     report(title + " (HTTP via gunicorn)", configs, stats, extra)
+        if not args.no_engine:
+            engine_only(args.cryptos, args.candles, args.repeats)
     finally:
         if args.drop:
             for url in urls:
