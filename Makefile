@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-dev stop-db bench bench-all bench-peers bench-load bench-import clean
+.PHONY: run test install install-dev stop-db bench bench-all bench-peers bench-vectorbt-stops bench-strategies bench-load bench-import clean
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
@@ -47,6 +47,12 @@ bench-import: $(VENV)/.installed-dev
 
 bench-peers: .venv-bench/.installed
 	.venv-bench/bin/python benchmarks/bench_peers.py
+
+bench-vectorbt-stops: .venv-bench/.installed
+	.venv-bench/bin/python benchmarks/bench_vectorbt_stops.py
+
+bench-strategies: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench_strategies.py
 
 stop-db: $(VENV)/.installed
 	$(BIN)/python -c "from api.config import Settings; from api.db.embedded import stop_embedded_postgres as s; print('stopped' if s(Settings.from_env().pgserver_dir) else 'not running')"

@@ -1,13 +1,14 @@
 """Benchmark our RSI engine against peer backtesters on identical inputs.
 
-The same long-only RSI strategy (defaults of ``rsi_buy_sell``: 10000 cash,
+The same long-only RSI strategy (defaults of ``rsi``: 10000 cash,
 0.1 % fee per fill, RSI 14, buy below 30, sell above 70, decisions and fills
 at each bar's close, all cash in, one position, an open position marked to
 market at the last close without exit fee) runs on the synthetic demo candles
 in:
 
-* ours       ``api.engine.run_rsi_strategy`` per crypto, INCLUDING its own RSI
-             computation, input validation and the full metrics dict;
+* ours       ``api.engine.run_backtest(get_strategy("rsi"), candles_from_close(close), ...)``
+             per crypto, INCLUDING its own RSI computation, input validation
+             and the full metrics dict;
 * vectorbt   ``vbt.Portfolio.from_signals``, one 2-D call (cryptos as
              columns; building its 2-D inputs is timed too), plus total
              return, closed-trade count, win rate, max drawdown and Sharpe;
@@ -64,18 +65,19 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from api.demo_data import generate_demo_cryptos  # noqa: E402
-from api.engine import compute_rsi, get_strategy, run_rsi_strategy  # noqa: E402
+from api.engine import candles_from_close, compute_rsi, get_strategy, run_backtest  # noqa: E402
 
 PEERS = ("vectorbt", "backtesting", "pandas")
 SLOW = ("backtesting", "pandas")
 TOLERANCE = 1e-6  # relative difference of final equity (= of 1 + total return)
 BARS_PER_YEAR = 365.0  # the demo data is daily
+RSI = get_strategy("rsi")
 
 
 def run_ours(data, p):
     out = []
     for close in data["close"]:
-        m = run_rsi_strategy(close, p, BARS_PER_YEAR).metrics
+        m = run_backtest(RSI, candles_from_close(close), p, BARS_PER_YEAR).metrics
         out.append((m["num_trades"], m["total_return"] / 100.0))
     return out
 
@@ -248,13 +250,14 @@ def main(argv=None):
     peers = [peer for peer in PEERS if peer not in args.skip]
 
     print_header(args)
-    p = dict(get_strategy("rsi_buy_sell").defaults())
+    p = dict(RSI.defaults())
     cryptos = generate_demo_cryptos(n_cryptos=args.cryptos, n_candles=args.candles)
     closes = [np.array(c.close, dtype=np.float64) for c in cryptos]  # writable copies
     data = {"close": closes,
             "rsi": [compute_rsi(c, int(p["rsi_period"])) for c in closes],
             "index": pd.DatetimeIndex(cryptos[0].times)}
-    print("Strategy:", ", ".join(f"{k}={v:g}" for k, v in p.items()), "(fee in %)\n")
+    print("Strategy:", ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
+                                for k, v in p.items()), "(fee in %)\n")
 
     if not check_agreement(data, p, peers, n_slow):
         print("Peers disagree with ours: not timing anything.")

@@ -36,12 +36,14 @@ def server_url(explicit: str | None) -> str:
     return resolve_database_url(Settings(database_url=url))
 
 
-def dataset_url(server: str, n_cryptos: int, n_candles: int, interval: str, seed: int = 42) -> str:
+def dataset_url(server: str, n_cryptos: int, n_candles: int, interval: str, seed: int = 42,
+                prefix: str = "bench") -> str:
     """A database holding exactly this synthetic dataset (created and loaded on first use).
 
     Stored results of earlier runs are emptied, so every run writes into the same small table.
+    `prefix` starts the database's name, so a benchmark can keep its datasets apart from others'.
     """
-    name = f"bench_{interval}_{n_cryptos}x{n_candles}_s{seed}"
+    name = f"{prefix}_{interval}_{n_cryptos}x{n_candles}_s{seed}"
     url = make_url(server).set(database=name).render_as_string(hide_password=False)
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -68,6 +70,15 @@ def dataset_url(server: str, n_cryptos: int, n_candles: int, interval: str, seed
     finally:
         engine.dispose()
     return url
+
+
+def drop_dataset(server: str, url: str) -> None:
+    """Drop a dataset database made by `dataset_url` (its engines must be disposed of first)."""
+    name = make_url(url).database
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def free_port() -> int:
