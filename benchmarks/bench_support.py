@@ -37,12 +37,15 @@ def server_url(explicit: str | None) -> str:
 
 
 def dataset_url(server: str, n_cryptos: int, n_candles: int, interval: str, seed: int = 42,
-                prefix: str = "bench") -> str:
+                prefix: str | None = None) -> str:
     """A database holding exactly this synthetic dataset (created and loaded on first use).
 
     Stored results of earlier runs are emptied, so every run writes into the same small table.
-    `prefix` starts the database's name, so a benchmark can keep its datasets apart from others'.
+    `prefix` starts the database's name, so a benchmark can keep its datasets apart from others'; by
+    default it names the schema revision, so checkouts of different revisions never share (and migrate)
+    one dataset, and before/after runs can go side by side.
     """
+    prefix = prefix or f"bench_r{migrate.head_revision()}"
     name = f"{prefix}_{interval}_{n_cryptos}x{n_candles}_s{seed}"
     url = make_url(server).set(database=name).render_as_string(hide_password=False)
     admin = create_engine(server, isolation_level="AUTOCOMMIT")

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 import api.engine as engine_module
 from api.db import repository as repo
 from api.db.connection import connection_lost, is_database_error, lent_connection, worker_connection
-from api.engine import StrategySpec
+from api.engine import StrategySpec, get_strategy, required_fields
 from api.engine.intervals import missing_candles
 from api.services import catalog
 from api.services.admission import Admission
@@ -413,8 +413,12 @@ def _backtest_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: l
 
 
 def _fields_for(strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]], with_trades: bool) -> frozenset[str]:
-    """The candle fields (names of repo.CANDLE_FIELDS) a run of this strategy under these settings reads."""
-    return frozenset(repo.CANDLE_FIELDS)
+    """The candle fields (names of repo.CANDLE_FIELDS) a run of this strategy under these settings reads.
+
+    Reading only those keeps a closes-only run (RSI, close fills, no stops) as cheap as when only closes
+    were stored: all six fields are ~3x the read time of daily closes (benchmarks/bench_candle_reads.py).
+    """
+    return required_fields(get_strategy(strategy_id), parameter_sets, with_trades)
 
 
 def _read_crypto(crypto: dict[str, Any], db_config: dict[str, Any], fields: frozenset[str]) -> repo.PriceSeries:

@@ -13,20 +13,17 @@ from ..registry import StrategySpec
 from ._common import require
 
 
-def _prior(values: np.ndarray) -> np.ndarray:
-    """values[t-1] at t (NaN at 0): a channel of the bars before t, never t itself."""
-    out = np.empty_like(values)
-    out[0] = np.nan
-    out[1:] = values[:-1]
-    return out
-
-
 def signals(candles: Candles, params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     entry_period, exit_period = int(params["entry_period"]), int(params["exit_period"])
     require(len(candles), entry_period + 1, f"Donchian({entry_period})")
-    upper = _prior(rolling_max(candles.high, entry_period))
-    lower = _prior(rolling_min(candles.low, exit_period))
-    return candles.close > upper, candles.close < lower
+    upper = rolling_max(candles.high, entry_period)  # upper[t-1]: the channel of the bars before t
+    lower = rolling_min(candles.low, exit_period)
+    close = candles.close
+    entry = np.zeros(close.size, dtype=np.bool_)
+    exit_ = np.zeros(close.size, dtype=np.bool_)
+    np.greater(close[1:], upper[:-1], out=entry[1:])  # False while the channel warms up (NaN)
+    np.less(close[1:], lower[:-1], out=exit_[1:])
+    return entry, exit_
 
 
 SPEC = StrategySpec(
