@@ -234,7 +234,7 @@ INDICATOR_KERNELS = ("_gain", "_loss", "_seed_averages", "_rsi_value", "rsi_kern
                      "_rolling_mean_std", "_ema", "_rolling_extreme")
 
 
-TOP_KERNELS = ("rsi_kernel", "_rolling_mean_std", "_ema", "_rolling_extreme")  # the rest are their callees
+TOP_KERNELS = ("rsi_kernel", "rsi_threshold_kernel", "_rolling_mean_std", "_ema", "_rolling_extreme")  # the rest are their callees
 
 
 def test_warm_up_compiles_each_indicator_kernel() -> None:
@@ -267,3 +267,14 @@ def test_engine_import_does_not_compile_indicators() -> None:
     result = subprocess.run([sys.executable, "-c", check], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rsi_crossings_equal_comparisons_of_the_rsi() -> None:
+    close = np.random.default_rng(3).lognormal(0, 0.05, 700).cumprod() * 100
+    for period, below, above in ((14, 30.0, 70.0), (3, 45.5, 50.0), (30, 0.0, 100.0)):
+        values = ind.rsi(close, period)
+        is_below, is_above = ind.rsi_crossings(close, period, below, above)
+        np.testing.assert_array_equal(is_below, values < below)
+        np.testing.assert_array_equal(is_above, values > above)
+    short_below, short_above = ind.rsi_crossings(close[:5], 14, 30.0, 70.0)
+    assert not short_below.any() and not short_above.any() and short_below.size == 5

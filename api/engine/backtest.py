@@ -12,6 +12,7 @@ from numba import njit
 
 from .metrics import STATS_SIZE, checked_bars_per_year, metrics_kernel, metrics_of, span_days
 from .numeric import CACHE
+from .records import record
 from .registry import StrategySpec
 from .simulator import (B_ENTRY, B_EXIT, B_REASON, EXIT_REASONS, V_ENTRY_FEE, V_ENTRY_PRICE, V_ENTRY_VALUE,
                         V_EXIT_FEE, V_EXIT_PRICE, V_EXIT_VALUE, V_PNL, V_RETURN_PCT, V_UNITS, Execution,
@@ -58,9 +59,9 @@ def run_backtest(spec: StrategySpec, candles: Candles, params: Mapping[str, Any]
 
     with_trades=False skips building Trade objects (a batch needs only the metrics).
     """
-    missing = spec.inputs - candles.fields
-    if missing:
-        raise ValueError(f"strategy {spec.code} needs the candles' {', '.join(sorted(missing))}")
+    if not spec.inputs <= candles.fields:
+        missing = ", ".join(sorted(spec.inputs - candles.fields))
+        raise ValueError(f"strategy {spec.code} needs the candles' {missing}")
     execution = Execution.from_parameters(params)
     entry, exit_ = spec.signals(candles, params)
     inputs = kernel_inputs(candles, entry, exit_, execution)
@@ -68,9 +69,12 @@ def run_backtest(spec: StrategySpec, candles: Candles, params: Mapping[str, Any]
     stats = np.empty(STATS_SIZE)
     count = _simulate_and_measure(*inputs, execution.settings, checked_bars_per_year(bars_per_year),
                                   span_days(candles), *outputs, stats)
-    sim = Simulation(*outputs, count, execution)
+    equity, trade_bars, trade_values = outputs
+    sim = record(Simulation, {"equity": equity, "trade_bars": trade_bars, "trade_values": trade_values,
+                              "count": count, "execution": execution})
     trades = trades_of(sim, len(candles)) if with_trades else ()
-    return BacktestOutcome(metrics_of(stats), trades, sim.equity, sim)
+    return record(BacktestOutcome, {"metrics": metrics_of(stats), "trades": trades, "equity": equity,
+                                    "simulation": sim})
 
 
 @njit(cache=CACHE, nogil=True)

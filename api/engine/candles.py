@@ -8,7 +8,6 @@ time in int64 epoch seconds (UTC), strictly increasing.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +16,7 @@ from numba import njit
 
 from .errors import InvalidPriceDataError
 from .numeric import CACHE, as_kernel_array
+from .records import record
 
 
 FIELDS = ("time", "open", "high", "low", "close", "volume")
@@ -42,14 +42,10 @@ class Candles:
     first_time: int
     last_time: int
     interval_seconds: int
+    fields: frozenset[str]  # the names of the fields present
 
     def __len__(self) -> int:
         return self.close.size
-
-    @functools.cached_property
-    def fields(self) -> frozenset[str]:
-        """The names of the fields present."""
-        return frozenset(f for f in FIELDS if getattr(self, f) is not None)
 
     def head(self, k: int) -> Candles:
         """The first k candles (a run on them must not see anything later: the no-look-ahead rule)."""
@@ -57,8 +53,8 @@ class Candles:
             raise ValueError("head() needs the candle times")
         cut = {f: None if getattr(self, f) is None else np.ascontiguousarray(getattr(self, f)[:k])
                for f in FIELDS}
-        return Candles(**cut, first_time=int(cut["time"][0]), last_time=int(cut["time"][-1]),
-                       interval_seconds=self.interval_seconds)
+        return make_candles(cut["open"], cut["high"], cut["low"], cut["close"], cut["volume"], cut["time"],
+                            self.interval_seconds)
 
 
 def make_candles(open_: object | None, high: object | None, low: object | None, close: object,
@@ -71,34 +67,45 @@ def make_candles(open_: object | None, high: object | None, low: object | None, 
     """
     c = _price_array("close", close)
     n = c.size
-    prices = {name: None if values is None else _price_array(name, values)
-              for name, values in (("open", open_), ("high", high), ("low", low))}
-    vol = None if volume is None else _float_array("volume", volume)
-    times = None
-    if time is not None:
-        try:
-            times = np.require(np.asarray(time).astype(np.int64), requirements=("C", "A", "W"))
-        except (TypeError, ValueError) as exc:
-            raise InvalidPriceDataError(f"time must be integer epoch seconds: {exc}") from exc
-    for name, arr in (*prices.items(), ("volume", vol), ("time", times)):
-        if arr is not None and (arr.ndim != 1 or arr.size != n):
+    o = None if open_ is None else _price_array("open", open_)
+    h = None if high is None else _price_array("high", high)
+    lo = None if low is None else _price_array("low", low)
+    vol = None if volume is None else _volume_array(volume)
+    times = None if time is None else _time_array(time)
+    present = [(name, arr) for name, arr in (("open", o), ("high", h), ("low", lo), ("volume", vol),
+                                             ("time", times)) if arr is not None]
+    for name, arr in present:
+        if arr.ndim != 1 or arr.size != n:
             raise InvalidPriceDataError(f"{name} must be a 1-D array of {n} values, got shape {arr.shape}")
-    if vol is not None:
-        bad = np.flatnonzero(~(np.isfinite(vol) & (vol >= 0)))
-        if bad.size:
-            raise InvalidPriceDataError(f"volume must be finite and >= 0; first bad value at index {bad[0]}: "
-                                        f"{vol[bad[0]]!r}")
-    if int(interval_seconds) <= 0:
+    interval_seconds = int(interval_seconds)
+    if interval_seconds <= 0:
         raise InvalidPriceDataError(f"interval_seconds must be positive, got {interval_seconds}")
-    if times is not None:
+    if times is not None and n:
         if n > 1 and not np.all(times[1:] > times[:-1]):
             i = int(np.flatnonzero(times[1:] <= times[:-1])[0]) + 1
             raise InvalidPriceDataError(f"candle times must be strictly increasing; index {i} is not")
-        if n:
-            first_time, last_time = int(times[0]), int(times[-1])
+        first_time, last_time = int(times[0]), int(times[-1])
     first = 0 if first_time is None else int(first_time)
-    last = first + max(n - 1, 0) * int(interval_seconds) if last_time is None else int(last_time)
-    return Candles(c, prices["open"], prices["high"], prices["low"], vol, times, first, last, int(interval_seconds))
+    last = first + max(n - 1, 0) * interval_seconds if last_time is None else int(last_time)
+    return record(Candles, {"close": c, "open": o, "high": h, "low": lo, "volume": vol, "time": times,
+                            "first_time": first, "last_time": last, "interval_seconds": interval_seconds,
+                            "fields": frozenset(["close", *(name for name, _ in present)])})
+
+
+def _volume_array(values: object) -> np.ndarray:
+    vol = _float_array("volume", values)
+    bad = np.flatnonzero(~(np.isfinite(vol) & (vol >= 0)))
+    if bad.size:
+        raise InvalidPriceDataError(f"volume must be finite and >= 0; first bad value at index {bad[0]}: "
+                                    f"{vol[bad[0]]!r}")
+    return vol
+
+
+def _time_array(values: object) -> np.ndarray:
+    try:
+        return np.require(np.asarray(values).astype(np.int64), requirements=("C", "A", "W"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidPriceDataError(f"time must be integer epoch seconds: {exc}") from exc
 
 
 def candles_from_close(close: object, time: object | None = None, interval_seconds: int = 86_400) -> Candles:
@@ -131,7 +138,17 @@ def _price_array(name: str, values: object) -> np.ndarray:
 
 @njit(cache=CACHE, nogil=True)
 def _first_bad_price(values):
-    """Index of the first value that is not finite and > 0, or -1."""
+    """Index of the first value that is not finite and > 0, or -1.
+
+    The scan has no early exit, so it vectorises (prices are nearly always fine);
+    only a bad series pays a second pass to find where.
+    """
+    ok = True
+    for i in range(values.size):
+        x = values[i]
+        ok &= (x > 0.0) & (x < np.inf)
+    if ok:
+        return -1
     for i in range(values.size):
         x = values[i]
         if not (x > 0.0 and x < np.inf):

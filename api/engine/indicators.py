@@ -133,6 +133,20 @@ def rsi_kernel(close, period, out):
 
 
 @njit(cache=CACHE, nogil=True)
+def rsi_threshold_kernel(close, period, below, above, out, is_below, is_above):
+    """`rsi_kernel` into `out`, plus out[t] < below and out[t] > above as bools (False in the warm-up).
+
+    The comparisons ride along the RSI's division chain at no cost, where two
+    numpy passes afterwards cost as much as the simulator (RSI strategy signals).
+    """
+    rsi_kernel(close, period, out)
+    for t in range(close.size):
+        r = out[t]
+        is_below[t] = r < below
+        is_above[t] = r > above
+
+
+@njit(cache=CACHE, nogil=True)
 def _rolling_mean_std(x, period, mean, std):
     """TA-Lib's SMA of `x` into `mean` and, if ``std.size``, its BBANDS deviation into `std`.
 
@@ -294,6 +308,17 @@ def rsi(close: np.ndarray, period: int) -> np.ndarray:
     else:
         rsi_kernel(x, period, out)
     return out
+
+
+def rsi_crossings(close: np.ndarray, period: int, below: float, above: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rsi(close, period) < below, rsi(close, period) > above), in one compiled pass; all False if too short."""
+    period = check_period(period)
+    x = _series(close)
+    is_below = np.zeros(x.size, dtype=np.bool_)
+    is_above = np.zeros(x.size, dtype=np.bool_)
+    if x.size > period:
+        rsi_threshold_kernel(x, period, float(below), float(above), np.empty(x.size), is_below, is_above)
+    return is_below, is_above
 
 
 def sma(x: np.ndarray, period: int) -> np.ndarray:

@@ -36,6 +36,7 @@ def warm_up() -> float:
     """
     from .backtest import run_backtest
     from .candles import make_candles
+    from .indicators import bbands, ema, macd, rolling_max, rolling_min, rsi, sma
     from .strategies import CATALOG
 
     started = time.perf_counter()
@@ -43,6 +44,10 @@ def warm_up() -> float:
     t = np.arange(n, dtype=np.float64)
     close = 100.0 + 10.0 * np.sin(t / 3.0)
     candles = make_candles(close, close * 1.01, close * 0.99, close, np.ones(n), (t * 1800).astype(np.int64), 1800)
+    for indicator in (lambda x: rsi(x, 14), lambda x: sma(x, 5), lambda x: ema(x, 5),
+                      lambda x: macd(x, 3, 6, 2), lambda x: bbands(x, 5, 2.0), lambda x: rolling_max(x, 5),
+                      lambda x: rolling_min(x, 5)):
+        indicator(close)  # the indicators alone too (compute_rsi, peers, notebooks)
     for spec in CATALOG:
         params = {**spec.defaults(), "stop_loss_pct": 5.0, "take_profit_pct": 5.0, "trailing_stop_pct": 3.0}
         for p in spec.own_parameters:  # short look-backs so 64 candles give signals

@@ -112,8 +112,7 @@ def metrics_kernel(close, equity, trade_bars, trade_values, k, initial, fee_rate
     mdd = 0.0
     prev = equity[0]
     # duration: from the last bar at the running peak to the first later bar back at or above it
-    dd_peak = equity[0]
-    dd_peak_bar = 0
+    peak_bar = 0
     longest = 0
     dipped = False
     for t in range(n):
@@ -132,29 +131,29 @@ def metrics_kernel(close, equity, trade_bars, trade_values, k, initial, fee_rate
                     returns_finite = False
             returns[t - 1] = ret
         prev = e
-        if e > peak:
-            if peak > 0.0:
-                dd = (peak - run_low) / peak
-                if dd > mdd:
-                    mdd = dd
-            peak = e
-            run_low = e
-        elif e < run_low:
-            run_low = e
-        if e >= dd_peak:
-            if dipped and t - dd_peak_bar > longest:
-                longest = t - dd_peak_bar
-            dipped = False
-            dd_peak = e
-            dd_peak_bar = t
+        if e >= peak:  # at or above the running peak: a drawdown (if any) has ended
+            if e > peak:
+                if peak > 0.0:
+                    dd = (peak - run_low) / peak
+                    if dd > mdd:
+                        mdd = dd
+                peak = e
+                run_low = e
+            if dipped:
+                if t - peak_bar > longest:
+                    longest = t - peak_bar
+                dipped = False
+            peak_bar = t
         else:
             dipped = True
+            if e < run_low:
+                run_low = e
     if peak > 0.0:
         dd = (peak - run_low) / peak
         if dd > mdd:
             mdd = dd
-    if dipped and n - 1 - dd_peak_bar > longest:
-        longest = n - 1 - dd_peak_bar
+    if dipped and n - 1 - peak_bar > longest:
+        longest = n - 1 - peak_bar
 
     # ---- the trades
     gross_profit = 0.0

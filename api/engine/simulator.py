@@ -122,9 +122,9 @@ def kernel_inputs(candles: Candles, entry: np.ndarray, exit_: np.ndarray,
     n = len(candles)
     if entry.shape != (n,) or exit_.shape != (n,):
         raise ValueError(f"entry and exit must have one value per candle ({n})")
-    missing = execution.fields - candles.fields
-    if missing:
-        raise ValueError(f"these execution rules need the candles' {', '.join(sorted(missing))}")
+    if not execution.fields <= candles.fields:
+        missing = ", ".join(sorted(execution.fields - candles.fields))
+        raise ValueError(f"these execution rules need the candles' {missing}")
     close = candles.close  # stands in for a field these rules never read (checked above)
     return (close if candles.open is None else candles.open, close if candles.high is None else candles.high,
             close if candles.low is None else candles.low, close,

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..candles import Candles
-from ..indicators import rsi
+from ..indicators import rsi_crossings
 from ..parameters import ParameterSpec
 from ..registry import StrategySpec, less_than
 from ._common import require
@@ -16,8 +16,7 @@ from ._common import require
 def signals(candles: Candles, params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     period = int(params["rsi_period"])
     require(len(candles), period + 1, f"RSI({period})")
-    values = rsi(candles.close, period)
-    return values < float(params["oversold_threshold"]), values > float(params["overbought_threshold"])
+    return rsi_crossings(candles.close, period, params["oversold_threshold"], params["overbought_threshold"])
 
 
 SPEC = StrategySpec(
