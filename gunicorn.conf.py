@@ -13,6 +13,10 @@ from api.config import Settings
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5001')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
+# The master loads the app once (imports, engine kernels from numba's cache) and forks the workers from it:
+# a worker starts in milliseconds, also one replacing a killed worker, and they share those pages. The app
+# opens no connection and starts no thread while it is built, so nothing is shared that must not be.
+preload_app = True
 threads = Settings.from_env().gunicorn_threads  # the app sizes its connection pool from the same setting
 # gthread's main loop reports to the master while requests run in threads: this
 # restarts a worker whose loop is stuck, it does not cut a long request short
