@@ -22,6 +22,7 @@ Afterwards the server and the embedded postgres are stopped and the folder is
 removed.
 
     .venv/bin/python benchmarks/bench_cold_start.py --runs 3
+    .venv/bin/python benchmarks/bench_cold_start.py --runs 3 --ref engine --ref HEAD   # before/after, interleaved
     .venv/bin/python benchmarks/bench_cold_start.py --runs 1 --log /tmp/cold.log   # keep every timed log line
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -86,6 +88,8 @@ class Start:
         self.events: dict[str, float] = {}
         self.ready = threading.Event()
         self.log = log
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # this start's tree is reaped by us alone meanwhile
+        self.cpu0 = usage.ru_utime + usage.ru_stime
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen([str(checkout / ".venv" / "bin" / "python"), "-m", "api.serve"], cwd=checkout,
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -138,8 +142,11 @@ class Start:
             time.sleep(0.05)
         return {**self.events, "first_all": answered, "first_latency": answered - sent, "second_latency": second}
 
-    def stop(self) -> None:
-        """SIGTERM to the gunicorn master (not its group: the embedded postgres must live on), then the rest."""
+    def stop(self) -> float:
+        """SIGTERM to the gunicorn master (not its group: the embedded postgres must live on), then the rest.
+
+        Returns the CPU seconds (user + sys) that this start's process tree used, postgres aside.
+        """
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -149,6 +156,8 @@ class Start:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime - self.cpu0
 
 
 def stop_postgres(checkout: Path, pgdir: Path) -> None:
@@ -177,7 +186,9 @@ def one_run(ref: str, log_file: Path | None) -> dict[str, dict[str, float]]:
             try:
                 out[scenario] = start.measure()
             finally:
-                start.stop()
+                cpu = start.stop()
+            out[scenario]["cpu_s"] = cpu
+            out[scenario]["load1"] = os.getloadavg()[0]
     finally:
         stop_postgres(checkout, pgdir)
         if log_file is not None:
@@ -188,7 +199,7 @@ def one_run(ref: str, log_file: Path | None) -> dict[str, dict[str, float]]:
 
 
 COLUMNS = ["pg_up", "seeded", "kernels", "gunicorn", "worker_up", "health", "ready", "first_all", "first_latency",
-           "second_latency"]
+           "second_latency", "cpu_s", "load1"]
 
 
 def table(title: str, rows: dict[str, dict[str, float]]) -> str:
@@ -203,22 +214,26 @@ def table(title: str, rows: dict[str, dict[str, float]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--ref", default="HEAD", help="commit of this repository to start (default HEAD; "
-                        "uncommitted changes are not measured)")
+    parser.add_argument("--ref", action="append", help="commit of this repository to start (default HEAD; "
+                        "uncommitted changes are not measured); given twice or more, runs alternate between them "
+                        "so each sees the same machine load")
     parser.add_argument("--log", type=Path, help="append every timed output line here")
     args = parser.parse_args()
-    ref = subprocess.run(["git", "-C", str(ROOT), "rev-parse", args.ref], check=True, capture_output=True,
-                         text=True).stdout.strip()
-    print(f"commit {ref[:10]}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; seconds since start")
-    runs = []
+    refs = [subprocess.run(["git", "-C", str(ROOT), "rev-parse", r], check=True, capture_output=True,
+                           text=True).stdout.strip() for r in (args.ref or ["HEAD"])]
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; seconds since the start, "
+          "cpu_s: CPU seconds of the start's process tree (postgres aside), load1: load average after it")
+    runs: dict[str, list] = {ref: [] for ref in refs}
     for i in range(args.runs):
-        result = one_run(ref, args.log)
-        runs.append(result)
-        print(table(f"\nrun {i + 1}", result), flush=True)
-    medians = {s: {c: statistics.median(r[s][c] for r in runs) for c in COLUMNS if all(c in r[s] for r in runs)}
-               for s in SCENARIOS}
-    print(table(f"\nmedians of {len(runs)} runs (first_all: the first /all answered, sent at the ready line; "
-                "latencies: that request's and a second one's)", medians))
+        for ref in refs:
+            result = one_run(ref, args.log)
+            runs[ref].append(result)
+            print(table(f"\nrun {i + 1}, commit {ref[:10]}", result), flush=True)
+    for ref in refs:
+        medians = {s: {c: statistics.median(r[s][c] for r in runs[ref]) for c in COLUMNS
+                       if all(c in r[s] for r in runs[ref])} for s in SCENARIOS}
+        print(table(f"\ncommit {ref[:10]}: medians of {args.runs} runs (first_all: the first /all answered, "
+                    "sent at the ready line; latencies: that request's and a second one's)", medians))
 
 
 if __name__ == "__main__":
