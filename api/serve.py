@@ -1,11 +1,14 @@
 """`make run`: database up (embedded when no DATABASE_URL), migrated, demo data if empty, kernels compiled, then gunicorn.
 
-Everything before gunicorn happens once here, so gunicorn's workers only ever
-attach to a ready database and load the engine's kernels from numba's disk
-cache: the kernels are compiled in a subprocess started first thing, on the
-other core while the database starts, migrates and loads its demo data, and
-waited for before gunicorn is exec'd. Without that, every gunicorn worker and
-every pool worker of a fresh checkout compiled them at once (see jit.py).
+Everything before gunicorn happens once here, so gunicorn only ever attaches
+to a ready database and loads the engine's kernels from numba's disk cache:
+the kernels are compiled in a subprocess started first thing, on the other
+core while the database starts, migrates and loads its demo data, and waited
+for before gunicorn is exec'd. gunicorn's master then loads the app (and the
+kernels, from the cache) once and forks its workers (gunicorn.conf.py), which
+start their warm pools; the ready line comes once they all have. Before, every
+gunicorn worker and every pool worker of a fresh checkout compiled the kernels
+at once (see jit.py).
 """
 from __future__ import annotations
 
@@ -45,8 +48,9 @@ def wait_kernel_compile(proc: subprocess.Popen, started: float) -> None:
         log.info("engine kernels ready in %s s (numba's disk cache now serves every process; %.1f s since start)",
                  seconds, waited)
     else:  # numeric.py warned already: no writable cache, so every process compiles (seconds each)
-        log.warning("engine kernels compiled in %s s but numba has no writable disk cache: every server process "
-                    "compiles them again; set NUMBA_CACHE_DIR", seconds)
+        log.warning("engine kernels compiled in %s s but numba has no writable disk cache: gunicorn's master "
+                    "compiles them again (its forked workers share them), and so does every pool worker under "
+                    "MP_START_METHOD=spawn/forkserver; set NUMBA_CACHE_DIR", seconds)
 
 
 def prepare_database(settings: Settings) -> str:
