@@ -38,6 +38,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -218,6 +219,7 @@ def main() -> None:
                         "so each sees the same machine load")
     parser.add_argument("--log", type=Path, help="append every timed output line here")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a terminated run still stops its servers
     refs = [subprocess.run(["git", "-C", str(ROOT), "rev-parse", r], check=True, capture_output=True,
                            text=True).stdout.strip() for r in (args.ref or ["HEAD"])]
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; seconds since the start, "
