@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-dev stop-db bench bench-all bench-peers bench-vectorbt-stops bench-strategies bench-load bench-import clean
+.PHONY: run test install install-dev stop-db bench bench-all bench-peers bench-vectorbt-stops bench-strategies bench-load bench-import bench-cold clean
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench-load: $(VENV)/.installed-dev
 
 bench-import: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_import.py
+
+bench-cold: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench_cold_start.py
 
 .venv-bench/.installed: requirements.txt benchmarks/requirements.txt
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv .venv-bench

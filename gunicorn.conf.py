@@ -5,12 +5,18 @@ thread, not a whole server process, so /api/health and other requests are
 still served; REQUEST_BODY_TIMEOUT_SECONDS bounds how long it holds it.
 """
 import os
+import shutil
+import tempfile
 
 from api.config import Settings
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5001')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
+# The master loads the app once (imports, engine kernels from numba's cache) and forks the workers from it:
+# a worker starts in milliseconds, also one replacing a killed worker, and they share those pages. The app
+# opens no connection and starts no thread while it is built, so nothing is shared that must not be.
+preload_app = True
 threads = Settings.from_env().gunicorn_threads  # the app sizes its connection pool from the same setting
 # gthread's main loop reports to the master while requests run in threads: this
 # restarts a worker whose loop is stuck, it does not cut a long request short
@@ -23,11 +29,46 @@ errorlog = "-"
 control_socket_disable = True
 
 
-def when_ready(server):  # noqa: D103 - gunicorn hook
+# The ready line: printed once every worker has loaded the app (kernels from numba's cache, see api/serve.py)
+# and started its warm pool, and the database answered, so a request sent then is answered at full speed.
+# Each worker marks itself done in a folder the master made before forking them; the last one prints it.
+_ready_dir = None
+
+
+def on_starting(server):  # noqa: D103 - gunicorn hook, in the master before any worker is forked
+    global _ready_dir
+    _ready_dir = tempfile.mkdtemp(prefix="gunicorn-ready-")
+
+
+def post_worker_init(worker):  # noqa: D103 - gunicorn hook, in each worker's main thread once it loaded the app
+    from api.app import warm_server_process
+
+    state = warm_server_process(worker.wsgi)
+    if not state["database_ready"]:
+        worker.log.warning("worker %s: the database is not ready (%s); GET /api/ready tells when it is",
+                           worker.pid, state["database"])
+        return
+    if _ready_dir is None:
+        return
+    try:
+        open(os.path.join(_ready_dir, f"worker-{worker.pid}"), "x").close()
+        done = sum(1 for name in os.listdir(_ready_dir) if name.startswith("worker-"))
+        if done < worker.cfg.workers:
+            return
+        os.close(os.open(os.path.join(_ready_dir, "printed"), os.O_CREAT | os.O_EXCL))  # one worker prints it
+    except OSError:  # printed already (a later worker, e.g. one replacing a killed one), or the folder is gone
+        return
+    worker.log.info("%d workers have loaded the app, each with a warm pool of %d processes",
+                    worker.cfg.workers, state["pool_processes"])
     port = os.environ.get("PORT", "5001")
-    server.log.info(
+    worker.log.info(
         "ready. Try:\n  curl -s -X POST http://127.0.0.1:%s/api/crypto/backtest/all "
         "-H 'Content-Type: application/json' "
         "-d '{\"strategy_id\": 1, \"parameters\": {}, \"use_parallel\": true}'",
         port,
     )
+
+
+def on_exit(server):  # noqa: D103 - gunicorn hook
+    if _ready_dir is not None:
+        shutil.rmtree(_ready_dir, ignore_errors=True)

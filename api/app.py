@@ -39,3 +39,17 @@ def build_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     register_cli(app)
     warm_worker()  # compile/load engine kernels now, so no request pays for it
     return app
+
+
+def warm_server_process(app: Flask) -> dict[str, Any]:
+    """A server process's last step before it takes requests (gunicorn's post_worker_init, main thread).
+
+    Starts the service's warm pool (so the first parallel batch pays no
+    process start-up) and asks the database whether it is ready. Returns
+    {"database_ready": bool, "database": readiness details, "pool_processes": n}.
+    """
+    service = app.extensions["backtest_service"]
+    processes = service.start_pool()
+    status = service.readiness()
+    ready = status.get("database") == "reachable" and bool(status.get("at_head", True))
+    return {"database_ready": ready, "database": status, "pool_processes": processes}

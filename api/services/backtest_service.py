@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,7 +28,7 @@ from api.engine.intervals import missing_candles
 from api.services import catalog
 from api.services.admission import Admission
 from api.services.errors import DatabaseUnavailable, NotFound, ValidationFailed
-from api.services.fanout import TaskFailure, pool_size, run_in_pool
+from api.services.fanout import TaskFailure, pool_size, run_in_pool, warm_pool
 from api.services.read_ahead import plan_read_ahead, reading_ahead, take_candles
 from api.services.parameters import validate_parameters
 from api.services.results import backtest_settings, error_result, rank_results, summarize
@@ -89,6 +90,16 @@ class CryptoBacktestService:
             raise NotFound(f"no strategy {key!r}; known: {known}",
                            [{"field": "strategy_id", "message": f"no strategy {key!r}; known: {known}"}])
         return spec.id
+
+    def start_pool(self) -> int:
+        """Start this process's warm pool (min(cpu_count, MAX_PROCESSES) workers) and wait until it is ready.
+
+        A server calls it once a process has loaded the app (gunicorn's
+        post_worker_init, on its main thread), so the first parallel batch pays
+        no process start-up; apps built for tests or the CLI start theirs on
+        first use. Returns how many workers are ready.
+        """
+        return warm_pool(self.start_method, warm_worker).prestart(pool_size(os.cpu_count() or 1, self.max_processes))
 
     def readiness(self) -> dict[str, Any]:
         """GET /api/ready: {"database": "reachable", migrations' current/head revision, "at_head"}, or

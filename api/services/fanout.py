@@ -353,6 +353,35 @@ class WorkerPool:
         self._workers = usable
         return usable[:count]
 
+    def prestart(self, count: int, timeout: float = _START_TIMEOUT_SECONDS) -> int:
+        """Start workers until `count` are warm and wait (up to timeout) for them to be ready; how many are.
+
+        So the first batch pays no process start-up (imports, the initializer).
+        Call it from a thread that lives as long as the process (see
+        _die_with_parent): the main thread, or a request thread.
+        """
+        with self.lock:
+            workers = self._ready_workers(count)
+            waiting = {w.fd: w for w in workers if not w.ready}
+            deadline = time.monotonic() + timeout
+            with selectors.DefaultSelector() as selector:
+                for fd, worker in waiting.items():
+                    selector.register(fd, selectors.EVENT_READ, worker)
+                while waiting and time.monotonic() < deadline:
+                    for key, _ in selector.select(max(0.0, deadline - time.monotonic())):
+                        worker = key.data
+                        messages, closed = worker.receive()
+                        if any(m[0] == "ready" for m in messages):
+                            worker.ready = True
+                        if worker.ready or closed:
+                            selector.unregister(worker.fd)
+                            del waiting[worker.fd]
+                        if closed:  # died while starting: the next batch starts another
+                            worker.stop()
+            # a worker not ready in time is left starting: the next batch waits for it (_START_TIMEOUT_SECONDS)
+            self._workers = [w for w in self._workers if w.process.exitcode is None]
+            return sum(1 for w in self._workers if w.ready)
+
     def run(self, func: Callable[..., Any], arg_tuples: Sequence[tuple], processes: int, task_timeout: float,
             before_chunk: Callable[[list[tuple]], Any] | None = None) -> Iterator[Any]:
         """Yield func(*args) for each args tuple in input order, or a TaskFailure for a lost task.
