@@ -92,18 +92,27 @@ class PriceSeries:
     low: np.ndarray | None = None
     close: np.ndarray | None = None
     volume: np.ndarray | None = None
+    read: frozenset[str] | None = None  # the fields held, when the reader says (else computed)
 
     def __len__(self) -> int:
         return self.candle_count
 
     def fields(self) -> frozenset[str]:
         """The fields this series holds (read)."""
+        if self.read is not None:
+            return self.read
         return frozenset(name for name in CANDLE_FIELDS if getattr(self, name) is not None)
 
 
 def candle_fields(fields: Iterable[str]) -> tuple[str, ...]:
     """fields (any iterable of CANDLE_FIELDS names) in CANDLE_FIELDS order, without repeats; ValueError if unknown."""
-    wanted = frozenset((fields,) if isinstance(fields, str) else fields)
+    if type(fields) is frozenset:
+        return _ordered_fields(fields)
+    return _ordered_fields(frozenset((fields,) if isinstance(fields, str) else fields))
+
+
+@functools.lru_cache(maxsize=64)
+def _ordered_fields(wanted: frozenset[str]) -> tuple[str, ...]:
     unknown = wanted.difference(CANDLE_FIELDS)
     if unknown:
         raise ValueError(f"unknown candle fields {sorted(unknown)}; known: {', '.join(CANDLE_FIELDS)}")
@@ -167,7 +176,12 @@ def _series(fields: tuple[str, ...], row: Sequence[Any]) -> PriceSeries:
     """
     arrays = {name: np.frombuffer(packed, dtype=_FIELD_WIRE[name]).astype(_FIELD_NATIVE[name])
               for name, packed in zip(fields, row[3:])}
-    return PriceSeries(int(row[0]), int(row[1]), int(row[2]), **arrays)
+    return PriceSeries(int(row[0]), int(row[1]), int(row[2]), **arrays, read=_field_set(fields))
+
+
+@functools.lru_cache(maxsize=64)
+def _field_set(fields: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(fields)
 
 
 def load_candles_many(dbapi_conn: Any, crypto_ids: Sequence[int],

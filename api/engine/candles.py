@@ -73,7 +73,8 @@ def make_candles(open_: object | None, high: object | None, low: object | None, 
     vol = None if volume is None else _volume_array(volume)
     times = None if time is None else _time_array(time)
     present = [(name, arr) for name, arr in (("open", o), ("high", h), ("low", lo), ("volume", vol),
-                                             ("time", times)) if arr is not None]
+                                             ("time", times)) if arr is not None] if open_ is not None \
+        or high is not None or low is not None or volume is not None or time is not None else []
     for name, arr in present:
         if arr.ndim != 1 or arr.size != n:
             raise InvalidPriceDataError(f"{name} must be a 1-D array of {n} values, got shape {arr.shape}")
@@ -89,7 +90,11 @@ def make_candles(open_: object | None, high: object | None, low: object | None, 
     last = first + max(n - 1, 0) * interval_seconds if last_time is None else int(last_time)
     return record(Candles, {"close": c, "open": o, "high": h, "low": lo, "volume": vol, "time": times,
                             "first_time": first, "last_time": last, "interval_seconds": interval_seconds,
-                            "fields": frozenset(["close", *(name for name, _ in present)])})
+                            "fields": frozenset(["close", *(name for name, _ in present)]) if present
+                            else _CLOSE_ONLY})
+
+
+_CLOSE_ONLY = frozenset({"close"})
 
 
 def _volume_array(values: object) -> np.ndarray:

@@ -285,6 +285,8 @@ def _rolling_extreme(x, period, is_max, out):
 
 def check_period(period: object, name: str = "period") -> int:
     """`period` as a Python int, or ValueError unless it is a positive integer (not a bool)."""
+    if type(period) is int and period >= 1:  # the common case first
+        return period
     if isinstance(period, (bool, np.bool_)) or not isinstance(period, (int, np.integer)) or period < 1:
         raise ValueError(f"{name} must be a positive integer, got {period!r}")
     return int(period)
@@ -314,10 +316,12 @@ def rsi_crossings(close: np.ndarray, period: int, below: float, above: float) ->
     """(rsi(close, period) < below, rsi(close, period) > above), in one compiled pass; all False if too short."""
     period = check_period(period)
     x = _series(close)
-    is_below = np.zeros(x.size, dtype=np.bool_)
-    is_above = np.zeros(x.size, dtype=np.bool_)
-    if x.size > period:
-        rsi_threshold_kernel(x, period, float(below), float(above), np.empty(x.size), is_below, is_above)
+    n = x.size
+    if n <= period:
+        return np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
+    is_below = np.empty(n, dtype=np.bool_)
+    is_above = np.empty(n, dtype=np.bool_)
+    rsi_threshold_kernel(x, period, float(below), float(above), np.empty(n), is_below, is_above)
     return is_below, is_above
 
 

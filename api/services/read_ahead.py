@@ -30,7 +30,7 @@ def group_candles(fields: frozenset[str]) -> int:
 
 
 def _fields(fields: Iterable[str]) -> frozenset[str]:
-    return frozenset(repo.candle_fields(fields))
+    return frozenset(repo.candle_fields(fields))  # checks the names (cached per set)
 
 
 class ReadAheadPlan:
@@ -51,7 +51,7 @@ class ReadAheadPlan:
             self._read_group_from(conn, self.position[crypto_id], fields)
         series = self.buffer.pop(crypto_id, None)
         if series is not None and series.fields() != fields:  # read for a run that wanted more: hand out these
-            series = dataclasses.replace(series, **{name: None for name in series.fields() - fields})
+            series = dataclasses.replace(series, **{name: None for name in series.fields() - fields}, read=fields)
         return series
 
     def _read_group_from(self, conn: Any, start: int, fields: frozenset[str]) -> None:

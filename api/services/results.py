@@ -5,6 +5,7 @@ crypto the same way.
 """
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -16,7 +17,13 @@ from api.engine.intervals import SECONDS_PER_INTERVAL, bars_per_year
 
 def iso_utc(epoch_seconds: int | float) -> str:
     """Epoch seconds as an ISO 8601 UTC timestamp ending in Z."""
-    return datetime.fromtimestamp(int(epoch_seconds), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso_utc(int(epoch_seconds))
+
+
+@functools.lru_cache(maxsize=8192)
+def _iso_utc(epoch_seconds: int) -> str:
+    # cached: every result row names its first and last candle, and most cryptos share them
+    return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def crypto_header(crypto: Mapping[str, Any], prices: PriceSeries | None) -> dict[str, Any]:
@@ -45,7 +52,7 @@ def error_result(crypto: Mapping[str, Any], prices: PriceSeries | None, code: st
 def candles_of(prices: PriceSeries, interval: str) -> Candles:
     """A stored candle series as the engine's checked Candles (InvalidPriceDataError if a value is bad)."""
     return make_candles(prices.open, prices.high, prices.low, prices.close, prices.volume, prices.time,
-                        SECONDS_PER_INTERVAL.get(interval, 86_400), prices.first_time, prices.last_time)
+                        _SECONDS.get(interval, 86_400), prices.first_time, prices.last_time)
 
 
 def backtest_settings(crypto: Mapping[str, Any], strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]],
@@ -61,17 +68,18 @@ def backtest_settings(crypto: Mapping[str, Any], strategy_id: int, parameter_set
         return [error_result(crypto, prices, "no_data", "no price data stored for this cryptocurrency", started)
                 for _ in parameter_sets]
     interval = crypto.get("interval", "1d")
-    spec = get_strategy(int(strategy_id))
+    spec = get_strategy(strategy_id)
     header = crypto_header(crypto, prices)
     try:
         candles = candles_of(prices, interval)
     except EngineError as exc:
         return [error_result(crypto, prices, _error_code(exc), str(exc), started) for _ in parameter_sets]
-    share = (time.perf_counter() - started) / len(parameter_sets)
-    per_year = bars_per_year(interval)
+    clock = time.perf_counter
+    share = (clock() - started) / len(parameter_sets)
+    per_year = _bars_per_year(interval)
     out = []
     for params in parameter_sets:
-        began = time.perf_counter() - share
+        began = clock() - share
         try:
             outcome = run_backtest(spec, candles, params, per_year, with_trades=with_trades)
         except EngineError as exc:
@@ -84,10 +92,18 @@ def backtest_settings(crypto: Mapping[str, Any], strategy_id: int, parameter_set
             result["trades"] = [_trade_dict(t, times) for t in outcome.trades]
             result["equity_curve"] = [{"time": iso_utc(t), "equity": e}
                                       for t, e in zip(times, outcome.equity.tolist())]
-        result["calculation_time_ms"] = (time.perf_counter() - began) * 1000.0
+        result["calculation_time_ms"] = (clock() - began) * 1000.0
         result["error"] = None
         out.append(result)
     return out
+
+
+_SECONDS = SECONDS_PER_INTERVAL
+
+
+@functools.lru_cache(maxsize=64)
+def _bars_per_year(interval: str) -> float:
+    return bars_per_year(interval)
 
 
 def _error_code(exc: EngineError) -> str:
