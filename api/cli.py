@@ -67,7 +67,7 @@ def seed_demo_command(cryptos: int | None, candles: int | None, seed: int | None
               help="strategy parameter, e.g. --param fast_period=10, --param execution=next_open, "
                    "--param stop_loss_pct=null (repeatable; values are read as JSON, else as text)")
 @click.option("--sequential", is_flag=True, help="run in this process instead of a Pool")
-@click.option("--top", default=0, type=int, help="show only the best N rows (0 = all)")
+@click.option("--top", default=0, type=click.IntRange(min=0), help="show only the best N rows (0 = all)")
 @click.option("--json", "as_json", is_flag=True, help="print the full JSON answer instead of a table")
 def backtest_all_command(strategy: str, params: tuple[str, ...], sequential: bool, top: int,
                          as_json: bool) -> None:

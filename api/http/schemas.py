@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 
@@ -22,7 +22,8 @@ def _parallel_mode(value: Any) -> bool | str:
     raise ValueError('must be true, false or "auto"')
 
 
-ParallelMode = Annotated[Any, BeforeValidator(_parallel_mode)]
+ParallelMode = Annotated[Any, BeforeValidator(_parallel_mode),
+                         WithJsonSchema({"enum": [True, False, "auto"], "default": True})]
 
 
 def _integral(value: Any) -> Any:
@@ -32,7 +33,8 @@ def _integral(value: Any) -> Any:
     return value
 
 
-Id = Annotated[int, BeforeValidator(_integral), Field(ge=1, le=2**31 - 1)]
+Id = Annotated[int, BeforeValidator(_integral), Field(ge=1, le=2**31 - 1),
+               WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 2**31 - 1})]
 
 
 class BatchBacktestRequest(_Strict):

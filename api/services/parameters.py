@@ -85,7 +85,7 @@ def _coerce_default(rule: Mapping[str, Any]) -> Any:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:g}" if isinstance(x, float) else str(x)
+    return f"{x:.15g}" if isinstance(x, float) else str(x)  # 1000001.0 is not "1e+06"
 
 
 def _json_type(value: Any) -> str:
