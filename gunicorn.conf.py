@@ -4,6 +4,7 @@ Threaded workers (gthread): a client that sends its body slowly holds one
 thread, not a whole server process, so /api/health and other requests are
 still served; REQUEST_BODY_TIMEOUT_SECONDS bounds how long it holds it.
 """
+import gc
 import os
 import shutil
 import tempfile
@@ -38,6 +39,12 @@ _ready_dir = None
 def on_starting(server):  # noqa: D103 - gunicorn hook, in the master before any worker is forked
     global _ready_dir
     _ready_dir = tempfile.mkdtemp(prefix="gunicorn-ready-")
+
+
+def pre_fork(server, worker):  # noqa: D103 - gunicorn hook, in the master before each worker is forked
+    # the preloaded app's objects are shared with every worker: keep the workers' collections off them
+    # (a collection writes to each object it walks, which copies the page; see api.app.warm_server_process)
+    gc.freeze()
 
 
 def post_worker_init(worker):  # noqa: D103 - gunicorn hook, in each worker's main thread once it loaded the app

@@ -10,7 +10,6 @@ one transaction, so a parallel and a sequential run give identical answers.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import time
@@ -396,7 +395,6 @@ def warm_worker() -> None:
     warm_up = getattr(engine_module, "warm_up", None)
     if warm_up is not None:
         warm_up()
-    gc.collect()  # touch every object now: a forked worker copies its shared pages here, not in its first tasks
 
 
 def _backtest_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: list[dict[str, Any]],
