@@ -138,15 +138,18 @@ def kernel_outputs(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @njit(cache=CACHE, nogil=True)
-def _open_trade(trade_bars, trade_values, k, t, cash, fill, fee_rate):
-    """Book trade k's entry at bar t: all `cash` at `fill`, the fee taken first; returns the units bought."""
+def _open_trade(trade_bars, trade_values, k, t, cash, fill, fee_rate, stop_loss, take_profit):
+    """Book trade k's entry at bar t: all `cash` at `fill`, the fee taken first.
+
+    Returns (units bought, stop-loss level, take-profit level), the levels from the fill price.
+    """
     units = cash * (1.0 - fee_rate) / fill
     trade_bars[k, B_ENTRY] = t
     trade_values[k, V_ENTRY_VALUE] = cash
     trade_values[k, V_ENTRY_FEE] = cash * fee_rate
     trade_values[k, V_ENTRY_PRICE] = fill
     trade_values[k, V_UNITS] = units
-    return units
+    return units, fill * (1.0 - stop_loss), fill * (1.0 + take_profit)
 
 
 @njit(cache=CACHE, nogil=True)
@@ -199,13 +202,10 @@ def simulate_kernel(open_, high, low, close, entry, exit_, initial, fee_rate, sl
                 long = False
                 exited = True
             elif pending_entry:
-                peak = open_[t] * buy_mult
-                units = _open_trade(trade_bars, trade_values, k, t, cash, peak, fee_rate)
-                sl_level = peak * (1.0 - stop_loss)
-                tp_level = peak * (1.0 + take_profit)
-                cash = 0.0
-                long = True
-                entry_bar = t
+                peak = open_[t] * buy_mult  # the trail's peak starts at the entry fill
+                units, sl_level, tp_level = _open_trade(trade_bars, trade_values, k, t, cash, peak, fee_rate,
+                                                        stop_loss, take_profit)
+                cash, long, entry_bar = 0.0, True, t
             pending_entry = False
             pending_exit = False
 
@@ -257,13 +257,10 @@ def simulate_kernel(open_, high, low, close, entry, exit_, initial, fee_rate, sl
             if next_open:
                 pending_entry = t + 1 < n
             else:
-                peak = price * buy_mult  # the trail's peak starts at the entry fill
-                units = _open_trade(trade_bars, trade_values, k, t, cash, peak, fee_rate)
-                sl_level = peak * (1.0 - stop_loss)
-                tp_level = peak * (1.0 + take_profit)
-                cash = 0.0
-                long = True
-                entry_bar = t
+                peak = price * buy_mult
+                units, sl_level, tp_level = _open_trade(trade_bars, trade_values, k, t, cash, peak, fee_rate,
+                                                        stop_loss, take_profit)
+                cash, long, entry_bar = 0.0, True, t
 
         # cash + units * close, where one of the two terms is 0
         equity[t] = units * price if long else cash
