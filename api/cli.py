@@ -16,6 +16,7 @@ from api.services.candle_checks import DATE_FORMATS
 from api.services.catalog import upgrade_database
 from api.services.demo_loader import seed_demo
 from api.services.errors import ServiceError
+from api.services.selection import parse_selection
 from api.services.price_import import ImportReport, import_csv
 
 
@@ -25,6 +26,28 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(backtest_all_command)
     app.cli.add_command(import_prices_command)
+    app.cli.add_command(delete_cryptos_command)
+
+
+@click.command("delete-cryptos")
+@with_appcontext
+@click.argument("symbols", nargs=-1)
+@click.option("--synthetic", is_flag=True, help="every synthetic demo crypto")
+def delete_cryptos_command(symbols: tuple[str, ...], synthetic: bool) -> None:
+    """Delete cryptos by symbol (or --synthetic: the demo ones) with their candles and results."""
+    if bool(symbols) == synthetic:
+        raise click.UsageError("give SYMBOL... or --synthetic")
+    service = current_app.extensions["backtest_service"]
+    targets = [None] if synthetic else list(symbols)
+    for symbol in targets:
+        try:
+            out = service.delete_cryptocurrencies(symbol=symbol, synthetic=synthetic)
+        except ServiceError as exc:
+            raise click.ClickException(exc.detail) from None
+        for d in out["deleted"]:
+            click.echo(f"deleted {d['symbol']}: {d['candles']} candles, {d['results']} results")
+        if not out["deleted"]:
+            click.echo("nothing to delete")
 
 
 @click.command("db-upgrade")
@@ -66,17 +89,23 @@ def seed_demo_command(cryptos: int | None, candles: int | None, seed: int | None
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="strategy parameter, e.g. --param fast_period=10, --param execution=next_open, "
                    "--param stop_loss_pct=null (repeatable; values are read as JSON, else as text)")
+@click.option("--symbols", default=None, metavar="SYM,SYM,...",
+              help="only these cryptos (comma-separated; default every crypto with data)")
+@click.option("--start", default=None, metavar="DATE", help="first candle time, ISO date or datetime (UTC)")
+@click.option("--end", default=None, metavar="DATE", help="last candle time, ISO date (that whole day) or datetime")
 @click.option("--sequential", is_flag=True, help="run in this process instead of a Pool")
 @click.option("--top", default=0, type=click.IntRange(min=0), help="show only the best N rows (0 = all)")
 @click.option("--json", "as_json", is_flag=True, help="print the full JSON answer instead of a table")
-def backtest_all_command(strategy: str, params: tuple[str, ...], sequential: bool, top: int,
-                         as_json: bool) -> None:
+def backtest_all_command(strategy: str, params: tuple[str, ...], symbols: str | None, start: str | None,
+                         end: str | None, sequential: bool, top: int, as_json: bool) -> None:
     """Run a strategy against every crypto and print the ranked table (the CLI twin of the API)."""
     service = current_app.extensions["backtest_service"]
     try:
         parameters = _parse_params(params)
+        selection = parse_selection([s for s in symbols.split(",") if s.strip()] if symbols is not None else None,
+                                    start, end)
         answer = service.run_strategy_against_all_cryptos(service.resolve_strategy_id(strategy), parameters,
-                                                          use_parallel=not sequential)
+                                                          use_parallel=not sequential, selection=selection)
     except ServiceError as exc:
         details = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors) or exc.detail
         raise click.ClickException(details) from None

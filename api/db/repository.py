@@ -249,6 +249,47 @@ def insert_cryptocurrency(conn: Connection, symbol: str, name: str, interval: st
     ), {"symbol": symbol, "name": name, "interval": interval, "syn": is_synthetic}).scalar_one())
 
 
+def delete_cryptocurrencies(conn: Connection, *, symbol: str | None = None,
+                            synthetic: bool = False) -> list[dict[str, Any]] | None:
+    """Delete one crypto by symbol (case-insensitive) or every synthetic one, with candles, series and results.
+
+    Returns what was deleted ({symbol, candles, results} each), or None when a
+    row lock was not granted within the session's lock_timeout (a batch is
+    storing results for one of them, or an import is writing it): the
+    transaction is then aborted and must be rolled back.
+    """
+    where, args = ("upper(c.symbol) = upper(:s)", {"s": symbol}) if symbol is not None else ("c.is_synthetic", {})
+    try:
+        rows = conn.execute(text(
+            f"SELECT c.id, c.symbol, coalesce(s.candle_count, 0) AS candles FROM cryptocurrencies c "
+            f"LEFT JOIN crypto_candle_series s ON s.crypto_id = c.id WHERE {where} ORDER BY c.id FOR UPDATE OF c"),
+            args).mappings().all()
+        if not rows:
+            return []
+        ids = [r["id"] for r in rows]
+        results = dict(conn.execute(text("SELECT crypto_id, count(*) FROM crypto_backtest_results "
+                                         "WHERE crypto_id = ANY(:ids) GROUP BY crypto_id"), {"ids": ids}).all())
+        conn.execute(text("DELETE FROM cryptocurrencies WHERE id = ANY(:ids)"), {"ids": ids})
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+            return None
+        raise
+    return [{"symbol": r["symbol"], "candles": int(r["candles"]), "results": int(results.get(r["id"], 0))}
+            for r in rows]
+
+
+def lock_cryptos_for_results(conn: Connection, crypto_ids: Sequence[int]) -> set[int]:
+    """Share-lock these cryptos until the transaction ends (a DELETE of one waits); the ids still there.
+
+    Results are written without per-row foreign-key checks (migration 0003):
+    this keeps a crypto from being deleted between its last read and its
+    results' COPY, which would leave them behind.
+    """
+    rows = conn.execute(text("SELECT id FROM cryptocurrencies WHERE id = ANY(:ids) ORDER BY id FOR KEY SHARE"),
+                        {"ids": list(crypto_ids)}).scalars().all()
+    return set(rows)
+
+
 def delete_synthetic_cryptos(conn: Connection) -> int:
     """Delete the synthetic demo cryptos (their candles, packed series and results go with them); how many."""
     return conn.execute(text("DELETE FROM cryptocurrencies WHERE is_synthetic")).rowcount
@@ -454,29 +495,36 @@ def parameters_hash(parameters: Mapping[str, Any]) -> str:
 
 
 _RESULT_COLUMNS = ("batch_id", "strategy_id", "crypto_id", "parameters", "parameters_hash", *METRIC_COLUMNS,
-                   "calculation_time_ms", "error")
+                   "calculation_time_ms", "error", "span_start", "span_end")
 _COPY_RESULTS = f"COPY crypto_backtest_results ({', '.join(_RESULT_COLUMNS)}) FROM STDIN WITH (FORMAT binary)"
 # one binary COPY field each: int32 length, then the value in network order
 _F8, _I4, _BOOL = struct.Struct(">id"), struct.Struct(">ii"), struct.Struct(">i?")
+_TIMESTAMP = struct.Struct(">iq")
 _NULL = b"\xff\xff\xff\xff"
 _FIELD_COUNT = struct.pack(">h", len(_RESULT_COLUMNS))
 _METRIC_KINDS = tuple(_I4 if c in _INTEGER_METRICS else _BOOL if c == "open_position" else _F8 for c in METRIC_COLUMNS)
 
 
+Span = tuple[int | None, int | None]  # the requested [start, end] in epoch seconds; None = unbounded
+_NO_SPAN: Span = (None, None)
+
+
 def save_results(conn: Connection, batch_id: str, strategy_id: int, parameters: Mapping[str, Any],
-                 results: Sequence[Mapping[str, Any]]) -> int:
+                 results: Sequence[Mapping[str, Any]], span: Span = _NO_SPAN) -> int:
     """Write one row per result with COPY; the caller's transaction makes the batch all-or-nothing."""
-    return save_result_sets(conn, batch_id, strategy_id, [(parameters, results)])
+    return save_result_sets(conn, batch_id, strategy_id, [(parameters, results)], span)
 
 
 def save_result_sets(conn: Connection, batch_id: str, strategy_id: int,
-                     result_sets: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]]) -> int:
+                     result_sets: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]],
+                     span: Span = _NO_SPAN) -> int:
     """Write several (parameters, results) sets of one batch (a sweep) in one COPY."""
-    return copy_encoded_results(conn, [encode_results(batch_id, strategy_id, result_sets)])
+    return copy_encoded_results(conn, [encode_results(batch_id, strategy_id, result_sets, span)])
 
 
 def encode_results(batch_id: str, strategy_id: int,
-                   result_sets: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]]) -> bytes:
+                   result_sets: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]],
+                   span: Span = _NO_SPAN) -> bytes:
     """Result rows as binary COPY tuples, ready for `copy_encoded_results`.
 
     Pure formatting, no connection: a sweep's pool workers encode their own
@@ -485,6 +533,7 @@ def encode_results(batch_id: str, strategy_id: int,
     """
     out = []
     head = _FIELD_COUNT + _uuid_field(batch_id) + _I4.pack(4, int(strategy_id))
+    tail = _span_fields(span)
     for parameters, results in result_sets:
         params = _parameter_fields(tuple(parameters.items()))
         for r in results:
@@ -495,8 +544,14 @@ def encode_results(batch_id: str, strategy_id: int,
                   for kind, v in zip(_METRIC_KINDS, map(r.get, METRIC_COLUMNS))],
                 _F8.pack(8, float(r.get("calculation_time_ms") or 0.0)),
                 _NULL if error is None else _jsonb_field(error),
+                tail,
             )))
     return b"".join(out)
+
+
+def _span_fields(span: Span) -> bytes:
+    """span_start and span_end as binary COPY timestamptz fields (microseconds since 2000-01-01), or NULL."""
+    return b"".join(_NULL if t is None else _TIMESTAMP.pack(8, int(t) * 1_000_000 - _PG_EPOCH_US) for t in span)
 
 
 @functools.lru_cache(maxsize=64)

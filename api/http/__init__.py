@@ -9,7 +9,7 @@ from api.http.body import BodyGuard
 from api.http.openapi import OpenApiResource
 from api.http.problems import problem_for
 from api.http.resources.backtests import BatchBacktestResource, SingleBacktestResource, SweepBacktestResource
-from api.http.resources.catalog import CryptocurrencyListResource, StrategyListResource
+from api.http.resources.catalog import CryptocurrencyListResource, CryptocurrencyResource, StrategyListResource
 from api.http.resources.health import HealthResource, ReadyResource
 from api.http.resources.prices import PriceUploadResource
 
@@ -19,6 +19,7 @@ ROUTES = (
     (SingleBacktestResource, "/api/crypto/backtest"),
     (StrategyListResource, "/api/strategies"),
     (CryptocurrencyListResource, "/api/crypto/cryptocurrencies"),
+    (CryptocurrencyResource, "/api/crypto/cryptocurrencies/<string:symbol>"),
     (PriceUploadResource, "/api/crypto/prices"),
     (HealthResource, "/api/health"),
     (ReadyResource, "/api/ready"),

@@ -126,6 +126,11 @@ IMPORT_REPORT = {"type": "object", "required": ["symbol", "rows_read", "rows_sto
                                 "rejected_by_reason": {"type": "object"},
                                 "errors": {"type": "array", "items": {"type": "object"}}}}
 HEALTH = {"type": "object", "required": ["status"], "properties": {"status": _STR}}
+DELETED = {"type": "object", "required": ["deleted", "count"], "properties": {
+    "count": {"type": "integer"},
+    "deleted": {"type": "array", "items": {"type": "object", "required": ["symbol", "candles", "results"],
+                                           "properties": {"symbol": _STR, "candles": {"type": "integer"},
+                                                          "results": {"type": "integer"}}}}}}
 
 
 def _problem(description: str, schema: dict[str, Any] = PROBLEM, retry_after: bool = False) -> dict[str, Any]:
@@ -230,10 +235,25 @@ def openapi_document() -> dict[str, Any]:
             "/api/strategies": {"get": {"summary": "The strategy catalog with parameter schemas",
                                         "responses": {"200": _ok(STRATEGY_LIST),
                                                       "503": _problem("database unavailable", retry_after=True)}}},
-            "/api/crypto/cryptocurrencies": {"get": {"summary": "Cryptocurrencies with price data",
-                                                     "responses": {"200": _ok(CRYPTOS),
-                                                                   "503": _problem("database unavailable",
-                                                                                   retry_after=True)}}},
+            "/api/crypto/cryptocurrencies": {
+                "get": {"summary": "Cryptocurrencies with price data",
+                        "responses": {"200": _ok(CRYPTOS),
+                                      "503": _problem("database unavailable", retry_after=True)}},
+                "delete": {"summary": "Delete every synthetic demo crypto (with its candles and results)",
+                           "parameters": [{"name": "synthetic", "in": "query", "required": True,
+                                           "schema": {"const": "true"}}],
+                           "responses": {"200": _ok(DELETED), "400": _problem("synthetic=true is missing"),
+                                         "409": _problem("a batch is storing results for one of them; nothing "
+                                                         "deleted", retry_after=True),
+                                         "503": _problem("database unavailable", retry_after=True)}}},
+            "/api/crypto/cryptocurrencies/{symbol}": {"delete": {
+                "summary": "Delete one cryptocurrency with its candles and results",
+                "parameters": [{"name": "symbol", "in": "path", "required": True,
+                                "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"}}],
+                "responses": {"200": _ok(DELETED), "404": _problem("no such cryptocurrency"),
+                              "409": _problem("a batch is storing results for it or an import is writing it; "
+                                              "nothing deleted", retry_after=True),
+                              "503": _problem("database unavailable", retry_after=True)}}},
             "/api/health": {"get": {"summary": "The process answers", "responses": {"200": _ok(HEALTH)}}},
             "/api/ready": {"get": {"summary": "Database reachable and migrations at head",
                                    "responses": {"200": _ok(HEALTH), "503": _problem(

@@ -37,7 +37,22 @@ Id = Annotated[int, BeforeValidator(_integral), Field(ge=1, le=2**31 - 1),
                WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 2**31 - 1})]
 
 
-class BatchBacktestRequest(_Strict):
+Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
+Instant = Annotated[str, Field(min_length=10, max_length=40,
+                               description="ISO 8601 date or datetime, UTC unless it has an offset; a date as "
+                                           "`end` includes that whole day")]
+
+
+class _Span(_Strict):
+    start: Instant | None = None
+    end: Instant | None = None
+
+
+class _Selected(_Span):
+    symbols: list[Symbol] | None = Field(default=None, min_length=1, max_length=10_000)
+
+
+class BatchBacktestRequest(_Selected):
     """POST /api/crypto/backtest/all"""
 
     strategy_id: Id
@@ -45,7 +60,7 @@ class BatchBacktestRequest(_Strict):
     use_parallel: ParallelMode = True
 
 
-class SweepBacktestRequest(_Strict):
+class SweepBacktestRequest(_Selected):
     """POST /api/crypto/backtest/sweep: several parameter sets against every crypto."""
 
     strategy_id: Id
@@ -54,7 +69,7 @@ class SweepBacktestRequest(_Strict):
     store: bool = True
 
 
-class SingleBacktestRequest(_Strict):
+class SingleBacktestRequest(_Span):
     """POST /api/crypto/backtest: exactly one of crypto_id or symbol."""
 
     strategy_id: Id

@@ -27,9 +27,10 @@ from api.engine import StrategySpec, get_strategy, required_fields
 from api.engine.intervals import missing_candles
 from api.services import catalog
 from api.services.admission import Admission
-from api.services.errors import DatabaseUnavailable, NotFound, ValidationFailed
+from api.services.errors import Conflict, DatabaseUnavailable, NotFound, ValidationFailed
 from api.services.fanout import TaskFailure, pool_size, run_in_pool, warm_pool
 from api.services.read_ahead import plan_read_ahead, reading_ahead, take_candles
+from api.services.selection import ALL, Selection, choose, span_of, within_span
 from api.services.parameters import validate_parameters
 from api.services.results import backtest_settings, error_result, rank_results, summarize
 
@@ -153,20 +154,22 @@ class CryptoBacktestService:
     # ---- the batch -----------------------------------------------------------------------
 
     def run_strategy_against_all_cryptos(self, strategy_id: int, parameters: Mapping[str, Any] | None,
-                                         use_parallel: ParallelMode = True, store: bool = True) -> dict[str, Any]:
-        """Backtest every crypto with data; returns {"results": [...ranked], "summary": {...}}."""
+                                         use_parallel: ParallelMode = True, store: bool = True,
+                                         selection: Selection = ALL) -> dict[str, Any]:
+        """Backtest every crypto with data (or those `selection` names, over its span); returns
+        {"results": [...ranked], "summary": {...}}."""
         with self.admitted():
-            return self._run_batch(strategy_id, parameters, use_parallel, store)
+            return self._run_batch(strategy_id, parameters, use_parallel, store, selection)
 
     def admitted(self) -> contextlib.AbstractContextManager[None]:
         """Hold one of this process's batch slots (waiting a bounded time in a bounded queue), or raise Busy."""
         return self._admission.admitted()
 
     def _run_batch(self, strategy_id: int, parameters: Mapping[str, Any] | None, use_parallel: ParallelMode,
-                   store: bool) -> dict[str, Any]:
+                   store: bool, selection: Selection) -> dict[str, Any]:
         strategy, params = self.prepare(strategy_id, parameters)
         started = time.perf_counter()
-        cryptos = self._cryptos()
+        cryptos = choose(self._cryptos(), selection)
         parallel = self._choose_parallel(use_parallel, len(cryptos), settings=1)
         log.info("Running strategy against %d cryptocurrencies (parallel=%s)", len(cryptos), parallel)
         if parallel:
@@ -180,10 +183,11 @@ class CryptoBacktestService:
         results = rank_results(results)
         successful = sum(1 for r in results if r["error"] is None)
         log.info("Completed backtesting: %d successful, %d failed", successful, len(results) - successful)
-        batch_id = self._store(strategy.id, [(params, results)]) if store else None
+        batch_id = self._store(strategy.id, [(params, results)], selection) if store else None
         summary = summarize(results, time.perf_counter() - started, parallel, processes, strategy.id, params)
         summary["retryable"] = retryable_count(results)
         summary["requested_parallel"] = use_parallel
+        summary["selection"] = selection.describe()
         summary["batch_id"] = batch_id
         return {"results": results, "summary": summary}
 
@@ -206,7 +210,8 @@ class CryptoBacktestService:
     # ---- a parameter sweep ---------------------------------------------------------------
 
     def run_parameter_sweep(self, strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]],
-                            use_parallel: ParallelMode = True, store: bool = True) -> dict[str, Any]:
+                            use_parallel: ParallelMode = True, store: bool = True,
+                            selection: Selection = ALL) -> dict[str, Any]:
         """Every parameter set against every crypto through the same fan-out.
 
         Each task is one crypto with all settings, so its prices are read once.
@@ -214,10 +219,10 @@ class CryptoBacktestService:
         ranked by average return.
         """
         with self.admitted():
-            return self._run_sweep(strategy_id, parameter_sets, use_parallel, store)
+            return self._run_sweep(strategy_id, parameter_sets, use_parallel, store, selection)
 
     def _run_sweep(self, strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]], use_parallel: ParallelMode,
-                   store: bool) -> dict[str, Any]:
+                   store: bool, selection: Selection) -> dict[str, Any]:
         strategy = self._strategy(strategy_id)
         if not isinstance(parameter_sets, Sequence) or isinstance(parameter_sets, (str, bytes)) \
                 or not 1 <= len(parameter_sets) <= MAX_SWEEP_SETTINGS:
@@ -225,7 +230,7 @@ class CryptoBacktestService:
                 {"field": "parameter_sets", "message": f"must be a list of 1 to {MAX_SWEEP_SETTINGS} objects"}])
         sets = [self._validate(strategy, p, f"parameter_sets.{i}") for i, p in enumerate(parameter_sets)]
         started = time.perf_counter()
-        cryptos = self._cryptos()
+        cryptos = choose(self._cryptos(), selection)
         parallel = self._choose_parallel(use_parallel, len(cryptos), settings=len(sets))
         log.info("Running %d settings against %d cryptocurrencies (parallel=%s)", len(sets), len(cryptos), parallel)
         processes = pool_size(len(cryptos), self.max_processes) if parallel else 1
@@ -236,16 +241,19 @@ class CryptoBacktestService:
         else:
             stream = _run_here(CryptoBacktestService._run_sweep_worker, args, self.db_config)
         per_crypto: list[list[dict[str, Any]]] = []
+        present: set[int] | None = None  # when storing: the cryptos still there, share-locked till the commit
 
         def encoded_rows() -> Any:
-            for results, encoded in stream:
+            for crypto, (results, encoded) in zip(cryptos, stream):
                 _raise_if_database_failed(results)  # inside the COPY: it rolls back, nothing is stored
                 per_crypto.append(results)
-                yield encoded
+                if present is None or crypto["id"] in present:
+                    yield encoded
 
         with contextlib.closing(stream):  # however this ends, no task of it keeps running
             if store:  # rows are stored while later cryptos are still computed; one transaction
                 with self.engine.begin() as conn:
+                    present = repo.lock_cryptos_for_results(conn, [c["id"] for c in cryptos])
                     repo.copy_encoded_results(conn, encoded_rows())
             else:
                 for _ in encoded_rows():
@@ -265,6 +273,7 @@ class CryptoBacktestService:
             "successful": ok, "failed": len(cryptos) * len(sets) - ok,
             "total_time": time.perf_counter() - started, "parallel": parallel, "requested_parallel": use_parallel,
             "processes": processes, "strategy_id": strategy.id, "batch_id": batch_id,
+            "selection": selection.describe(),
             "retryable": sum(s["summary"]["retryable"] for s in settings),
             "best_parameters": settings[0]["parameters"] if settings else None,
             "best_average_return": settings[0]["summary"]["average_return"] if settings else None}}
@@ -280,19 +289,20 @@ class CryptoBacktestService:
         results = _backtest_crypto(crypto, strategy_id, parameter_sets, db_config)
         if batch_id is None:
             return results, b""
-        return results, repo.encode_results(batch_id, strategy_id, list(zip(parameter_sets, ([r] for r in results))))
+        return results, repo.encode_results(batch_id, strategy_id, list(zip(parameter_sets, ([r] for r in results))),
+                                            span_of(crypto))
 
     # ---- one crypto ----------------------------------------------------------------------
 
     def run_single_backtest(self, strategy_id: int, parameters: Mapping[str, Any] | None,
                             crypto_id: int | None = None, symbol: str | None = None,
-                            store: bool = True) -> dict[str, Any]:
-        """Backtest one crypto (by id or symbol) with its trade list and equity curve."""
+                            store: bool = True, selection: Selection = ALL) -> dict[str, Any]:
+        """Backtest one crypto (by id or symbol, over the selection's span) with its trades and equity curve."""
         with self.admitted():
-            return self._run_single(strategy_id, parameters, crypto_id, symbol, store)
+            return self._run_single(strategy_id, parameters, crypto_id, symbol, store, selection)
 
     def _run_single(self, strategy_id: int, parameters: Mapping[str, Any] | None, crypto_id: int | None,
-                    symbol: str | None, store: bool) -> dict[str, Any]:
+                    symbol: str | None, store: bool, selection: Selection) -> dict[str, Any]:
         strategy, params = self.prepare(strategy_id, parameters)
         with self.engine.connect() as conn:
             crypto = repo.find_crypto(conn, crypto_id=crypto_id, symbol=symbol)
@@ -303,9 +313,11 @@ class CryptoBacktestService:
             started = time.perf_counter()
             prices = repo.load_candles(conn.connection.driver_connection, crypto["id"],
                                        _fields_for(strategy.id, [params], with_trades=True))
-        result = backtest_settings(crypto, strategy.id, [params], prices, started, with_trades=True)[0]
-        batch_id = self._store(strategy.id, [(params, [result])]) if store else None
-        return {"result": result, "strategy_id": strategy.id, "parameters": params, "batch_id": batch_id}
+        crypto = choose([crypto], Selection(None, selection.start, selection.end))[0]
+        result = _run_span(crypto, strategy.id, [params], prices, started, with_trades=True)[0]
+        batch_id = self._store(strategy.id, [(params, [result])], selection) if store else None
+        return {"result": result, "strategy_id": strategy.id, "parameters": params,
+                "selection": Selection(None, selection.start, selection.end).describe(), "batch_id": batch_id}
 
     # ---- shared plumbing -----------------------------------------------------------------
 
@@ -338,11 +350,42 @@ class CryptoBacktestService:
             for task_args, outcome in zip(args, outcomes):
                 yield _failed_task(worker, task_args, outcome) if isinstance(outcome, TaskFailure) else outcome
 
-    def _store(self, strategy_id: int, result_sets: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> str:
+    def _store(self, strategy_id: int, result_sets: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+               selection: Selection) -> str:
         batch_id = str(uuid.uuid4())
         with self.engine.begin() as conn:
-            repo.save_result_sets(conn, batch_id, strategy_id, result_sets)
+            present = repo.lock_cryptos_for_results(conn, {r["crypto_id"] for _, rs in result_sets for r in rs})
+            kept = [(params, [r for r in rs if r["crypto_id"] in present]) for params, rs in result_sets]
+            repo.save_result_sets(conn, batch_id, strategy_id, kept, (selection.start, selection.end))
         return batch_id
+
+    # ---- removing cryptocurrencies -------------------------------------------------------
+
+    def delete_cryptocurrencies(self, symbol: str | None = None, synthetic: bool = False) -> dict[str, Any]:
+        """Delete one crypto (by symbol) or every synthetic demo crypto, with candles and results.
+
+        NotFound for an unknown symbol; Conflict when a batch is storing
+        results for one of them (or an import is writing it) past the lock
+        timeout: nothing is deleted then.
+        """
+        if (symbol is None) == (not synthetic):
+            raise ValidationFailed("name one symbol, or synthetic=true for every demo crypto",
+                                   [{"field": "synthetic", "message": "give a symbol or synthetic=true"}])
+        with self.engine.begin() as conn:
+            if symbol is not None and not repo.lock_symbol_imports(conn, symbol):
+                deleted = None
+            else:
+                deleted = repo.delete_cryptocurrencies(conn, symbol=symbol, synthetic=synthetic)
+            if deleted is None:
+                conn.rollback()
+                what = symbol or "the synthetic cryptos"
+                raise Conflict(f"{what}: a batch is storing results for it or an import is writing it; nothing was "
+                               "deleted, retry when it is done",
+                               [{"field": "symbol" if symbol else "synthetic", "message": "in use, retry shortly"}])
+        if symbol is not None and not deleted:
+            raise NotFound(f"cryptocurrency {symbol!r} does not exist",
+                           [{"field": "symbol", "message": f"no cryptocurrency {symbol!r}"}])
+        return {"deleted": deleted, "count": len(deleted)}
 
 
 def is_final(answer: Mapping[str, Any]) -> bool:
@@ -378,7 +421,7 @@ def _failed_task(worker: Any, task_args: tuple, failure: TaskFailure) -> Any:
         parameter_sets, batch_id = task_args[2], task_args[4]
         results = [dict(entry) for _ in parameter_sets]
         encoded = b"" if batch_id is None else repo.encode_results(
-            batch_id, strategy_id, list(zip(parameter_sets, ([r] for r in results))))
+            batch_id, strategy_id, list(zip(parameter_sets, ([r] for r in results))), span_of(crypto))
         return results, encoded
     return entry
 
@@ -410,8 +453,11 @@ def _backtest_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: l
     started = time.perf_counter()
     prices = None
     try:
-        prices = _read_crypto(crypto, db_config, _fields_for(strategy_id, parameter_sets, with_trades=False))
-        return backtest_settings(crypto, strategy_id, parameter_sets, prices, started)
+        fields = _fields_for(strategy_id, parameter_sets, with_trades=False)
+        if span_of(crypto) != (None, None):
+            fields = fields | {"time"}
+        prices = _read_crypto(crypto, db_config, fields)
+        return _run_span(crypto, strategy_id, parameter_sets, prices, started)
     except Exception as exc:  # one crypto's failure must not sink the batch
         if is_database_error(exc):
             log.warning("database failed while reading %s: %s", crypto.get("symbol"), exc)
@@ -421,6 +467,19 @@ def _backtest_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: l
             code = "internal_error"
         return [error_result(crypto, prices, code, f"{type(exc).__name__}: {exc}", started)
                 for _ in parameter_sets]
+
+
+def _run_span(crypto: dict[str, Any], strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]],
+              prices: repo.PriceSeries, started: float, with_trades: bool = False) -> list[dict[str, Any]]:
+    """backtest_settings on the candles inside the crypto's span (all of them without one)."""
+    start, end = span_of(crypto)
+    if start is None and end is None:
+        return backtest_settings(crypto, strategy_id, parameter_sets, prices, started, with_trades)
+    inside = within_span(prices, start, end)
+    if len(inside) == 0 and len(prices) > 0:
+        message = "no candles of this cryptocurrency in the selected span (start, end)"
+        return [error_result(crypto, inside, "no_data", message, started) for _ in parameter_sets]
+    return backtest_settings(crypto, strategy_id, parameter_sets, inside, started, with_trades)
 
 
 def _fields_for(strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]], with_trades: bool) -> frozenset[str]:

@@ -14,6 +14,7 @@ from api.http.resources.common import backtest_service
 from api.http.schemas import BatchBacktestRequest, SingleBacktestRequest, SweepBacktestRequest
 from api.services.backtest_service import is_final
 from api.services.idempotency import run_once
+from api.services.selection import parse_selection
 
 
 def _answer(body: dict[str, Any], run: Callable[[], dict[str, Any]]) -> Any:
@@ -35,16 +36,19 @@ class BatchBacktestResource(Resource):
     def post(self):
         body = json_body()
         req = BatchBacktestRequest.model_validate(body)
+        selection = parse_selection(req.symbols, req.start, req.end)
         return _answer(body, lambda: backtest_service().run_strategy_against_all_cryptos(
-            req.strategy_id, req.parameters, use_parallel=req.use_parallel))
+            req.strategy_id, req.parameters, use_parallel=req.use_parallel, selection=selection))
 
 
 class SweepBacktestResource(Resource):
     def post(self):
         body = json_body()
         req = SweepBacktestRequest.model_validate(body)
+        selection = parse_selection(req.symbols, req.start, req.end)
         return _answer(body, lambda: backtest_service().run_parameter_sweep(
-            req.strategy_id, req.parameter_sets, use_parallel=req.use_parallel, store=req.store))
+            req.strategy_id, req.parameter_sets, use_parallel=req.use_parallel, store=req.store,
+            selection=selection))
 
 
 class SingleBacktestResource(Resource):
@@ -54,5 +58,6 @@ class SingleBacktestResource(Resource):
         if (req.crypto_id is None) == (req.symbol is None):
             raise BadRequest(400, "Invalid request", "give exactly one of crypto_id or symbol",
                              [{"field": "crypto_id", "message": "give exactly one of crypto_id or symbol"}])
+        selection = parse_selection(None, req.start, req.end)
         return _answer(body, lambda: backtest_service().run_single_backtest(
-            req.strategy_id, req.parameters, crypto_id=req.crypto_id, symbol=req.symbol))
+            req.strategy_id, req.parameters, crypto_id=req.crypto_id, symbol=req.symbol, selection=selection))

@@ -1,7 +1,10 @@
-"""GET /api/strategies and GET /api/crypto/cryptocurrencies."""
+"""GET /api/strategies, GET and DELETE /api/crypto/cryptocurrencies, DELETE /api/crypto/cryptocurrencies/{symbol}."""
 from __future__ import annotations
 
+from flask import request
 from flask_restful import Resource
+
+from api.http.problems import BadRequest
 
 from api.http.resources.common import backtest_service
 
@@ -16,3 +19,16 @@ class CryptocurrencyListResource(Resource):
     def get(self):
         cryptos = backtest_service().list_cryptocurrencies()
         return {"cryptocurrencies": cryptos, "count": len(cryptos)}, 200
+
+    def delete(self):
+        """Only ?synthetic=true: every synthetic demo crypto (a real one is deleted by its symbol)."""
+        if request.args.get("synthetic", "").lower() != "true":
+            raise BadRequest(400, "Invalid request", "DELETE on the collection needs ?synthetic=true (every demo "
+                             "crypto); delete a real crypto by its symbol",
+                             [{"field": "synthetic", "message": "must be true"}])
+        return backtest_service().delete_cryptocurrencies(synthetic=True), 200
+
+
+class CryptocurrencyResource(Resource):
+    def delete(self, symbol: str):
+        return backtest_service().delete_cryptocurrencies(symbol=symbol), 200
