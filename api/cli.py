@@ -94,10 +94,11 @@ def seed_demo_command(cryptos: int | None, candles: int | None, seed: int | None
 @click.option("--start", default=None, metavar="DATE", help="first candle time, ISO date or datetime (UTC)")
 @click.option("--end", default=None, metavar="DATE", help="last candle time, ISO date (that whole day) or datetime")
 @click.option("--sequential", is_flag=True, help="run in this process instead of a Pool")
+@click.option("--no-cache", is_flag=True, help="compute every crypto again (default: stored results answer)")
 @click.option("--top", default=0, type=click.IntRange(min=0), help="show only the best N rows (0 = all)")
 @click.option("--json", "as_json", is_flag=True, help="print the full JSON answer instead of a table")
 def backtest_all_command(strategy: str, params: tuple[str, ...], symbols: str | None, start: str | None,
-                         end: str | None, sequential: bool, top: int, as_json: bool) -> None:
+                         end: str | None, sequential: bool, no_cache: bool, top: int, as_json: bool) -> None:
     """Run a strategy against every crypto and print the ranked table (the CLI twin of the API)."""
     service = current_app.extensions["backtest_service"]
     try:
@@ -105,7 +106,8 @@ def backtest_all_command(strategy: str, params: tuple[str, ...], symbols: str | 
         selection = parse_selection([s for s in symbols.split(",") if s.strip()] if symbols is not None else None,
                                     start, end)
         answer = service.run_strategy_against_all_cryptos(service.resolve_strategy_id(strategy), parameters,
-                                                          use_parallel=not sequential, selection=selection)
+                                                          use_parallel=not sequential, selection=selection,
+                                                          use_cache=not no_cache)
     except ServiceError as exc:
         details = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors) or exc.detail
         raise click.ClickException(details) from None
@@ -114,7 +116,8 @@ def backtest_all_command(strategy: str, params: tuple[str, ...], symbols: str | 
         return
     click.echo(format_ranked_table(answer["results"][:top] if top else answer["results"]))
     s = answer["summary"]
-    click.echo(f"\n{s['successful']} successful, {s['failed']} failed, {s['total_time']:.3f} s, "
+    click.echo(f"\n{s['successful']} successful, {s['failed']} failed ({s['computed']} computed, "
+               f"{s['from_store']} from the store), {s['total_time']:.3f} s, "
                f"parallel={s['parallel']} processes={s['processes']}, parameters={s['parameters']}")
 
 

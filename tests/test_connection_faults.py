@@ -141,7 +141,7 @@ def test_an_answer_with_a_lost_crypto_is_not_replayed(client, demo_db, monkeypat
 
     shutdown_pools()
     monkeypatch.setattr(svc_module, "_backtest_crypto", killed_on_syn005)
-    body = {"strategy_id": 1, "parameters": {}, "use_parallel": True}
+    body = {"strategy_id": 1, "parameters": {}, "use_parallel": True, "use_cache": False}
     headers = {"Idempotency-Key": "partial-answer"}
     for _ in range(2):  # each try runs again: the partial answer was not recorded
         resp = client.post(BATCH, json=body, headers=headers)
@@ -171,7 +171,7 @@ def test_concurrent_batches_in_threads_share_nothing(demo_db, db_url, settings) 
         try:
             for _ in range(rounds):
                 barrier.wait(30)
-                out = service.run_strategy_against_all_cryptos(1, {}, use_parallel=mode, store=True)
+                out = service.run_strategy_against_all_cryptos(1, {}, use_parallel=mode, store=True, use_cache=False)
                 if _strip(out["results"]) != expected:
                     failures.append((mode, [r["error"] for r in out["results"] if r["error"]]))
         except Exception as exc:  # noqa: BLE001 - reported below

@@ -38,7 +38,7 @@ def test_locked_table_answers_503_by_lock_timeout(db_url, demo_db, settings, cap
     conn.execute(text("LOCK TABLE crypto_candle_series IN ACCESS EXCLUSIVE MODE"))
     try:
         with caplog.at_level(logging.WARNING, logger="api.http.problems"):
-            resp = client.post(BATCH, json={"strategy_id": 1, "parameters": {}, "use_parallel": False})
+            resp = client.post(BATCH, json={"strategy_id": 1, "parameters": {}, "use_parallel": False, "use_cache": False})
         assert resp.status_code == 503 and resp.headers.get("Retry-After")
         assert "lock timeout" in caplog.text  # PostgreSQL gave up on the lock: lock_timeout, not a hang
         with demo_db.connect() as check:
@@ -47,7 +47,7 @@ def test_locked_table_answers_503_by_lock_timeout(db_url, demo_db, settings, cap
         trans.rollback()
         conn.close()
         locker.dispose()
-    ok = client.post(BATCH, json={"strategy_id": 1, "parameters": {}, "use_parallel": False})
+    ok = client.post(BATCH, json={"strategy_id": 1, "parameters": {}, "use_parallel": False, "use_cache": False})
     assert ok.status_code == 200 and ok.get_json()["summary"]["successful"] == 24  # connections usable again
 
 

@@ -59,7 +59,7 @@ def _alive(pids) -> list[int]:
 @pytest.mark.timeout(240)
 def test_pool_worker_killed_at_random_instants_of_a_request(db_url, demo_db) -> None:
     rng = random.Random(9)
-    body = {"strategy_id": 1, "parameters": {}, "use_parallel": True}
+    body = {"strategy_id": 1, "parameters": {}, "use_parallel": True, "use_cache": False}
     seen: set[int] = set()
     with running_gunicorn(db_url, WEB_CONCURRENCY="1", TASK_TIMEOUT_SECONDS="5") as (base, proc):
         status, quiet = _request(base + ALL, body)
@@ -107,7 +107,7 @@ def test_sweep_cut_off_from_the_database_does_not_poison_the_next_batch(db_url, 
     db = make_url(db_url).database
     sweep = {"strategy_id": 1, "use_parallel": True,
              "parameter_sets": [{"rsi_period": 2 + i % 40, "oversold_threshold": 10 + i % 15} for i in range(500)]}
-    all_body = {"strategy_id": 1, "parameters": {}, "use_parallel": True}
+    all_body = {"strategy_id": 1, "parameters": {}, "use_parallel": True, "use_cache": False}
     try:
         with running_gunicorn(db_url, WEB_CONCURRENCY="1", TASK_TIMEOUT_SECONDS="10") as (base, _proc):
             status, quiet = _request(base + ALL, all_body)
@@ -152,7 +152,7 @@ def test_pool_workers_of_a_killed_server_process_exit(db_url, demo_db) -> None:
     """gunicorn kills a worker that overran its timeout (SIGKILL): its pool must not live on as orphans
     holding database connections, not even a pool worker that is stopped (SIGSTOP) and so cannot notice.
     The next worker gunicorn starts serves whole batches."""
-    body = {"strategy_id": 1, "parameters": {}, "use_parallel": True}
+    body = {"strategy_id": 1, "parameters": {}, "use_parallel": True, "use_cache": False}
     with running_gunicorn(db_url, WEB_CONCURRENCY="1") as (base, proc):
         assert _request(base + ALL, body)[0] == 200
         (server_worker,) = psutil.Process(proc.pid).children()

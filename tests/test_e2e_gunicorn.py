@@ -26,10 +26,10 @@ def test_batch_through_gunicorn(gunicorn_url, demo_db) -> None:
     status, ready = request_json(gunicorn_url + "/api/ready")
     assert status == 200 and ready["status"] == "ready"
     status, par = request_json(gunicorn_url + "/api/crypto/backtest/all",
-                           {"strategy_id": 1, "parameters": {}, "use_parallel": True})
+                           {"strategy_id": 1, "parameters": {}, "use_parallel": True, "use_cache": False})
     assert status == 200 and par["summary"]["successful"] == 24 and par["summary"]["parallel"] is True
     status, seq = request_json(gunicorn_url + "/api/crypto/backtest/all",
-                           {"strategy_id": 1, "parameters": {}, "use_parallel": False})
+                           {"strategy_id": 1, "parameters": {}, "use_parallel": False, "use_cache": False})
     strip = lambda rs: [{k: v for k, v in r.items() if k != "calculation_time_ms"} for r in rs]  # noqa: E731
     assert strip(par["results"]) == strip(seq["results"])
     status, bad = request_json(gunicorn_url + "/api/crypto/backtest/all", {"strategy_id": 1})
@@ -48,7 +48,7 @@ def test_repeated_parallel_batches_on_fresh_workers_never_hang(gunicorn_url, dem
     seen: set[int] = set()
     for _ in range(6):
         status, body = request_json(gunicorn_url + "/api/crypto/backtest/all",
-                                {"strategy_id": 1, "parameters": {}, "use_parallel": True}, timeout=30)
+                                {"strategy_id": 1, "parameters": {}, "use_parallel": True, "use_cache": False}, timeout=30)
         assert status == 200 and body["summary"]["successful"] == 24
         seen |= {c.pid for w in psutil.Process(proc.pid).children() for c in w.children()}
     # warm pools are reused, not re-created per request: 2 gunicorn workers x min(cpu, 8) processes at most

@@ -77,7 +77,8 @@ def test_batch_happy_path_sorted_and_stored(client, demo_db) -> None:
 
 def test_batch_sequential_equals_parallel_over_http(client, demo_db) -> None:
     def run(flag):
-        body = client.post(BATCH, json={"strategy_id": 1, "parameters": {}, "use_parallel": flag}).get_json()
+        body = client.post(BATCH, json={"strategy_id": 1, "parameters": {}, "use_parallel": flag,
+                                        "use_cache": False}).get_json()
         return [{k: v for k, v in r.items() if k != "calculation_time_ms"} for r in body["results"]]
 
     assert run(True) == run(False)

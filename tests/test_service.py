@@ -25,8 +25,8 @@ def _without_timing(results):
 
 def test_parallel_and_sequential_results_are_identical(demo_db, service, caplog) -> None:
     with caplog.at_level(logging.INFO, logger="api.services.backtest_service"):
-        par = service.run_strategy_against_all_cryptos(1, {}, use_parallel=True)
-        seq = service.run_strategy_against_all_cryptos(1, {}, use_parallel=False)
+        par = service.run_strategy_against_all_cryptos(1, {}, use_parallel=True, use_cache=False)
+        seq = service.run_strategy_against_all_cryptos(1, {}, use_parallel=False, use_cache=False)
     assert len(par["results"]) == 24
     assert _without_timing(par["results"]) == _without_timing(seq["results"])
     assert par["summary"]["parallel"] is True and seq["summary"]["parallel"] is False
@@ -59,7 +59,7 @@ def test_a_crypto_with_too_little_data_fails_alone(demo_db, service) -> None:
         px = np.array([1.0, 1.1, 1.2, 1.1, 1.0])
         repo.copy_prices(conn, cid, t, px, px * 1.01, px * 0.99, px, np.ones(5))
     for parallel in (True, False):
-        out = service.run_strategy_against_all_cryptos(1, {}, use_parallel=parallel)
+        out = service.run_strategy_against_all_cryptos(1, {}, use_parallel=parallel, use_cache=False)
         assert out["summary"]["failed"] == 1 and out["summary"]["successful"] == 24
         last = out["results"][-1]
         assert last["symbol"] == "TINY"
@@ -113,8 +113,8 @@ def test_single_backtest_has_trades_and_equity(demo_db, service) -> None:
 def test_auto_mode_follows_the_work_estimate(demo_db, service) -> None:
     small = CryptoBacktestService(service.engine, service.db_config, auto_parallel_min_work=10**9)
     big = CryptoBacktestService(service.engine, service.db_config, auto_parallel_min_work=1)
-    seq = small.run_strategy_against_all_cryptos(1, {}, use_parallel="auto")
-    par = big.run_strategy_against_all_cryptos(1, {}, use_parallel="auto")
+    seq = small.run_strategy_against_all_cryptos(1, {}, use_parallel="auto", use_cache=False)
+    par = big.run_strategy_against_all_cryptos(1, {}, use_parallel="auto", use_cache=False)
     assert seq["summary"]["parallel"] is False and par["summary"]["parallel"] is True
     assert seq["summary"]["requested_parallel"] == "auto"
     assert _without_timing(seq["results"]) == _without_timing(par["results"])

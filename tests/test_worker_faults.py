@@ -72,7 +72,7 @@ def test_fault_becomes_that_cryptos_error(demo_db, service, monkeypatch, no_left
     expected = service.run_strategy_against_all_cryptos(1, {}, use_parallel=False, store=False)
     inject, code = FAULTS[fault]
     monkeypatch.setattr(svc_module, "_backtest_crypto", _faulty("SYN005", inject))
-    out = service.run_strategy_against_all_cryptos(1, {}, use_parallel=True)
+    out = service.run_strategy_against_all_cryptos(1, {}, use_parallel=True, use_cache=False)
     assert out["summary"]["retryable"] == 1
     victim = next(r for r in out["results"] if r["symbol"] == "SYN005")
     assert victim["error"]["code"] == code and victim["total_return"] is None

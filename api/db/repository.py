@@ -10,6 +10,7 @@ import functools
 import hashlib
 import struct
 import uuid
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -39,7 +40,8 @@ _INTEGER_METRICS = frozenset({"num_trades", "max_drawdown_duration"})
 def list_cryptos_with_data(conn: Connection) -> list[dict[str, Any]]:
     """Cryptos that have at least one candle, in id order, with their candle count (the batch's universe)."""
     rows = conn.execute(text(
-        "SELECT c.id, c.symbol, c.name, c.interval, s.candle_count AS candles FROM cryptocurrencies c "
+        "SELECT c.id, c.symbol, c.name, c.interval, s.candle_count AS candles, s.data_version "
+        "FROM cryptocurrencies c "
         "JOIN crypto_candle_series s ON s.crypto_id = c.id ORDER BY c.id"
     )).mappings()
     return [dict(r) for r in rows]
@@ -93,6 +95,7 @@ class PriceSeries:
     close: np.ndarray | None = None
     volume: np.ndarray | None = None
     read: frozenset[str] | None = None  # the fields held, when the reader says (else computed)
+    version: int | None = None  # the series' data_version (migration 0011): it changes with any candle
 
     def __len__(self) -> int:
         return self.candle_count
@@ -122,8 +125,8 @@ def _ordered_fields(wanted: frozenset[str]) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=64)
 def _candles_sql(fields: tuple[str, ...]) -> str:
     """The one query of a crypto's series: span, count, then the columns of `fields` (in that order)."""
-    return ("SELECT extract(epoch FROM first_time)::bigint, extract(epoch FROM last_time)::bigint, candle_count"
-            + "".join(f", {_FIELD_COLUMNS[name]}" for name in fields)
+    return ("SELECT extract(epoch FROM first_time)::bigint, extract(epoch FROM last_time)::bigint, candle_count, "
+            "data_version" + "".join(f", {_FIELD_COLUMNS[name]}" for name in fields)
             + " FROM crypto_candle_series WHERE crypto_id = %s")
 
 
@@ -169,14 +172,15 @@ def price_times(conn: Connection, crypto_id: int) -> np.ndarray:
 
 
 def _series(fields: tuple[str, ...], row: Sequence[Any]) -> PriceSeries:
-    """A (first, last, count, *columns) row of _candles_sql(fields) as a PriceSeries.
+    """A (first, last, count, version, *columns) row of _candles_sql(fields) as a PriceSeries.
 
     Each column's big-endian bytes become a native array in one byte-swapping
     copy (writable and C-contiguous, as the engine wants).
     """
     arrays = {name: np.frombuffer(packed, dtype=_FIELD_WIRE[name]).astype(_FIELD_NATIVE[name])
-              for name, packed in zip(fields, row[3:])}
-    return PriceSeries(int(row[0]), int(row[1]), int(row[2]), **arrays, read=_field_set(fields))
+              for name, packed in zip(fields, row[4:])}
+    return PriceSeries(int(row[0]), int(row[1]), int(row[2]), **arrays, read=_field_set(fields),
+                       version=int(row[3]))
 
 
 @functools.lru_cache(maxsize=64)
@@ -495,11 +499,12 @@ def parameters_hash(parameters: Mapping[str, Any]) -> str:
 
 
 _RESULT_COLUMNS = ("batch_id", "strategy_id", "crypto_id", "parameters", "parameters_hash", *METRIC_COLUMNS,
-                   "calculation_time_ms", "error", "span_start", "span_end")
+                   "calculation_time_ms", "error", "span_start", "span_end", "data_version", "candles",
+                   "first_time", "last_time")
 _COPY_RESULTS = f"COPY crypto_backtest_results ({', '.join(_RESULT_COLUMNS)}) FROM STDIN WITH (FORMAT binary)"
 # one binary COPY field each: int32 length, then the value in network order
 _F8, _I4, _BOOL = struct.Struct(">id"), struct.Struct(">ii"), struct.Struct(">i?")
-_TIMESTAMP = struct.Struct(">iq")
+_TIMESTAMP = _I8 = struct.Struct(">iq")
 _NULL = b"\xff\xff\xff\xff"
 _FIELD_COUNT = struct.pack(">h", len(_RESULT_COLUMNS))
 _METRIC_KINDS = tuple(_I4 if c in _INTEGER_METRICS else _BOOL if c == "open_position" else _F8 for c in METRIC_COLUMNS)
@@ -545,8 +550,21 @@ def encode_results(batch_id: str, strategy_id: int,
                 _F8.pack(8, float(r.get("calculation_time_ms") or 0.0)),
                 _NULL if error is None else _jsonb_field(error),
                 tail,
+                _NULL if r.get("data_version") is None else _I8.pack(8, int(r["data_version"])),
+                _I4.pack(4, int(r.get("candles") or 0)),
+                _time_field(r.get("first_time")), _time_field(r.get("last_time")),
             )))
     return b"".join(out)
+
+
+def _time_field(iso: str | None) -> bytes:
+    """An ISO 8601 UTC time (as results carry them) as a binary COPY timestamptz field, or NULL."""
+    return _NULL if iso is None else _TIMESTAMP.pack(8, _epoch_of(iso) * 1_000_000 - _PG_EPOCH_US)
+
+
+@functools.lru_cache(maxsize=8192)
+def _epoch_of(iso: str) -> int:
+    return int(datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp())
 
 
 def _span_fields(span: Span) -> bytes:
@@ -589,6 +607,40 @@ def copy_encoded_results(conn: Connection, chunks: Iterable[bytes]) -> int:
         return cur.rowcount
     finally:
         cur.close()
+
+
+# errors that follow from the data alone, so a stored one answers a repeated request as well as a result does
+CACHEABLE_ERRORS = ("insufficient_data", "invalid_price_data", "no_data")
+
+
+def find_stored_results(conn: Connection, strategy_id: int, parameters: Mapping[str, Any], span: Span,
+                        versions: Mapping[int, int]) -> dict[int, dict[str, Any]]:
+    """Stored results for these cryptos at these data versions, same strategy, parameters and span.
+
+    Keyed by crypto id; each is the result's stored part (metrics, candles,
+    first/last time as epoch seconds, data_version, calculation_time_ms,
+    error). The newest row wins when several match. Results lost to the
+    machinery (worker_lost, timeout, internal_error) never answer.
+    """
+    if not versions:
+        return {}
+    start, end = span
+    rows = conn.execute(text(
+        "SELECT DISTINCT ON (r.crypto_id) r.crypto_id, r.data_version, r.candles, "
+        "extract(epoch FROM r.first_time)::bigint AS first_time, extract(epoch FROM r.last_time)::bigint AS last_time, "
+        f"{', '.join('r.' + c for c in METRIC_COLUMNS)}, r.calculation_time_ms, r.error "
+        "FROM crypto_backtest_results r "
+        "JOIN unnest(CAST(:ids AS integer[]), CAST(:versions AS bigint[])) AS k(crypto_id, data_version) "
+        "ON r.crypto_id = k.crypto_id AND r.data_version = k.data_version "
+        "WHERE r.strategy_id = :strategy AND r.parameters_hash = :hash "
+        "AND r.span_start IS NOT DISTINCT FROM to_timestamp(CAST(:start AS double precision)) "
+        "AND r.span_end IS NOT DISTINCT FROM to_timestamp(CAST(:end AS double precision)) "
+        "AND (r.error IS NULL OR r.error->>'code' = ANY(CAST(:cacheable AS text[]))) "
+        "ORDER BY r.crypto_id, r.id DESC"),
+        {"ids": list(versions), "versions": list(versions.values()), "strategy": int(strategy_id),
+         "hash": parameters_hash(parameters), "start": start, "end": end,
+         "cacheable": list(CACHEABLE_ERRORS)}).mappings()
+    return {int(r["crypto_id"]): dict(r) for r in rows}
 
 
 def count_results(conn: Connection, batch_id: str | None = None) -> int:

@@ -53,6 +53,8 @@ RESULT = {
         "crypto_id": {"type": "integer"}, "symbol": _STR, "name": _STR, "interval": _STR,
         "candles": {"type": "integer"},
         "first_time": {"type": ["string", "null"]}, "last_time": {"type": ["string", "null"]},
+        "data_version": {"type": ["integer", "null"],
+                         "description": "version of the crypto's candles the result was computed on"},
         **{m["name"]: {"type": [m["kind"], "null"], "description": m["description"]} for m in METRICS},
         "calculation_time_ms": {"type": "number"},
         "error": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["code", "message"],
@@ -74,6 +76,12 @@ SUMMARY = {
         "best_return": _NUM, "worst_return": _NUM, "average_return": _NUM,
         "best_symbol": {"type": ["string", "null"]}, "worst_symbol": {"type": ["string", "null"]},
         "batch_id": {"type": ["string", "null"]},
+        "computed": {"type": "integer", "description": "results computed by this request"},
+        "from_store": {"type": "integer", "description": "results answered from stored ones (same strategy, "
+                                                         "parameters, span and data version)"},
+        "selection": {"type": "object", "properties": {"symbols": {"type": ["array", "null"]},
+                                                       "start": {"type": ["string", "null"]},
+                                                       "end": {"type": ["string", "null"]}}},
     },
 }
 

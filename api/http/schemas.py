@@ -58,6 +58,8 @@ class BatchBacktestRequest(_Selected):
     strategy_id: Id
     parameters: dict[str, Any]
     use_parallel: ParallelMode = True
+    use_cache: bool = Field(default=True, description="answer from stored results where they are current; "
+                                                      "false computes every crypto again")
 
 
 class SweepBacktestRequest(_Selected):

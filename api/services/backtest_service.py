@@ -32,7 +32,7 @@ from api.services.fanout import TaskFailure, pool_size, run_in_pool, warm_pool
 from api.services.read_ahead import plan_read_ahead, reading_ahead, take_candles
 from api.services.selection import ALL, Selection, choose, span_of, within_span
 from api.services.parameters import validate_parameters
-from api.services.results import backtest_settings, error_result, rank_results, summarize
+from api.services.results import backtest_settings, error_result, rank_results, stored_result, summarize
 
 log = logging.getLogger(__name__)
 
@@ -155,21 +155,28 @@ class CryptoBacktestService:
 
     def run_strategy_against_all_cryptos(self, strategy_id: int, parameters: Mapping[str, Any] | None,
                                          use_parallel: ParallelMode = True, store: bool = True,
-                                         selection: Selection = ALL) -> dict[str, Any]:
+                                         selection: Selection = ALL, use_cache: bool = True) -> dict[str, Any]:
         """Backtest every crypto with data (or those `selection` names, over its span); returns
-        {"results": [...ranked], "summary": {...}}."""
+        {"results": [...ranked], "summary": {...}}.
+
+        With use_cache, a crypto whose result for this strategy, these parameters, this span and its current
+        data version is stored answers from the store (summary.from_store); the others are computed
+        (summary.computed) and stored.
+        """
         with self.admitted():
-            return self._run_batch(strategy_id, parameters, use_parallel, store, selection)
+            return self._run_batch(strategy_id, parameters, use_parallel, store, selection, use_cache)
 
     def admitted(self) -> contextlib.AbstractContextManager[None]:
         """Hold one of this process's batch slots (waiting a bounded time in a bounded queue), or raise Busy."""
         return self._admission.admitted()
 
     def _run_batch(self, strategy_id: int, parameters: Mapping[str, Any] | None, use_parallel: ParallelMode,
-                   store: bool, selection: Selection) -> dict[str, Any]:
+                   store: bool, selection: Selection, use_cache: bool = True) -> dict[str, Any]:
         strategy, params = self.prepare(strategy_id, parameters)
         started = time.perf_counter()
-        cryptos = choose(self._cryptos(), selection)
+        chosen = choose(self._cryptos(), selection)
+        stored = self._stored_results(strategy.id, params, selection, chosen) if use_cache else {}
+        cryptos = [c for c in chosen if c["id"] not in stored]
         parallel = self._choose_parallel(use_parallel, len(cryptos), settings=1)
         log.info("Running strategy against %d cryptocurrencies (parallel=%s)", len(cryptos), parallel)
         if parallel:
@@ -180,16 +187,26 @@ class CryptoBacktestService:
             processes = 1
             results = self._run_sequential_backtests(cryptos, strategy.id, params)
         _raise_if_database_failed(results)
-        results = rank_results(results)
+        computed = results
+        results = rank_results(results + [stored_result(c, stored[c["id"]]) for c in chosen if c["id"] in stored])
         successful = sum(1 for r in results if r["error"] is None)
         log.info("Completed backtesting: %d successful, %d failed", successful, len(results) - successful)
-        batch_id = self._store(strategy.id, [(params, results)], selection) if store else None
+        batch_id = self._store(strategy.id, [(params, computed)], selection) if store and computed else None
         summary = summarize(results, time.perf_counter() - started, parallel, processes, strategy.id, params)
         summary["retryable"] = retryable_count(results)
         summary["requested_parallel"] = use_parallel
         summary["selection"] = selection.describe()
+        summary["computed"] = len(computed)
+        summary["from_store"] = len(results) - len(computed)
         summary["batch_id"] = batch_id
         return {"results": results, "summary": summary}
+
+    def _stored_results(self, strategy_id: int, params: Mapping[str, Any], selection: Selection,
+                        cryptos: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        """The stored results that answer for these cryptos (their current data versions), by crypto id."""
+        versions = {c["id"]: c["data_version"] for c in cryptos if c.get("data_version") is not None}
+        with self.engine.connect() as conn:
+            return repo.find_stored_results(conn, strategy_id, params, (selection.start, selection.end), versions)
 
     def _run_parallel_backtests(self, cryptos: list[dict[str, Any]], strategy_id: int,
                                 parameters: dict[str, Any], processes: int) -> list[dict[str, Any]]:

@@ -36,7 +36,23 @@ def crypto_header(crypto: Mapping[str, Any], prices: PriceSeries | None) -> dict
         "candles": len(prices) if prices is not None else 0,
         "first_time": iso_utc(prices.first_time) if prices is not None and prices.first_time is not None else None,
         "last_time": iso_utc(prices.last_time) if prices is not None and prices.last_time is not None else None,
+        "data_version": prices.version if prices is not None else None,
     }
+
+
+def stored_result(crypto: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
+    """A result from its stored row (repository.find_stored_results): the same fields a computed one has."""
+    result = {
+        "crypto_id": int(crypto["id"]), "symbol": crypto["symbol"], "name": crypto["name"],
+        "interval": crypto.get("interval", "1d"), "candles": row["candles"],
+        "first_time": iso_utc(row["first_time"]) if row["first_time"] is not None else None,
+        "last_time": iso_utc(row["last_time"]) if row["last_time"] is not None else None,
+        "data_version": row["data_version"],
+    }
+    result.update({k: row[k] for k in METRIC_COLUMNS})
+    result["calculation_time_ms"] = row["calculation_time_ms"]
+    result["error"] = row["error"]
+    return result
 
 
 def error_result(crypto: Mapping[str, Any], prices: PriceSeries | None, code: str, message: str,

@@ -38,7 +38,8 @@ class BatchBacktestResource(Resource):
         req = BatchBacktestRequest.model_validate(body)
         selection = parse_selection(req.symbols, req.start, req.end)
         return _answer(body, lambda: backtest_service().run_strategy_against_all_cryptos(
-            req.strategy_id, req.parameters, use_parallel=req.use_parallel, selection=selection))
+            req.strategy_id, req.parameters, use_parallel=req.use_parallel, selection=selection,
+            use_cache=req.use_cache))
 
 
 class SweepBacktestResource(Resource):
