@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 from psycopg.copy import QueuedLibpqWriter
+from psycopg.rows import dict_row
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -625,21 +626,25 @@ def find_stored_results(conn: Connection, strategy_id: int, parameters: Mapping[
     if not versions:
         return {}
     start, end = span
-    rows = conn.execute(text(
-        "SELECT DISTINCT ON (r.crypto_id) r.crypto_id, r.data_version, r.candles, "
-        "extract(epoch FROM r.first_time)::bigint AS first_time, extract(epoch FROM r.last_time)::bigint AS last_time, "
+    sql = (
+        "SELECT k.crypto_id, r.* FROM unnest(%(ids)s::integer[], %(versions)s::bigint[]) "
+        "AS k(crypto_id, data_version) CROSS JOIN LATERAL ("
+        "SELECT r.data_version, r.candles, extract(epoch FROM r.first_time)::bigint AS first_time, "
+        "extract(epoch FROM r.last_time)::bigint AS last_time, "
         f"{', '.join('r.' + c for c in METRIC_COLUMNS)}, r.calculation_time_ms, r.error "
         "FROM crypto_backtest_results r "
-        "JOIN unnest(CAST(:ids AS integer[]), CAST(:versions AS bigint[])) AS k(crypto_id, data_version) "
-        "ON r.crypto_id = k.crypto_id AND r.data_version = k.data_version "
-        "WHERE r.strategy_id = :strategy AND r.parameters_hash = :hash "
-        "AND r.span_start IS NOT DISTINCT FROM to_timestamp(CAST(:start AS double precision)) "
-        "AND r.span_end IS NOT DISTINCT FROM to_timestamp(CAST(:end AS double precision)) "
-        "AND (r.error IS NULL OR r.error->>'code' = ANY(CAST(:cacheable AS text[]))) "
-        "ORDER BY r.crypto_id, r.id DESC"),
-        {"ids": list(versions), "versions": list(versions.values()), "strategy": int(strategy_id),
-         "hash": parameters_hash(parameters), "start": start, "end": end,
-         "cacheable": list(CACHEABLE_ERRORS)}).mappings()
+        "WHERE r.strategy_id = %(strategy)s AND r.parameters_hash = %(hash)s AND r.crypto_id = k.crypto_id "
+        "AND r.data_version = k.data_version "
+        "AND r.span_start IS NOT DISTINCT FROM to_timestamp(%(start)s::double precision) "
+        "AND r.span_end IS NOT DISTINCT FROM to_timestamp(%(end)s::double precision) "
+        "AND (r.error IS NULL OR r.error->>'code' = ANY(%(cacheable)s::text[])) "
+        "ORDER BY r.id DESC LIMIT 1) r")
+    args = {"ids": list(versions), "versions": list(versions.values()), "strategy": int(strategy_id),
+            "hash": parameters_hash(parameters), "start": start, "end": end, "cacheable": list(CACHEABLE_ERRORS)}
+    # never as a prepared statement: after five runs PostgreSQL may switch it to a generic plan, which for
+    # this join was ~30x slower (0.36 s against 0.01 s for 211 cryptos)
+    with conn.connection.driver_connection.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(sql, args, prepare=False).fetchall()
     return {int(r["crypto_id"]): dict(r) for r in rows}
 
 

@@ -38,12 +38,17 @@ def upgrade() -> None:
     op.add_column("crypto_backtest_results", sa.Column("candles", sa.Integer))
     op.add_column("crypto_backtest_results", sa.Column("first_time", sa.DateTime(timezone=True)))
     op.add_column("crypto_backtest_results", sa.Column("last_time", sa.DateTime(timezone=True)))
+    # the lookup reads the newest matching row per crypto straight off this index (LIMIT 1 per crypto); it
+    # replaces (strategy_id, parameters_hash), which it begins with: with both, a planner whose statistics
+    # lagged a growing table took the shorter one and filtered ~60 rows per crypto (0.44 s for 211 cryptos)
+    op.drop_index("ix_results_strategy_params", "crypto_backtest_results")
     op.create_index("ix_results_lookup", "crypto_backtest_results",
-                    ["strategy_id", "parameters_hash", "crypto_id", "data_version"])
+                    ["strategy_id", "parameters_hash", "crypto_id", "data_version", "id"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_results_lookup", "crypto_backtest_results")
+    op.create_index("ix_results_strategy_params", "crypto_backtest_results", ["strategy_id", "parameters_hash"])
     for name in ("last_time", "first_time", "candles", "data_version"):
         op.drop_column("crypto_backtest_results", name)
     op.execute("DROP TRIGGER candle_series_version ON crypto_candle_series")
