@@ -629,7 +629,8 @@ def find_stored_results(conn: Connection, strategy_id: int, parameters: Mapping[
     sql = (
         "SELECT k.crypto_id, r.* FROM unnest(%(ids)s::integer[], %(versions)s::bigint[]) "
         "AS k(crypto_id, data_version) CROSS JOIN LATERAL ("
-        "SELECT r.data_version, r.candles, extract(epoch FROM r.first_time)::bigint AS first_time, "
+        "SELECT r.id AS result_id, r.data_version, r.candles, "
+        "extract(epoch FROM r.first_time)::bigint AS first_time, "
         "extract(epoch FROM r.last_time)::bigint AS last_time, "
         f"{', '.join('r.' + c for c in METRIC_COLUMNS)}, r.calculation_time_ms, r.error "
         "FROM crypto_backtest_results r "
@@ -646,6 +647,63 @@ def find_stored_results(conn: Connection, strategy_id: int, parameters: Mapping[
     with conn.connection.driver_connection.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(sql, args, prepare=False).fetchall()
     return {int(r["crypto_id"]): dict(r) for r in rows}
+
+
+# ---- batches -----------------------------------------------------------------------------
+
+def insert_batch(conn: Connection, batch_id: str, kind: str, strategy_id: int, summary: Mapping[str, Any],
+                 crypto_ids: Sequence[int], reused_result_ids: Sequence[int] = ()) -> None:
+    """Record a stored batch: its answer's summary, the cryptos it covers, the stored rows it answered from."""
+    conn.execute(text(
+        "INSERT INTO backtest_batches (batch_id, kind, strategy_id, summary, crypto_ids, reused_result_ids) "
+        "VALUES (:b, :k, :s, CAST(:summary AS jsonb), :c, :r)"),
+        {"b": batch_id, "k": kind, "s": int(strategy_id), "summary": orjson.dumps(summary).decode(),
+         "c": [int(i) for i in crypto_ids], "r": [int(i) for i in reused_result_ids]})
+
+
+def list_batches(conn: Connection, limit: int, after: tuple[str, str] | None = None, strategy_id: int | None = None,
+                 crypto_id: int | None = None, since: str | None = None) -> list[dict[str, Any]]:
+    """Batches newest first (created_at, then batch_id, descending), after the cursor (created_at, batch_id)."""
+    where, args = [], {"limit": int(limit)}
+    if after is not None:
+        where.append("(created_at, batch_id) < (CAST(:at AS timestamptz), CAST(:bid AS uuid))")
+        args.update(at=after[0], bid=after[1])
+    if strategy_id is not None:
+        where.append("strategy_id = :strategy")
+        args["strategy"] = int(strategy_id)
+    if crypto_id is not None:
+        where.append("crypto_ids @> ARRAY[CAST(:cid AS integer)]")
+        args["cid"] = int(crypto_id)
+    if since is not None:
+        where.append("created_at >= CAST(:since AS timestamptz)")
+        args["since"] = since
+    rows = conn.execute(text(
+        "SELECT batch_id::text AS batch_id, kind, strategy_id, summary, cardinality(crypto_ids) AS cryptos, "
+        "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at "
+        "FROM backtest_batches" + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY created_at DESC, batch_id DESC LIMIT :limit"), args).mappings()
+    return [dict(r) for r in rows]
+
+
+def get_batch(conn: Connection, batch_id: str) -> dict[str, Any] | None:
+    """One batch's record, or None."""
+    row = conn.execute(text(
+        "SELECT batch_id::text AS batch_id, kind, strategy_id, summary, reused_result_ids, "
+        "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at "
+        "FROM backtest_batches WHERE batch_id = CAST(:b AS uuid)"), {"b": batch_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def batch_result_rows(conn: Connection, batch_id: str, reused_result_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """A batch's result rows (its own and those it answered from), with each crypto's symbol, name, interval."""
+    rows = conn.execute(text(
+        "SELECT r.crypto_id, c.symbol, c.name, c.interval, r.parameters, r.data_version, r.candles, "
+        "extract(epoch FROM r.first_time)::bigint AS first_time, extract(epoch FROM r.last_time)::bigint AS last_time, "
+        f"{', '.join('r.' + c for c in METRIC_COLUMNS)}, r.calculation_time_ms, r.error "
+        "FROM crypto_backtest_results r JOIN cryptocurrencies c ON c.id = r.crypto_id "
+        "WHERE r.batch_id = CAST(:b AS uuid) OR r.id = ANY(CAST(:reused AS bigint[])) ORDER BY r.id"),
+        {"b": batch_id, "reused": [int(i) for i in reused_result_ids]}).mappings()
+    return [dict(r) for r in rows]
 
 
 def count_results(conn: Connection, batch_id: str | None = None) -> int:

@@ -134,6 +134,15 @@ IMPORT_REPORT = {"type": "object", "required": ["symbol", "rows_read", "rows_sto
                                 "rejected_by_reason": {"type": "object"},
                                 "errors": {"type": "array", "items": {"type": "object"}}}}
 HEALTH = {"type": "object", "required": ["status"], "properties": {"status": _STR}}
+BATCH_LIST = {"type": "object", "required": ["batches", "next_cursor"], "properties": {
+    "next_cursor": {"type": ["string", "null"]},
+    "batches": {"type": "array", "items": {"type": "object", "required": ["batch_id", "kind", "strategy_id",
+                                                                          "created_at", "summary"],
+                                           "properties": {"batch_id": _STR, "kind": {"enum": ["all", "sweep",
+                                                                                              "single"]},
+                                                          "strategy_id": {"type": "integer"}, "created_at": _STR,
+                                                          "cryptos": {"type": "integer"},
+                                                          "summary": {"type": "object"}}}}}}
 DELETED = {"type": "object", "required": ["deleted", "count"], "properties": {
     "count": {"type": "integer"},
     "deleted": {"type": "array", "items": {"type": "object", "required": ["symbol", "candles", "results"],
@@ -218,6 +227,26 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Backtest one cryptocurrency, with trades and equity curve", "parameters": [key_header],
                 "requestBody": _body(SingleBacktestRequest, "parameters"),
                 "responses": {"200": _ok(SINGLE), **_POST_ERRORS, **_KEY_ERRORS}}},
+            "/api/crypto/backtest/batches": {"get": {
+                "summary": "Stored batches, newest first; `next_cursor` gives the next page",
+                "parameters": [
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    {"name": "strategy_id", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    {"name": "symbol", "in": "query", "schema": {"type": "string"}},
+                    {"name": "since", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": _ok(BATCH_LIST), "400": _problem("a bad filter or cursor"),
+                              "404": _problem("unknown symbol"),
+                              "503": _problem("database unavailable", retry_after=True)}}},
+            "/api/crypto/backtest/batches/{batch_id}": {"get": {
+                "summary": "One batch as it answered (JSON), or its rows as CSV (?format=csv or Accept: text/csv)",
+                "parameters": [{"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                               {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}],
+                "responses": {"200": {"description": "the batch", "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "text/csv": {"schema": {"type": "string"}}}},
+                    "404": _problem("no such batch"),
+                    "503": _problem("database unavailable", retry_after=True)}}},
             "/api/crypto/prices": {"post": {
                 "summary": "Upload one candle file (CSV, Binance kline CSV, Parquet or .xlsx); bad rows are reported",
                 "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {

@@ -191,7 +191,7 @@ class CryptoBacktestService:
         results = rank_results(results + [stored_result(c, stored[c["id"]]) for c in chosen if c["id"] in stored])
         successful = sum(1 for r in results if r["error"] is None)
         log.info("Completed backtesting: %d successful, %d failed", successful, len(results) - successful)
-        batch_id = self._store(strategy.id, [(params, computed)], selection) if store and computed else None
+        batch_id = str(uuid.uuid4()) if store else None
         summary = summarize(results, time.perf_counter() - started, parallel, processes, strategy.id, params)
         summary["retryable"] = retryable_count(results)
         summary["requested_parallel"] = use_parallel
@@ -199,6 +199,10 @@ class CryptoBacktestService:
         summary["computed"] = len(computed)
         summary["from_store"] = len(results) - len(computed)
         summary["batch_id"] = batch_id
+        if batch_id is not None:
+            reused = {c["id"]: row["result_id"] for c in chosen if (row := stored.get(c["id"])) is not None}
+            self._store(batch_id, "all", strategy.id, [(params, computed)], selection, summary,
+                        [c["id"] for c in chosen], reused)
         return {"results": results, "summary": summary}
 
     def _stored_results(self, strategy_id: int, params: Mapping[str, Any], selection: Selection,
@@ -267,33 +271,40 @@ class CryptoBacktestService:
                 if present is None or crypto["id"] in present:
                     yield encoded
 
+        def answer() -> dict[str, Any]:
+            total_time = time.perf_counter() - started
+            settings = []
+            for i, params in enumerate(sets):
+                results = rank_results([rows[i] for rows in per_crypto])
+                settings.append({"parameters": params, "results": results,
+                                 "summary": summarize(results, total_time, parallel, processes, strategy.id, params)})
+            settings.sort(key=lambda s: (s["summary"]["average_return"] is None,
+                                         -(s["summary"]["average_return"] or 0)))
+            for setting in settings:
+                setting["summary"]["retryable"] = retryable_count(setting["results"])
+            ok = sum(s["summary"]["successful"] for s in settings)
+            return {"settings": settings, "summary": {
+                "total_cryptos": len(cryptos), "settings": len(sets), "backtests": len(cryptos) * len(sets),
+                "successful": ok, "failed": len(cryptos) * len(sets) - ok,
+                "total_time": time.perf_counter() - started, "parallel": parallel,
+                "requested_parallel": use_parallel, "processes": processes, "strategy_id": strategy.id,
+                "batch_id": batch_id, "selection": selection.describe(),
+                "retryable": sum(s["summary"]["retryable"] for s in settings),
+                "best_parameters": settings[0]["parameters"] if settings else None,
+                "best_average_return": settings[0]["summary"]["average_return"] if settings else None}}
+
         with contextlib.closing(stream):  # however this ends, no task of it keeps running
             if store:  # rows are stored while later cryptos are still computed; one transaction
                 with self.engine.begin() as conn:
                     present = repo.lock_cryptos_for_results(conn, [c["id"] for c in cryptos])
                     repo.copy_encoded_results(conn, encoded_rows())
-            else:
-                for _ in encoded_rows():
-                    pass
-        total_time = time.perf_counter() - started
-        settings = []
-        for i, params in enumerate(sets):
-            results = rank_results([rows[i] for rows in per_crypto])
-            settings.append({"parameters": params, "results": results,
-                             "summary": summarize(results, total_time, parallel, processes, strategy.id, params)})
-        settings.sort(key=lambda s: (s["summary"]["average_return"] is None, -(s["summary"]["average_return"] or 0)))
-        for setting in settings:
-            setting["summary"]["retryable"] = retryable_count(setting["results"])
-        ok = sum(s["summary"]["successful"] for s in settings)
-        return {"settings": settings, "summary": {
-            "total_cryptos": len(cryptos), "settings": len(sets), "backtests": len(cryptos) * len(sets),
-            "successful": ok, "failed": len(cryptos) * len(sets) - ok,
-            "total_time": time.perf_counter() - started, "parallel": parallel, "requested_parallel": use_parallel,
-            "processes": processes, "strategy_id": strategy.id, "batch_id": batch_id,
-            "selection": selection.describe(),
-            "retryable": sum(s["summary"]["retryable"] for s in settings),
-            "best_parameters": settings[0]["parameters"] if settings else None,
-            "best_average_return": settings[0]["summary"]["average_return"] if settings else None}}
+                    out = answer()
+                    repo.insert_batch(conn, batch_id, "sweep", strategy.id, out["summary"],
+                                      [c["id"] for c in cryptos if c["id"] in present])
+                return out
+            for _ in encoded_rows():
+                pass
+        return answer()
 
     @staticmethod
     def _run_sweep_worker(crypto: dict[str, Any], strategy_id: int, parameter_sets: list[dict[str, Any]],
@@ -332,9 +343,13 @@ class CryptoBacktestService:
                                        _fields_for(strategy.id, [params], with_trades=True))
         crypto = choose([crypto], Selection(None, selection.start, selection.end))[0]
         result = _run_span(crypto, strategy.id, [params], prices, started, with_trades=True)[0]
-        batch_id = self._store(strategy.id, [(params, [result])], selection) if store else None
-        return {"result": result, "strategy_id": strategy.id, "parameters": params,
-                "selection": Selection(None, selection.start, selection.end).describe(), "batch_id": batch_id}
+        batch_id = str(uuid.uuid4()) if store else None
+        answer = {"result": result, "strategy_id": strategy.id, "parameters": params,
+                  "selection": Selection(None, selection.start, selection.end).describe(), "batch_id": batch_id}
+        if batch_id is not None:
+            record = {k: v for k, v in answer.items() if k != "result"}
+            self._store(batch_id, "single", strategy.id, [(params, [result])], selection, record, [crypto["id"]])
+        return answer
 
     # ---- shared plumbing -----------------------------------------------------------------
 
@@ -367,14 +382,16 @@ class CryptoBacktestService:
             for task_args, outcome in zip(args, outcomes):
                 yield _failed_task(worker, task_args, outcome) if isinstance(outcome, TaskFailure) else outcome
 
-    def _store(self, strategy_id: int, result_sets: list[tuple[dict[str, Any], list[dict[str, Any]]]],
-               selection: Selection) -> str:
-        batch_id = str(uuid.uuid4())
+    def _store(self, batch_id: str, kind: str, strategy_id: int,
+               result_sets: list[tuple[dict[str, Any], list[dict[str, Any]]]], selection: Selection,
+               summary: Mapping[str, Any], crypto_ids: Sequence[int], reused: Mapping[int, int] | None = None) -> None:
+        """The computed results and the batch's record, in one transaction (cryptos deleted meanwhile left out)."""
         with self.engine.begin() as conn:
-            present = repo.lock_cryptos_for_results(conn, {r["crypto_id"] for _, rs in result_sets for r in rs})
+            present = repo.lock_cryptos_for_results(conn, crypto_ids)
             kept = [(params, [r for r in rs if r["crypto_id"] in present]) for params, rs in result_sets]
             repo.save_result_sets(conn, batch_id, strategy_id, kept, (selection.start, selection.end))
-        return batch_id
+            repo.insert_batch(conn, batch_id, kind, strategy_id, summary, [i for i in crypto_ids if i in present],
+                              [rid for cid, rid in (reused or {}).items() if cid in present])
 
     # ---- removing cryptocurrencies -------------------------------------------------------
 

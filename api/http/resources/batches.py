@@ -1,0 +1,31 @@
+"""GET /api/crypto/backtest/batches (newest first, paginated) and /batches/{batch_id} (JSON or CSV)."""
+from __future__ import annotations
+
+from flask import Response, request
+from flask_restful import Resource
+
+from api.http.resources.common import backtest_service
+from api.services import batches
+
+
+def _wants_csv() -> bool:
+    if request.args.get("format") is not None:
+        return request.args.get("format", "").lower() == "csv"
+    best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
+    return best == "text/csv"
+
+
+class BatchListResource(Resource):
+    def get(self):
+        args = request.args
+        return batches.list_batches(backtest_service().engine, args.get("limit", 50), args.get("cursor"),
+                                    args.get("strategy_id"), args.get("symbol"), args.get("since")), 200
+
+
+class BatchResource(Resource):
+    def get(self, batch_id: str):
+        engine = backtest_service().engine
+        if _wants_csv():
+            return Response(batches.batch_csv(engine, batch_id), status=200, mimetype="text/csv",
+                            headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}.csv"'})
+        return batches.read_batch(engine, batch_id), 200

@@ -1,0 +1,155 @@
+"""Past batches: list them, read one back as it answered, export it as CSV.
+
+A batch's answer is rebuilt from its record (the summary it answered with)
+and its result rows (its own plus the stored ones it answered from), so
+nothing is stored twice. Rows of a crypto deleted since are gone with it.
+Trades are not stored: a single backtest read back has its result row
+without the trade list and equity curve.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Engine
+
+from api.db import repository as repo
+from api.services.errors import NotFound, ValidationFailed
+from api.services.results import rank_results, stored_result, summarize
+
+MAX_PAGE = 500
+CSV_HEAD = ("symbol", "crypto_id", "name", "interval", "candles", "first_time", "last_time", "data_version",
+            *repo.METRIC_COLUMNS, "calculation_time_ms", "error_code", "error_message")
+
+
+def list_batches(engine: Engine, limit: Any = 50, cursor: Any = None, strategy_id: Any = None,
+                 symbol: Any = None, since: Any = None) -> dict[str, Any]:
+    """{"batches": [...newest first], "next_cursor": str | None}; ValidationFailed naming a bad filter."""
+    limit = _int(limit, "limit", 1, MAX_PAGE)
+    strategy = None if strategy_id is None else _int(strategy_id, "strategy_id", 1, 2**31 - 1)
+    after = None if cursor is None else _cursor(cursor)
+    if since is not None:
+        _instant(since)
+    with engine.connect() as conn:
+        crypto_id = None
+        if symbol is not None:
+            crypto = repo.find_crypto(conn, symbol=str(symbol))
+            if crypto is None:
+                raise NotFound(f"cryptocurrency {symbol!r} does not exist",
+                               [{"field": "symbol", "message": f"no cryptocurrency {symbol!r}"}])
+            crypto_id = crypto["id"]
+        rows = repo.list_batches(conn, limit + 1, after, strategy, crypto_id, since)
+    page = rows[:limit]
+    next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
+    return {"batches": [{"batch_id": r["batch_id"], "kind": r["kind"], "strategy_id": r["strategy_id"],
+                         "created_at": r["created_at"], "cryptos": r["cryptos"], "summary": r["summary"]}
+                        for r in page], "next_cursor": next_cursor}
+
+
+def read_batch(engine: Engine, batch_id: str) -> dict[str, Any]:
+    """The batch's answer as it gave it (for a single backtest: without its trades); NotFound if unknown."""
+    record, rows = _load(engine, batch_id)
+    summary = record["summary"]
+    results = [_result(r) for r in rows]
+    if record["kind"] == "all":
+        return {"results": rank_results(results), "summary": summary}
+    if record["kind"] == "single":
+        return {"result": results[0] if results else None, **summary}
+    by_setting: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    for row, result in zip(rows, results):
+        key = repo.parameters_hash(row["parameters"])
+        by_setting.setdefault(key, (row["parameters"], []))[1].append(result)
+    settings = []
+    for params, setting_results in by_setting.values():
+        ranked = rank_results(setting_results)
+        setting_summary = summarize(ranked, summary["total_time"], summary["parallel"], summary["processes"],
+                                    record["strategy_id"], params)
+        setting_summary["retryable"] = sum(1 for r in ranked if r["error"] and r["error"]["code"]
+                                           in ("worker_lost", "timeout"))
+        settings.append({"parameters": params, "results": ranked, "summary": setting_summary})
+    settings.sort(key=lambda s: (s["summary"]["average_return"] is None, -(s["summary"]["average_return"] or 0)))
+    return {"settings": settings, "summary": summary}
+
+
+def batch_csv(engine: Engine, batch_id: str) -> str:
+    """One CSV row per result (a sweep adds each row's parameters as JSON), every metric, the error."""
+    record, rows = _load(engine, batch_id)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    sweep = record["kind"] == "sweep"
+    writer.writerow((*CSV_HEAD, "parameters") if sweep else CSV_HEAD)
+    for row, result in zip(rows, (_result(r) for r in rows)):
+        error = result["error"] or {}
+        line = [result[k] for k in CSV_HEAD[:-2]] + [error.get("code", ""), error.get("message", "")]
+        line = ["" if v is None else repr(v) if isinstance(v, float) else v for v in line]
+        if sweep:
+            line.append(orjson.dumps(row["parameters"], option=orjson.OPT_SORT_KEYS).decode())
+        writer.writerow(line)
+    return out.getvalue()
+
+
+def _load(engine: Engine, batch_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    if not _is_uuid(batch_id):
+        raise NotFound(f"no batch {batch_id!r}", [{"field": "batch_id", "message": "not a batch id (a UUID)"}])
+    with engine.connect() as conn:
+        record = repo.get_batch(conn, batch_id)
+        if record is None:
+            raise NotFound(f"no batch {batch_id!r}", [{"field": "batch_id", "message": f"no batch {batch_id}"}])
+        rows = repo.batch_result_rows(conn, batch_id, record["reused_result_ids"])
+    return record, rows
+
+
+def _result(row: Mapping[str, Any]) -> dict[str, Any]:
+    return stored_result({"id": row["crypto_id"], "symbol": row["symbol"], "name": row["name"],
+                          "interval": row["interval"]}, row)
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _int(value: Any, field: str, lo: int, hi: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or str(value).strip() != str(number) or not lo <= number <= hi:
+        raise ValidationFailed(f"{field} must be an integer from {lo} to {hi}",
+                               [{"field": field, "message": f"must be an integer from {lo} to {hi}"}])
+    return number
+
+
+def _instant(value: Any) -> None:
+    try:
+        datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed("since must be an ISO 8601 datetime",
+                               [{"field": "since", "message": "must be an ISO 8601 date or datetime"}]) from None
+
+
+def _encode_cursor(row: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(f"{row['created_at']}|{row['batch_id']}".encode()).decode().rstrip("=")
+
+
+def _cursor(value: Any) -> tuple[str, str]:
+    try:
+        text = base64.urlsafe_b64decode(str(value) + "=" * (-len(str(value)) % 4)).decode()
+        at, batch_id = text.split("|")
+        datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(timezone.utc)
+        if not _is_uuid(batch_id):
+            raise ValueError(batch_id)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("cursor is not one this API gave",
+                               [{"field": "cursor", "message": "use the next_cursor of the previous page"}]) from None
+    return at, batch_id
