@@ -15,6 +15,7 @@ from api.db import migrate
 from api.services.candle_checks import DATE_FORMATS
 from api.services.catalog import upgrade_database
 from api.services.demo_loader import seed_demo
+from api.services import batches
 from api.services.errors import ServiceError
 from api.services.selection import parse_selection
 from api.services.price_import import ImportReport, import_csv
@@ -27,6 +28,44 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(backtest_all_command)
     app.cli.add_command(import_prices_command)
     app.cli.add_command(delete_cryptos_command)
+    app.cli.add_command(batches_command)
+    app.cli.add_command(export_command)
+
+
+@click.command("batches")
+@with_appcontext
+@click.option("--limit", default=20, type=click.IntRange(1, 500), show_default=True)
+@click.option("--strategy", "strategy_id", default=None, type=int, help="only this strategy id")
+@click.option("--symbol", default=None, help="only batches that include this crypto")
+def batches_command(limit: int, strategy_id: int | None, symbol: str | None) -> None:
+    """List stored batches, newest first."""
+    try:
+        page = batches.list_batches(current_app.extensions["db_engine"], limit, None, strategy_id, symbol)
+    except ServiceError as exc:
+        raise click.ClickException(exc.detail) from None
+    for b in page["batches"]:
+        s = b["summary"]
+        click.echo(f"{b['batch_id']}  {b['created_at'][:19]}  {b['kind']:6s} strategy {b['strategy_id']}  "
+                   f"{b['cryptos']} cryptos  average return {s.get('average_return')}")
+
+
+@click.command("export")
+@with_appcontext
+@click.argument("batch_id")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV: one row per result (default: the JSON answer)")
+@click.option("--trades", is_flag=True, help="CSV of every trade instead (computed again from the same inputs)")
+def export_command(batch_id: str, as_csv: bool, trades: bool) -> None:
+    """Print a stored batch: its JSON answer, its rows as CSV, or its trades as CSV."""
+    engine = current_app.extensions["db_engine"]
+    try:
+        if trades:
+            click.echo(batches.batch_trades_csv(engine, batch_id), nl=False)
+        elif as_csv:
+            click.echo(batches.batch_csv(engine, batch_id), nl=False)
+        else:
+            click.echo(orjson.dumps(batches.read_batch(engine, batch_id), option=orjson.OPT_INDENT_2).decode())
+    except ServiceError as exc:
+        raise click.ClickException(exc.detail) from None
 
 
 @click.command("delete-cryptos")

@@ -92,3 +92,51 @@ def test_unknown_batches_are_404(client, demo_db) -> None:
     for batch_id in ("00000000-0000-0000-0000-000000000000", "not-a-uuid"):
         resp = client.get(f"{BATCHES}/{batch_id}")
         assert resp.status_code == 404 and resp.get_json()["errors"][0]["field"] == "batch_id"
+
+
+def test_trades_csv_equals_single_backtests_for_the_same_inputs(client, demo_db) -> None:
+    params = {"execution": "next_open", "stop_loss_pct": 4, "take_profit_pct": 9}
+    answer = _ok(client.post(BATCH, json={"strategy_id": 2, "parameters": params,
+                                          "symbols": ["SYN001", "SYN005"], "start": "2020-02-01"}))
+    resp = client.get(f"{BATCHES}/{answer['summary']['batch_id']}/trades?format=csv")
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(resp.data.decode())))
+    for symbol in ("SYN001", "SYN005"):
+        single = _ok(client.post(SINGLE, json={"strategy_id": 2, "parameters": params, "symbol": symbol,
+                                               "start": "2020-02-01"}))["result"]
+        mine = [r for r in rows if r["symbol"] == symbol]
+        assert len(mine) == len(single["trades"]) > 0
+        for row, trade in zip(mine, single["trades"]):
+            assert row["entry_time"] == trade["entry_time"] and row["exit_reason"] == trade["exit_reason"]
+            assert float(row["entry_price"]) == trade["entry_price"] and float(row["pnl"]) == trade["pnl"]
+            assert int(row["bars_held"]) == trade["bars_held"]
+
+
+def test_trades_of_a_batch_whose_candles_changed_are_409(client, demo_db) -> None:
+    import numpy as np
+
+    from api.db import repository as repo
+
+    answer = _ok(client.post(BATCH, json={"strategy_id": 7, "parameters": {}, "symbols": ["SYN002"]}))
+    with demo_db.begin() as conn:
+        crypto = repo.find_crypto(conn, symbol="SYN002")
+        one = np.ones(1)
+        repo.copy_prices(conn, crypto["id"], np.array([np.datetime64("2031-01-01T00:00:00")]), one, one, one, one, one)
+    resp = client.get(f"{BATCHES}/{answer['summary']['batch_id']}/trades")
+    assert resp.status_code == 409 and resp.get_json()["errors"][0]["field"] == "batch_id"
+
+
+def test_cli_lists_and_exports_batches(runner, client, demo_db) -> None:
+    answer = _ok(client.post(BATCH, json={"strategy_id": 1, "parameters": {}, "symbols": ["SYN003"]}))
+    batch_id = answer["summary"]["batch_id"]
+    listed = runner.invoke(args=["batches", "--strategy", "1"])
+    assert listed.exit_code == 0 and batch_id in listed.output
+    exported = runner.invoke(args=["export", batch_id, "--csv"])
+    assert exported.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(exported.output)))
+    assert [r["symbol"] for r in rows] == ["SYN003"]
+    assert float(rows[0]["total_return"]) == answer["results"][0]["total_return"]
+    trades = runner.invoke(args=["export", batch_id, "--trades"])
+    assert trades.exit_code == 0 and trades.output.startswith("symbol,entry_time")
+    missing = runner.invoke(args=["export", "00000000-0000-0000-0000-000000000000"])
+    assert missing.exit_code != 0 and "no batch" in missing.output

@@ -9,7 +9,7 @@ from api.http.body import BodyGuard
 from api.http.openapi import OpenApiResource
 from api.http.problems import problem_for
 from api.http.resources.backtests import BatchBacktestResource, SingleBacktestResource, SweepBacktestResource
-from api.http.resources.batches import BatchListResource, BatchResource
+from api.http.resources.batches import BatchListResource, BatchResource, BatchTradesResource
 from api.http.resources.catalog import CryptocurrencyListResource, CryptocurrencyResource, StrategyListResource
 from api.http.resources.health import HealthResource, ReadyResource
 from api.http.resources.prices import PriceUploadResource
@@ -20,6 +20,7 @@ ROUTES = (
     (SingleBacktestResource, "/api/crypto/backtest"),
     (BatchListResource, "/api/crypto/backtest/batches"),
     (BatchResource, "/api/crypto/backtest/batches/<string:batch_id>"),
+    (BatchTradesResource, "/api/crypto/backtest/batches/<string:batch_id>/trades"),
     (StrategyListResource, "/api/strategies"),
     (CryptocurrencyListResource, "/api/crypto/cryptocurrencies"),
     (CryptocurrencyResource, "/api/crypto/cryptocurrencies/<string:symbol>"),

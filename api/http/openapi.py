@@ -247,6 +247,16 @@ def openapi_document() -> dict[str, Any]:
                     "text/csv": {"schema": {"type": "string"}}}},
                     "404": _problem("no such batch"),
                     "503": _problem("database unavailable", retry_after=True)}}},
+            "/api/crypto/backtest/batches/{batch_id}/trades": {"get": {
+                "summary": "Every trade of the batch as CSV, one row per trade with its symbol (computed again "
+                           "from the same inputs: equal to /backtest's)",
+                "parameters": [{"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                               {"name": "format", "in": "query", "schema": {"enum": ["csv"]}}],
+                "responses": {"200": {"description": "the trades", "content": {"text/csv": {"schema": {
+                    "type": "string"}}}},
+                    "404": _problem("no such batch"),
+                    "409": _problem("a crypto's candles changed since the batch"),
+                    "503": _problem("database unavailable", retry_after=True)}}},
             "/api/crypto/prices": {"post": {
                 "summary": "Upload one candle file (CSV, Binance kline CSV, Parquet or .xlsx); bad rows are reported",
                 "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {

@@ -19,8 +19,10 @@ import orjson
 from sqlalchemy.engine import Engine
 
 from api.db import repository as repo
-from api.services.errors import NotFound, ValidationFailed
-from api.services.results import rank_results, stored_result, summarize
+from api.engine import get_strategy, required_fields
+from api.services.errors import Conflict, NotFound, ValidationFailed
+from api.services.results import backtest_settings, rank_results, stored_result, summarize
+from api.services.selection import parse_selection, within_span
 
 MAX_PAGE = 500
 CSV_HEAD = ("symbol", "crypto_id", "name", "interval", "candles", "first_time", "last_time", "data_version",
@@ -90,6 +92,52 @@ def batch_csv(engine: Engine, batch_id: str) -> str:
         if sweep:
             line.append(orjson.dumps(row["parameters"], option=orjson.OPT_SORT_KEYS).decode())
         writer.writerow(line)
+    return out.getvalue()
+
+
+TRADE_HEAD = ("symbol", "entry_time", "entry_bar", "entry_price", "exit_time", "exit_bar", "exit_price", "units",
+              "entry_value", "exit_value", "entry_fee", "exit_fee", "fees", "pnl", "return_pct", "bars_held",
+              "exit_reason", "is_open")
+
+
+def batch_trades_csv(engine: Engine, batch_id: str) -> str:
+    """Every trade of the batch's results, one CSV row each with its symbol (a sweep adds the parameters).
+
+    Trades are not stored: they are computed again from the same candles,
+    strategy, parameters and span, so they equal what /backtest gives for
+    those inputs. Conflict when a crypto's candles changed since the batch
+    (its data version moved on): its trades could not be the batch's.
+    """
+    record, rows = _load(engine, batch_id)
+    summary = record["summary"]
+    selection = summary.get("selection") or {}
+    span = parse_selection(None, selection.get("start"), selection.get("end"))
+    spec = get_strategy(int(record["strategy_id"]))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    sweep = record["kind"] == "sweep"
+    writer.writerow((*TRADE_HEAD, "parameters") if sweep else TRADE_HEAD)
+    with engine.connect() as conn:
+        dbapi = conn.connection.driver_connection
+        for row in rows:
+            if row["error"] is not None or row["data_version"] is None:
+                continue
+            params = row["parameters"]
+            prices = repo.load_candles(dbapi, row["crypto_id"], required_fields(spec, [params], with_trades=True))
+            if prices.version != row["data_version"]:
+                raise Conflict(f"the candles of {row['symbol']} changed since this batch; its trades cannot be "
+                               "recomputed as they were", [{"field": "batch_id", "message": "candles changed since"}],
+                               retry_after=0)
+            crypto = {"id": row["crypto_id"], "symbol": row["symbol"], "name": row["name"],
+                      "interval": row["interval"]}
+            inside = within_span(prices, span.start, span.end)
+            result = backtest_settings(crypto, spec.id, [params], inside, 0.0, with_trades=True)[0]
+            for trade in result.get("trades", []):
+                line = [row["symbol"], *(trade[k] for k in TRADE_HEAD[1:])]
+                line = ["" if v is None else repr(v) if isinstance(v, float) else v for v in line]
+                if sweep:
+                    line.append(orjson.dumps(params, option=orjson.OPT_SORT_KEYS).decode())
+                writer.writerow(line)
     return out.getvalue()
 
 

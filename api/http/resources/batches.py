@@ -1,4 +1,4 @@
-"""GET /api/crypto/backtest/batches (newest first, paginated) and /batches/{batch_id} (JSON or CSV)."""
+"""GET /api/crypto/backtest/batches (newest first, paginated), /batches/{batch_id} (JSON or CSV) and its trades (CSV)."""
 from __future__ import annotations
 
 from flask import Response, request
@@ -29,3 +29,10 @@ class BatchResource(Resource):
             return Response(batches.batch_csv(engine, batch_id), status=200, mimetype="text/csv",
                             headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}.csv"'})
         return batches.read_batch(engine, batch_id), 200
+
+
+class BatchTradesResource(Resource):
+    def get(self, batch_id: str):
+        return Response(batches.batch_trades_csv(backtest_service().engine, batch_id), status=200,
+                        mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}-trades.csv"'})
