@@ -34,6 +34,7 @@ def build_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.extensions["backtest_service"] = CryptoBacktestService(
         engine, db_config, max_processes=settings.max_processes, start_method=settings.mp_start_method,
         auto_parallel_min_work=settings.auto_parallel_min_work, task_timeout=settings.task_timeout_s,
+        max_sweep_backtests=settings.max_sweep_backtests,
         max_concurrent_batches=settings.max_concurrent_batches, max_queued_batches=settings.max_queued_batches,
         batch_queue_seconds=settings.batch_queue_seconds)
     register_http(app)

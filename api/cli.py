@@ -15,7 +15,7 @@ from api.db import migrate
 from api.services.candle_checks import DATE_FORMATS
 from api.services.catalog import upgrade_database
 from api.services.demo_loader import seed_demo
-from api.services import batches
+from api.services import batches, catalog
 from api.services.errors import ServiceError
 from api.services.selection import parse_selection
 from api.services.price_import import ImportReport, import_csv
@@ -29,7 +29,59 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(import_prices_command)
     app.cli.add_command(delete_cryptos_command)
     app.cli.add_command(batches_command)
+    app.cli.add_command(sweep_command)
     app.cli.add_command(export_command)
+
+
+@click.command("sweep")
+@with_appcontext
+@click.option("--strategy", "strategy", default="1", show_default=True, metavar="ID|CODE")
+@click.option("--grid", "grid", multiple=True, metavar="NAME=START:STOP:STEP|NAME=V1,V2,...",
+              help="a grid axis, e.g. --grid rsi_period=7:28:7 --grid execution=close,next_open (repeatable)")
+@click.option("--fixed", "fixed", multiple=True, metavar="NAME=VALUE", help="a parameter held fixed (repeatable)")
+@click.option("--symbols", default=None, metavar="SYM,SYM,...")
+@click.option("--start", default=None, metavar="DATE")
+@click.option("--end", default=None, metavar="DATE")
+@click.option("--sequential", is_flag=True)
+@click.option("--no-store", is_flag=True, help="do not store the results")
+@click.option("--top", default=10, type=click.IntRange(min=1), show_default=True, help="settings to print")
+@click.option("--json", "as_json", is_flag=True, help="print the full JSON answer")
+def sweep_command(strategy: str, grid: tuple[str, ...], fixed: tuple[str, ...], symbols: str | None,
+                  start: str | None, end: str | None, sequential: bool, no_store: bool, top: int,
+                  as_json: bool) -> None:
+    """Run every valid combination of a parameter grid against the cryptos; print the best settings."""
+    service = current_app.extensions["backtest_service"]
+    axes: dict[str, Any] = {}
+    for axis in grid:
+        name, sep, spec = axis.partition("=")
+        if not sep or not spec:
+            raise click.BadParameter(f"{axis!r} is not NAME=START:STOP:STEP or NAME=V1,V2", param_hint="--grid")
+        parts = spec.split(":")
+        if len(parts) == 3:
+            try:
+                axes[name.strip()] = dict(zip(("start", "stop", "step"), (orjson.loads(p) for p in parts)))
+            except orjson.JSONDecodeError:
+                raise click.BadParameter(f"{axis!r}: START:STOP:STEP must be numbers", param_hint="--grid") from None
+        else:
+            axes[name.strip()] = [_parse_params((f"v={v}",))["v"] for v in spec.split(",")]
+    try:
+        selection = parse_selection([s for s in symbols.split(",") if s.strip()] if symbols is not None else None,
+                                    start, end)
+        answer = service.run_grid_sweep(service.resolve_strategy_id(strategy), axes, _parse_params(fixed),
+                                        use_parallel=not sequential, store=not no_store, selection=selection)
+    except ServiceError as exc:
+        details = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors) or exc.detail
+        raise click.ClickException(details) from None
+    if as_json:
+        click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+        return
+    s = answer["summary"]
+    own = {p.name for p in catalog.find_strategy(s["strategy_id"]).own_parameters}
+    for rank, setting in enumerate(answer["settings"][:top], start=1):
+        shown = {k: v for k, v in setting["parameters"].items() if k in own or k in axes}
+        click.echo(f"{rank:4d}  average return {setting['summary']['average_return']!s:>22}  {shown}")
+    click.echo(f"\n{s['settings']} settings ({s['skipped']} skipped) x {s['total_cryptos']} cryptos = "
+               f"{s['backtests']} backtests, {s['total_time']:.2f} s, batch {s['batch_id']}")
 
 
 @click.command("batches")

@@ -36,6 +36,7 @@ class Settings:
     demo_seed: int = 42
     mp_start_method: str | None = None
     auto_parallel_min_work: int = 1_000_000
+    max_sweep_backtests: int = 1_000_000
     task_timeout_s: int = 60
     max_concurrent_batches: int = 1
     max_queued_batches: int = 2
@@ -60,6 +61,7 @@ class Settings:
             demo_seed=_int_env("DEMO_SEED", 42),
             mp_start_method=os.environ.get("MP_START_METHOD") or None,
             auto_parallel_min_work=_int_env("AUTO_PARALLEL_MIN_WORK", 1_000_000),
+            max_sweep_backtests=_int_env("MAX_SWEEP_BACKTESTS", 1_000_000),
             task_timeout_s=max(1, _int_env("TASK_TIMEOUT_SECONDS", 60)),
             max_concurrent_batches=max(1, _int_env("MAX_CONCURRENT_BATCHES", 1)),
             max_queued_batches=max(0, _int_env("MAX_QUEUED_BATCHES", 2)),

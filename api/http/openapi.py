@@ -177,8 +177,16 @@ def _body(model: Any, field: str) -> dict[str, Any]:
         props["strategy_id"] = {"const": strategy_id}
         if field == "parameters":
             props["parameters"] = _parameters_ref(strategy_id)
-        else:
-            props["parameter_sets"] = {**props["parameter_sets"], "items": _parameters_ref(strategy_id)}
+        else:  # exactly one of parameter_sets or grid (400 otherwise)
+            props["parameter_sets"] = {"type": "array", "minItems": 1, "maxItems": 500,
+                                       "items": _parameters_ref(strategy_id)}
+            props["grid"] = {"type": "object", "minProperties": 1, "description": props["grid"].get("description"),
+                             "additionalProperties": {"oneOf": [
+                                 {"type": "array", "minItems": 1},
+                                 {"type": "object", "required": ["start", "stop", "step"],
+                                  "additionalProperties": False,
+                                  "properties": {k: {"type": "number"} for k in ("start", "stop", "step")}}]}}
+            props["fixed"] = _parameters_ref(strategy_id)
         variants.append({**base, "title": f"{base['title']} (strategy {strategy_id})", "properties": props})
     return {"required": True, "content": {"application/json": {"schema": {"oneOf": variants}}}}
 

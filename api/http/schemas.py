@@ -66,7 +66,10 @@ class SweepBacktestRequest(_Selected):
     """POST /api/crypto/backtest/sweep: several parameter sets against every crypto."""
 
     strategy_id: Id
-    parameter_sets: list[dict[str, Any]] = Field(min_length=1, max_length=500)
+    parameter_sets: list[dict[str, Any]] | None = Field(default=None, min_length=1, max_length=500)
+    grid: dict[str, Any] | None = Field(default=None, description="parameter -> [values] or {start, stop, step}; "
+                                                                  "every valid combination runs")
+    fixed: dict[str, Any] | None = Field(default=None, description="with grid: the values of other parameters")
     use_parallel: ParallelMode = True
     store: bool = True
 

@@ -28,6 +28,7 @@ from api.engine.intervals import missing_candles
 from api.services import catalog
 from api.services.admission import Admission
 from api.services.errors import Conflict, DatabaseUnavailable, NotFound, ValidationFailed
+from api.services.grid import expand_grid
 from api.services.fanout import TaskFailure, pool_size, run_in_pool, warm_pool
 from api.services.read_ahead import plan_read_ahead, reading_ahead, take_candles
 from api.services.selection import ALL, Selection, choose, span_of, within_span
@@ -47,7 +48,8 @@ ParallelMode = bool | Literal["auto"]
 # from ~3 million on 2 cores. AUTO_PARALLEL_MIN_WORK overrides it.
 AUTO_PARALLEL_MIN_WORK = 1_000_000
 
-MAX_SWEEP_SETTINGS = 500
+MAX_SWEEP_SETTINGS = 500  # an explicit parameter_sets list; a grid is bounded by its backtests instead
+MAX_SWEEP_BACKTESTS = 1_000_000
 
 # error code of a crypto whose read failed because the database did (never stored, never returned:
 # the whole batch answers DatabaseUnavailable instead)
@@ -68,7 +70,7 @@ class CryptoBacktestService:
     def __init__(self, engine: Engine, db_config: dict[str, Any], max_processes: int = 8,
                  start_method: str | None = None, auto_parallel_min_work: int = AUTO_PARALLEL_MIN_WORK,
                  task_timeout: float = 60.0, max_concurrent_batches: int = 1, max_queued_batches: int = 2,
-                 batch_queue_seconds: float = 30.0) -> None:
+                 batch_queue_seconds: float = 30.0, max_sweep_backtests: int = MAX_SWEEP_BACKTESTS) -> None:
         self.engine = engine
         self.task_timeout = task_timeout
         self._admission = Admission(max_concurrent_batches, max_queued_batches, batch_queue_seconds)
@@ -76,6 +78,7 @@ class CryptoBacktestService:
         self.max_processes = max_processes
         self.start_method = start_method
         self.auto_parallel_min_work = auto_parallel_min_work
+        self.max_sweep_backtests = max_sweep_backtests
 
     # ---- catalog -------------------------------------------------------------------------
 
@@ -240,16 +243,40 @@ class CryptoBacktestService:
         ranked by average return.
         """
         with self.admitted():
-            return self._run_sweep(strategy_id, parameter_sets, use_parallel, store, selection)
+            strategy = self._strategy(strategy_id)
+            if not isinstance(parameter_sets, Sequence) or isinstance(parameter_sets, (str, bytes)) \
+                    or not 1 <= len(parameter_sets) <= MAX_SWEEP_SETTINGS:
+                raise ValidationFailed("parameter_sets must be a list of 1 to 500 objects", [
+                    {"field": "parameter_sets", "message": f"must be a list of 1 to {MAX_SWEEP_SETTINGS} objects"}])
+            sets = [self._validate(strategy, p, f"parameter_sets.{i}") for i, p in enumerate(parameter_sets)]
+            return self._run_sweep(strategy, sets, use_parallel, store, selection)
 
-    def _run_sweep(self, strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]], use_parallel: ParallelMode,
-                   store: bool, selection: Selection) -> dict[str, Any]:
-        strategy = self._strategy(strategy_id)
-        if not isinstance(parameter_sets, Sequence) or isinstance(parameter_sets, (str, bytes)) \
-                or not 1 <= len(parameter_sets) <= MAX_SWEEP_SETTINGS:
-            raise ValidationFailed("parameter_sets must be a list of 1 to 500 objects", [
-                {"field": "parameter_sets", "message": f"must be a list of 1 to {MAX_SWEEP_SETTINGS} objects"}])
-        sets = [self._validate(strategy, p, f"parameter_sets.{i}") for i, p in enumerate(parameter_sets)]
+    def run_grid_sweep(self, strategy_id: int, grid: Any, fixed: Any = None, use_parallel: ParallelMode = True,
+                       store: bool = True, selection: Selection = ALL) -> dict[str, Any]:
+        """A sweep over every valid combination of a grid (api/services/grid.py), the same answer as a sweep.
+
+        summary.skipped counts combinations that broke a cross-field rule. A
+        grid whose backtests (settings x cryptos) exceed max_sweep_backtests is
+        refused before anything runs, with the number it would run.
+        """
+        with self.admitted():
+            strategy = self._strategy(strategy_id)
+            sets, skipped = expand_grid(strategy, grid, fixed)
+            if not sets:
+                raise ValidationFailed(f"every one of the {skipped} combinations of the grid breaks a rule between "
+                                       "parameters", [{"field": "grid", "message": "no valid combination"}])
+            cryptos = len(choose(self._cryptos(), selection))
+            if len(sets) * cryptos > self.max_sweep_backtests:
+                raise ValidationFailed(
+                    f"the grid would run {len(sets) * cryptos:,} backtests ({len(sets):,} settings x {cryptos} "
+                    f"cryptos); at most {self.max_sweep_backtests:,} (MAX_SWEEP_BACKTESTS)",
+                    [{"field": "grid", "message": f"would run {len(sets) * cryptos:,} backtests ({len(sets):,} settings "
+                                                  f"x {cryptos} cryptos); at most {self.max_sweep_backtests:,} "
+                                                  "(MAX_SWEEP_BACKTESTS)"}])
+            return self._run_sweep(strategy, sets, use_parallel, store, selection, {"skipped": skipped})
+
+    def _run_sweep(self, strategy: StrategySpec, sets: list[dict[str, Any]], use_parallel: ParallelMode,
+                   store: bool, selection: Selection, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         started = time.perf_counter()
         cryptos = choose(self._cryptos(), selection)
         parallel = self._choose_parallel(use_parallel, len(cryptos), settings=len(sets))
@@ -291,7 +318,8 @@ class CryptoBacktestService:
                 "batch_id": batch_id, "selection": selection.describe(),
                 "retryable": sum(s["summary"]["retryable"] for s in settings),
                 "best_parameters": settings[0]["parameters"] if settings else None,
-                "best_average_return": settings[0]["summary"]["average_return"] if settings else None}}
+                "best_average_return": settings[0]["summary"]["average_return"] if settings else None,
+                **(extra or {})}}
 
         with contextlib.closing(stream):  # however this ends, no task of it keeps running
             if store:  # rows are stored while later cryptos are still computed; one transaction

@@ -46,7 +46,17 @@ class SweepBacktestResource(Resource):
     def post(self):
         body = json_body()
         req = SweepBacktestRequest.model_validate(body)
+        if (req.parameter_sets is None) == (req.grid is None):
+            raise BadRequest(400, "Invalid request", "give exactly one of parameter_sets or grid",
+                             [{"field": "parameter_sets", "message": "give exactly one of parameter_sets or grid"}])
+        if req.fixed is not None and req.grid is None:
+            raise BadRequest(400, "Invalid request", "fixed goes with grid",
+                             [{"field": "fixed", "message": "only with grid"}])
         selection = parse_selection(req.symbols, req.start, req.end)
+        if req.grid is not None:
+            return _answer(body, lambda: backtest_service().run_grid_sweep(
+                req.strategy_id, req.grid, req.fixed, use_parallel=req.use_parallel, store=req.store,
+                selection=selection))
         return _answer(body, lambda: backtest_service().run_parameter_sweep(
             req.strategy_id, req.parameter_sets, use_parallel=req.use_parallel, store=req.store,
             selection=selection))
