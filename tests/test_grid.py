@@ -107,3 +107,9 @@ def test_cli_sweeps_a_grid(runner, demo_db) -> None:
     assert len([ln for ln in out.output.splitlines() if "average return" in ln]) == 3
     bad = runner.invoke(args=["sweep", "--grid", "rsi_period=7:x:7"])
     assert bad.exit_code != 0 and "must be numbers" in bad.output
+
+
+def test_a_grid_of_more_than_a_thousand_settings_is_refused_for_now(client, demo_db) -> None:
+    grid = {"rsi_period": {"start": 2, "stop": 42, "step": 1}, "oversold_threshold": {"start": 5, "stop": 29, "step": 1}}
+    resp = client.post(SWEEP, json={"strategy_id": 1, "grid": grid})
+    assert resp.status_code == 400 and "1,025 settings, over 1,000" in resp.get_json()["errors"][0]["message"]

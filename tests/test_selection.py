@@ -61,7 +61,8 @@ def client_m(settings, spans_db):
 
 
 def _metrics(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k not in ("crypto_id", "symbol", "name", "calculation_time_ms", "data_version")}
+    skip = ("crypto_id", "symbol", "name", "calculation_time_ms", "data_version")
+    return {k: v for k, v in row.items() if k not in skip}
 
 
 @pytest.mark.parametrize("strategy_id, parameters", [

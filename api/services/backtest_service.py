@@ -50,6 +50,8 @@ AUTO_PARALLEL_MIN_WORK = 1_000_000
 
 MAX_SWEEP_SETTINGS = 500  # an explicit parameter_sets list; a grid is bounded by its backtests instead
 MAX_SWEEP_BACKTESTS = 1_000_000
+# a grid's settings, until its answer is the aggregates and the best settings rather than every row (issue 11)
+MAX_GRID_SETTINGS = 1_000
 
 # error code of a crypto whose read failed because the database did (never stored, never returned:
 # the whole batch answers DatabaseUnavailable instead)
@@ -265,14 +267,19 @@ class CryptoBacktestService:
             if not sets:
                 raise ValidationFailed(f"every one of the {skipped} combinations of the grid breaks a rule between "
                                        "parameters", [{"field": "grid", "message": "no valid combination"}])
+            if len(sets) > MAX_GRID_SETTINGS:
+                raise ValidationFailed(f"the grid has {len(sets):,} valid settings; at most {MAX_GRID_SETTINGS:,} "
+                                       "for now (its answer lists every row)",
+                                       [{"field": "grid", "message": f"{len(sets):,} settings, over "
+                                                                    f"{MAX_GRID_SETTINGS:,}"}])
             cryptos = len(choose(self._cryptos(), selection))
             if len(sets) * cryptos > self.max_sweep_backtests:
                 raise ValidationFailed(
                     f"the grid would run {len(sets) * cryptos:,} backtests ({len(sets):,} settings x {cryptos} "
                     f"cryptos); at most {self.max_sweep_backtests:,} (MAX_SWEEP_BACKTESTS)",
-                    [{"field": "grid", "message": f"would run {len(sets) * cryptos:,} backtests ({len(sets):,} settings "
-                                                  f"x {cryptos} cryptos); at most {self.max_sweep_backtests:,} "
-                                                  "(MAX_SWEEP_BACKTESTS)"}])
+                    [{"field": "grid", "message": f"would run {len(sets) * cryptos:,} backtests ({len(sets):,} "
+                                                  f"settings x {cryptos} cryptos); at most "
+                                                  f"{self.max_sweep_backtests:,} (MAX_SWEEP_BACKTESTS)"}])
             return self._run_sweep(strategy, sets, use_parallel, store, selection, {"skipped": skipped})
 
     def _run_sweep(self, strategy: StrategySpec, sets: list[dict[str, Any]], use_parallel: ParallelMode,

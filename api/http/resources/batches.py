@@ -1,4 +1,4 @@
-"""GET /api/crypto/backtest/batches (newest first, paginated), /batches/{batch_id} (JSON or CSV) and its trades (CSV)."""
+"""GET /api/crypto/backtest/batches (newest first, paginated), /batches/{id} (JSON or CSV), its trades (CSV)."""
 from __future__ import annotations
 
 from flask import Response, request
