@@ -208,3 +208,14 @@ def test_a_crypto_whose_results_are_being_stored_is_not_deleted(settings, db_eng
         storer.join(30)
     assert client.delete("/api/crypto/cryptocurrencies/SYN001").status_code == 200
     reset_data(db_engine)
+
+
+@pytest.mark.parametrize("symbol", ["NUL\x00BYTE", "with space", "x" * 40])
+def test_a_symbol_that_cannot_be_one_is_400_not_a_database_error(settings, db_engine, symbol) -> None:
+    client = create_app(settings).test_client()
+    listed = client.get("/api/crypto/backtest/batches", query_string={"symbol": symbol})
+    assert listed.status_code == 400 and listed.get_json()["errors"][0]["field"] == "symbol"
+    from urllib.parse import quote
+
+    gone = client.delete(f"/api/crypto/cryptocurrencies/{quote(symbol)}")
+    assert gone.status_code == 400 and gone.get_json()["errors"][0]["field"] == "symbol"

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
+from api.services.selection import SYMBOL_PATTERN  # noqa: E402 - the one definition of a symbol's shape
 
 
 class _Strict(BaseModel):

@@ -31,7 +31,7 @@ from api.services.errors import Conflict, DatabaseUnavailable, NotFound, Validat
 from api.services.grid import expand_grid
 from api.services.fanout import TaskFailure, pool_size, run_in_pool, warm_pool
 from api.services.read_ahead import plan_read_ahead, reading_ahead, take_candles
-from api.services.selection import ALL, Selection, choose, span_of, within_span
+from api.services.selection import ALL, Selection, choose, known_symbol_shape, span_of, within_span
 from api.services.parameters import validate_parameters
 from api.services.results import backtest_settings, error_result, rank_results, stored_result, summarize
 
@@ -440,6 +440,8 @@ class CryptoBacktestService:
         if (symbol is None) == (not synthetic):
             raise ValidationFailed("name one symbol, or synthetic=true for every demo crypto",
                                    [{"field": "synthetic", "message": "give a symbol or synthetic=true"}])
+        if symbol is not None:
+            known_symbol_shape(symbol)
         with self.engine.begin() as conn:
             if symbol is not None and not repo.lock_symbol_imports(conn, symbol):
                 deleted = None

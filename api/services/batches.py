@@ -22,7 +22,7 @@ from api.db import repository as repo
 from api.engine import get_strategy, required_fields
 from api.services.errors import Conflict, NotFound, ValidationFailed
 from api.services.results import backtest_settings, rank_results, stored_result, summarize
-from api.services.selection import parse_selection, within_span
+from api.services.selection import known_symbol_shape, parse_selection, within_span
 
 MAX_PAGE = 500
 CSV_HEAD = ("symbol", "crypto_id", "name", "interval", "candles", "first_time", "last_time", "data_version",
@@ -40,7 +40,7 @@ def list_batches(engine: Engine, limit: Any = 50, cursor: Any = None, strategy_i
     with engine.connect() as conn:
         crypto_id = None
         if symbol is not None:
-            crypto = repo.find_crypto(conn, symbol=str(symbol))
+            crypto = repo.find_crypto(conn, symbol=known_symbol_shape(symbol))
             if crypto is None:
                 raise NotFound(f"cryptocurrency {symbol!r} does not exist",
                                [{"field": "symbol", "message": f"no cryptocurrency {symbol!r}"}])

@@ -7,7 +7,6 @@ whole stores nothing. Reading lives in candle_files, row checks in candle_checks
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -25,7 +24,7 @@ from api.services.errors import Conflict
 
 __all__ = ["ImportRejected", "ImportReport", "check_symbol", "import_candles", "import_csv", "symbol_from_path"]
 
-SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+from api.services.selection import SYMBOL_RE  # noqa: E402 - one definition of a symbol's shape
 
 
 def symbol_from_path(path: Path) -> str:

@@ -7,6 +7,7 @@ inside it and every metric (buy-and-hold and CAGR included) covers just it.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
@@ -18,6 +19,8 @@ from api.db.repository import PriceSeries
 from api.services.errors import NotFound, ValidationFailed
 
 MAX_SYMBOLS = 10_000
+SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"  # what an import accepts, and so what a symbol can be
+SYMBOL_RE = re.compile(SYMBOL_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,18 @@ def parse_selection(symbols: Any = None, start: Any = None, end: Any = None) -> 
     if errors:
         raise ValidationFailed("invalid selection of cryptos or candles", errors)
     return Selection(chosen, begin, finish)
+
+
+def known_symbol_shape(symbol: Any, field: str = "symbol") -> str:
+    """`symbol` if it has a symbol's shape (what an import accepts), else ValidationFailed naming `field`.
+
+    Checked before any query: a NUL byte, for one, is a driver error, not a 404.
+    """
+    if not isinstance(symbol, str) or not SYMBOL_RE.match(symbol):
+        raise ValidationFailed(f"{field} must be 1-32 characters of A-Z a-z 0-9 . _ - starting with a letter or "
+                               "digit", [{"field": field, "message": "not a symbol: 1-32 characters of A-Z a-z 0-9 "
+                                                                    ". _ - starting with a letter or digit"}])
+    return symbol
 
 
 def span_of(crypto: Mapping[str, Any]) -> tuple[int | None, int | None]:
