@@ -79,7 +79,9 @@ def sweep_command(strategy: str, grid: tuple[str, ...], fixed: tuple[str, ...], 
     own = {p.name for p in catalog.find_strategy(s["strategy_id"]).own_parameters}
     for rank, setting in enumerate(answer["settings"][:top], start=1):
         shown = {k: v for k, v in setting["parameters"].items() if k in own or k in axes}
-        click.echo(f"{rank:4d}  average return {setting['summary']['average_return']!s:>22}  {shown}")
+        aggregate = setting["aggregate"]
+        click.echo(f"{rank:4d}  median return {aggregate['median_return']!s:>22}  "
+                   f"beat buy-and-hold {aggregate['beat_buy_and_hold']!s:>6} %  {shown}")
     click.echo(f"\n{s['settings']} settings ({s['skipped']} skipped) x {s['total_cryptos']} cryptos = "
                f"{s['backtests']} backtests, {s['total_time']:.2f} s, batch {s['batch_id']}")
 

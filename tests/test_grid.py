@@ -61,14 +61,15 @@ def test_a_grid_sweep_equals_single_backtests(client, demo_db) -> None:
     assert resp.status_code == 200, resp.get_json()
     answer = resp.get_json()
     assert answer["summary"]["settings"] == 5 and answer["summary"]["skipped"] == 1  # 30 < 20 breaks fast < slow
-    for setting in answer["settings"][::2]:
+    assert len(answer["settings"]) == len(answer["top"]) == 5
+    for setting in answer["top"][::2]:
         params = setting["parameters"]
         for row in setting["results"]:
             single = client.post(SINGLE, json={"strategy_id": 2, "parameters": params,
                                                "symbol": row["symbol"]}).get_json()["result"]
             assert row["total_return"] == single["total_return"] and row["num_trades"] == single["num_trades"]
     back = client.get(f"/api/crypto/backtest/batches/{answer['summary']['batch_id']}").get_json()
-    assert back["summary"]["skipped"] == 1
+    assert back == answer  # a grid reads back as it answered
 
 
 def test_parallel_equals_sequential_for_a_grid(client, demo_db) -> None:
@@ -76,8 +77,9 @@ def test_parallel_equals_sequential_for_a_grid(client, demo_db) -> None:
     par = client.post(SWEEP, json={**body, "use_parallel": True}).get_json()
     seq = client.post(SWEEP, json={**body, "use_parallel": False}).get_json()
     strip = lambda a: [[{k: v for k, v in r.items() if k != "calculation_time_ms"} for r in s["results"]]  # noqa
-                       for s in a["settings"]]
+                       for s in a["top"]]
     assert par["summary"]["parallel"] and not seq["summary"]["parallel"] and strip(par) == strip(seq)
+    assert par["settings"] == seq["settings"] and par["best_per_crypto"] == seq["best_per_crypto"]
 
 
 def test_an_over_cap_grid_is_refused_with_its_size(settings, demo_db) -> None:
@@ -104,7 +106,7 @@ def test_cli_sweeps_a_grid(runner, demo_db) -> None:
                               "--symbols", "SYN001,SYN002", "--top", "3", "--sequential"])
     assert out.exit_code == 0, out.output
     assert "6 settings (0 skipped) x 2 cryptos = 12 backtests" in out.output
-    assert len([ln for ln in out.output.splitlines() if "average return" in ln]) == 3
+    assert len([ln for ln in out.output.splitlines() if "median return" in ln]) == 3
     bad = runner.invoke(args=["sweep", "--grid", "rsi_period=7:x:7"])
     assert bad.exit_code != 0 and "must be numbers" in bad.output
 
@@ -113,3 +115,31 @@ def test_a_grid_of_more_than_a_thousand_settings_is_refused_for_now(client, demo
     grid = {"rsi_period": {"start": 2, "stop": 42, "step": 1}, "oversold_threshold": {"start": 5, "stop": 29, "step": 1}}
     resp = client.post(SWEEP, json={"strategy_id": 1, "grid": grid})
     assert resp.status_code == 400 and "1,025 settings, over 1,000" in resp.get_json()["errors"][0]["message"]
+
+
+def test_a_grid_answers_with_aggregates_the_best_settings_and_each_cryptos_best(client, demo_db) -> None:
+    body = {"strategy_id": 1, "grid": {"rsi_period": [7, 14, 21], "oversold_threshold": [20, 30]},
+            "rank_by": "mean_return", "top": 2, "store": False}
+    answer = client.post(SWEEP, json=body).get_json()
+    assert len(answer["settings"]) == 6 and len(answer["top"]) == 2 and answer["summary"]["rank_by"] == "mean_return"
+    means = [s["aggregate"]["mean_return"] for s in answer["settings"]]
+    assert means == sorted(means, reverse=True)
+    best = answer["top"][0]
+    returns = sorted(r["total_return"] for r in best["results"] if r["error"] is None)
+    assert best["aggregate"]["mean_return"] == pytest.approx(sum(returns) / len(returns))
+    assert best["aggregate"]["median_return"] == pytest.approx(returns[len(returns) // 2] if len(returns) % 2
+                                                               else (returns[len(returns) // 2 - 1]
+                                                                     + returns[len(returns) // 2]) / 2)
+    assert best["aggregate"]["worst_drawdown"] == max(r["max_drawdown"] for r in best["results"] if r["error"] is None)
+    assert len(answer["best_per_crypto"]) == 24
+    by_crypto = {}
+    for setting in answer["top"]:  # a crypto's best over the top settings is at most its best overall
+        for r in setting["results"]:
+            by_crypto[r["symbol"]] = max(by_crypto.get(r["symbol"], -1e300), r["total_return"])
+    for b in answer["best_per_crypto"]:
+        assert b["total_return"] >= by_crypto[b["symbol"]]
+    worst = client.post(SWEEP, json={**body, "rank_by": "worst_drawdown"}).get_json()
+    drawdowns = [s["aggregate"]["worst_drawdown"] for s in worst["settings"]]
+    assert drawdowns == sorted(drawdowns)
+    bad = client.post(SWEEP, json={**body, "rank_by": "luck"})
+    assert bad.status_code == 400 and bad.get_json()["errors"][0]["field"] == "rank_by"

@@ -70,6 +70,9 @@ class SweepBacktestRequest(_Selected):
     grid: dict[str, Any] | None = Field(default=None, description="parameter -> [values] or {start, stop, step}; "
                                                                   "every valid combination runs")
     fixed: dict[str, Any] | None = Field(default=None, description="with grid: the values of other parameters")
+    rank_by: str = Field(default="median_return", description="with grid: median_return, mean_return, "
+                                                              "beat_buy_and_hold, mean_sharpe or worst_drawdown")
+    top: int = Field(default=10, ge=1, le=100, description="with grid: how many best settings carry their rows")
     use_parallel: ParallelMode = True
     store: bool = True
 

@@ -29,6 +29,7 @@ from api.services import catalog
 from api.services.admission import Admission
 from api.services.errors import Conflict, DatabaseUnavailable, NotFound, ValidationFailed
 from api.services.grid import expand_grid
+from api.services.grid_answer import check_ranking, grid_answer
 from api.services.fanout import TaskFailure, pool_size, run_in_pool, warm_pool
 from api.services.read_ahead import plan_read_ahead, reading_ahead, take_candles
 from api.services.selection import ALL, Selection, choose, known_symbol_shape, span_of, within_span
@@ -254,13 +255,17 @@ class CryptoBacktestService:
             return self._run_sweep(strategy, sets, use_parallel, store, selection)
 
     def run_grid_sweep(self, strategy_id: int, grid: Any, fixed: Any = None, use_parallel: ParallelMode = True,
-                       store: bool = True, selection: Selection = ALL) -> dict[str, Any]:
-        """A sweep over every valid combination of a grid (api/services/grid.py), the same answer as a sweep.
+                       store: bool = True, selection: Selection = ALL, rank_by: str = "median_return",
+                       top: int = 10) -> dict[str, Any]:
+        """A sweep over every valid combination of a grid (api/services/grid.py).
 
-        summary.skipped counts combinations that broke a cross-field rule. A
-        grid whose backtests (settings x cryptos) exceed max_sweep_backtests is
-        refused before anything runs, with the number it would run.
+        The answer (api/services/grid_answer.py): every setting's aggregate,
+        ranked by `rank_by`; the best `top` settings with their rows; each
+        crypto's best setting. summary.skipped counts combinations that broke a
+        cross-field rule. A grid whose backtests (settings x cryptos) exceed
+        max_sweep_backtests is refused before anything runs, with the number.
         """
+        rank_by, top = check_ranking(rank_by, top)
         with self.admitted():
             strategy = self._strategy(strategy_id)
             sets, skipped = expand_grid(strategy, grid, fixed)
@@ -280,7 +285,9 @@ class CryptoBacktestService:
                     [{"field": "grid", "message": f"would run {len(sets) * cryptos:,} backtests ({len(sets):,} "
                                                   f"settings x {cryptos} cryptos); at most "
                                                   f"{self.max_sweep_backtests:,} (MAX_SWEEP_BACKTESTS)"}])
-            return self._run_sweep(strategy, sets, use_parallel, store, selection, {"skipped": skipped})
+            answer = self._run_sweep(strategy, sets, use_parallel, store, selection,
+                                     {"skipped": skipped, "rank_by": rank_by, "top": top})
+            return grid_answer(answer["settings"], rank_by, top, answer["summary"])
 
     def _run_sweep(self, strategy: StrategySpec, sets: list[dict[str, Any]], use_parallel: ParallelMode,
                    store: bool, selection: Selection, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:

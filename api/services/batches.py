@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from api.db import repository as repo
 from api.engine import get_strategy, required_fields
 from api.services.errors import Conflict, NotFound, ValidationFailed
+from api.services.grid_answer import grid_answer
 from api.services.results import backtest_settings, rank_results, stored_result, summarize
 from api.services.selection import known_symbol_shape, parse_selection, within_span
 
@@ -75,6 +76,8 @@ def read_batch(engine: Engine, batch_id: str) -> dict[str, Any]:
                                            in ("worker_lost", "timeout"))
         settings.append({"parameters": params, "results": ranked, "summary": setting_summary})
     settings.sort(key=lambda s: (s["summary"]["average_return"] is None, -(s["summary"]["average_return"] or 0)))
+    if "rank_by" in summary:  # a grid: its answer is the aggregates, the best settings, each crypto's best
+        return grid_answer(settings, summary["rank_by"], summary["top"], summary)
     return {"settings": settings, "summary": summary}
 
 
