@@ -65,13 +65,11 @@ def sweep_command(strategy: str, grid: tuple[str, ...], fixed: tuple[str, ...], 
         else:
             axes[name.strip()] = [_parse_params((f"v={v}",))["v"] for v in spec.split(",")]
     try:
-        selection = parse_selection([s for s in symbols.split(",") if s.strip()] if symbols is not None else None,
-                                    start, end)
+        selection = _selection(symbols, start, end)
         answer = service.run_grid_sweep(service.resolve_strategy_id(strategy), axes, _parse_params(fixed),
                                         use_parallel=not sequential, store=not no_store, selection=selection)
     except ServiceError as exc:
-        details = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors) or exc.detail
-        raise click.ClickException(details) from None
+        raise _failed(exc) from None
     if as_json:
         click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
         return
@@ -196,14 +194,12 @@ def backtest_all_command(strategy: str, params: tuple[str, ...], symbols: str | 
     service = current_app.extensions["backtest_service"]
     try:
         parameters = _parse_params(params)
-        selection = parse_selection([s for s in symbols.split(",") if s.strip()] if symbols is not None else None,
-                                    start, end)
+        selection = _selection(symbols, start, end)
         answer = service.run_strategy_against_all_cryptos(service.resolve_strategy_id(strategy), parameters,
                                                           use_parallel=not sequential, selection=selection,
                                                           use_cache=not no_cache)
     except ServiceError as exc:
-        details = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors) or exc.detail
-        raise click.ClickException(details) from None
+        raise _failed(exc) from None
     if as_json:
         click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
         return
@@ -212,6 +208,16 @@ def backtest_all_command(strategy: str, params: tuple[str, ...], symbols: str | 
     click.echo(f"\n{s['successful']} successful, {s['failed']} failed ({s['computed']} computed, "
                f"{s['from_store']} from the store), {s['total_time']:.3f} s, "
                f"parallel={s['parallel']} processes={s['processes']}, parameters={s['parameters']}")
+
+
+def _selection(symbols: str | None, start: str | None, end: str | None) -> Any:
+    """--symbols A,B --start --end as the service's Selection."""
+    return parse_selection([s for s in symbols.split(",") if s.strip()] if symbols is not None else None, start, end)
+
+
+def _failed(exc: ServiceError) -> click.ClickException:
+    """A service error as the CLI reports it: every field and its message."""
+    return click.ClickException("; ".join(f"{e['field']}: {e['message']}" for e in exc.errors) or exc.detail)
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:

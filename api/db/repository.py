@@ -505,7 +505,7 @@ _RESULT_COLUMNS = ("batch_id", "strategy_id", "crypto_id", "parameters", "parame
 _COPY_RESULTS = f"COPY crypto_backtest_results ({', '.join(_RESULT_COLUMNS)}) FROM STDIN WITH (FORMAT binary)"
 # one binary COPY field each: int32 length, then the value in network order
 _F8, _I4, _BOOL = struct.Struct(">id"), struct.Struct(">ii"), struct.Struct(">i?")
-_TIMESTAMP = _I8 = struct.Struct(">iq")
+_I8 = struct.Struct(">iq")  # an int8 field; timestamptz is one too (microseconds since 2000-01-01)
 _NULL = b"\xff\xff\xff\xff"
 _FIELD_COUNT = struct.pack(">h", len(_RESULT_COLUMNS))
 _METRIC_KINDS = tuple(_I4 if c in _INTEGER_METRICS else _BOOL if c == "open_position" else _F8 for c in METRIC_COLUMNS)
@@ -560,7 +560,7 @@ def encode_results(batch_id: str, strategy_id: int,
 
 def _time_field(iso: str | None) -> bytes:
     """An ISO 8601 UTC time (as results carry them) as a binary COPY timestamptz field, or NULL."""
-    return _NULL if iso is None else _TIMESTAMP.pack(8, _epoch_of(iso) * 1_000_000 - _PG_EPOCH_US)
+    return _NULL if iso is None else _I8.pack(8, _epoch_of(iso) * 1_000_000 - _PG_EPOCH_US)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -570,7 +570,7 @@ def _epoch_of(iso: str) -> int:
 
 def _span_fields(span: Span) -> bytes:
     """span_start and span_end as binary COPY timestamptz fields (microseconds since 2000-01-01), or NULL."""
-    return b"".join(_NULL if t is None else _TIMESTAMP.pack(8, int(t) * 1_000_000 - _PG_EPOCH_US) for t in span)
+    return b"".join(_NULL if t is None else _I8.pack(8, int(t) * 1_000_000 - _PG_EPOCH_US) for t in span)
 
 
 @functools.lru_cache(maxsize=64)

@@ -420,19 +420,6 @@ def check_rsi_period(period: object) -> int:
     return int(period)
 
 
-def kernel_array(values: np.ndarray) -> np.ndarray:
-    """`values` as a C-contiguous, aligned float64 array (copied only if needed).
-
-    Used by `strategies` for `kernels.rsi_strategy_kernel`, which `jit.warm_up`
-    compiles for writable and read-only contiguous float64.
-    """
-    arr = np.asarray(values, dtype=np.float64)
-    flags = arr.flags
-    if not (flags.c_contiguous and flags.aligned):
-        arr = np.array(arr, dtype=np.float64, order="C")
-    return arr
-
-
 def compute_rsi(close: np.ndarray, period: int = 14) -> np.ndarray:
     """Wilder's RSI as TA-Lib computes it; NaN during the `period`-bar warm-up.
 

@@ -205,7 +205,7 @@ def metrics_kernel(close, equity, trade_bars, trade_values, k, initial, fee_rate
     if n >= 2 and positive and returns_finite:
         _return_ratios(returns, n - 1, bars_per_year, stats)
     stats[11] = fees
-    if days >= 30.0 and initial > 0.0:
+    if days >= MIN_CAGR_DAYS and initial > 0.0:
         ratio = final_value / initial
         if ratio >= 0.0:
             cagr = (ratio ** (365.0 / days) - 1.0) * 100.0

@@ -34,7 +34,8 @@ from api.services.fanout import TaskFailure, pool_size, run_in_pool, warm_pool
 from api.services.read_ahead import plan_read_ahead, reading_ahead, take_candles
 from api.services.selection import ALL, Selection, choose, known_symbol_shape, span_of, within_span
 from api.services.parameters import validate_parameters
-from api.services.results import backtest_settings, error_result, rank_results, stored_result, summarize
+from api.services.results import (RETRYABLE_ERRORS, backtest_settings, error_result, rank_results, ranked_settings,
+                                  retryable_count, stored_result, summarize)
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,6 @@ MAX_GRID_SETTINGS = 1_000
 # error code of a crypto whose read failed because the database did (never stored, never returned:
 # the whole batch answers DatabaseUnavailable instead)
 DATABASE_FAILED = "database_unavailable"
-# error codes of cryptos lost to a fault of the machinery, not of their data: the same request may succeed
-RETRYABLE_ERRORS = frozenset({"worker_lost", "timeout"})
 
 class CryptoBacktestService:
     """Runs backtests for the HTTP layer and the CLI; owns no HTTP or SQL details.
@@ -277,7 +276,8 @@ class CryptoBacktestService:
                                        "for now (its answer lists every row)",
                                        [{"field": "grid", "message": f"{len(sets):,} settings, over "
                                                                     f"{MAX_GRID_SETTINGS:,}"}])
-            cryptos = len(choose(self._cryptos(), selection))
+            chosen = choose(self._cryptos(), selection)
+            cryptos = len(chosen)
             if len(sets) * cryptos > self.max_sweep_backtests:
                 raise ValidationFailed(
                     f"the grid would run {len(sets) * cryptos:,} backtests ({len(sets):,} settings x {cryptos} "
@@ -286,13 +286,14 @@ class CryptoBacktestService:
                                                   f"settings x {cryptos} cryptos); at most "
                                                   f"{self.max_sweep_backtests:,} (MAX_SWEEP_BACKTESTS)"}])
             answer = self._run_sweep(strategy, sets, use_parallel, store, selection,
-                                     {"skipped": skipped, "rank_by": rank_by, "top": top})
+                                     {"skipped": skipped, "rank_by": rank_by, "top": top}, chosen)
             return grid_answer(answer["settings"], rank_by, top, answer["summary"])
 
     def _run_sweep(self, strategy: StrategySpec, sets: list[dict[str, Any]], use_parallel: ParallelMode,
-                   store: bool, selection: Selection, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   store: bool, selection: Selection, extra: Mapping[str, Any] | None = None,
+                   chosen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         started = time.perf_counter()
-        cryptos = choose(self._cryptos(), selection)
+        cryptos = chosen if chosen is not None else choose(self._cryptos(), selection)
         parallel = self._choose_parallel(use_parallel, len(cryptos), settings=len(sets))
         log.info("Running %d settings against %d cryptocurrencies (parallel=%s)", len(sets), len(cryptos), parallel)
         processes = pool_size(len(cryptos), self.max_processes) if parallel else 1
@@ -313,16 +314,8 @@ class CryptoBacktestService:
                     yield encoded
 
         def answer() -> dict[str, Any]:
-            total_time = time.perf_counter() - started
-            settings = []
-            for i, params in enumerate(sets):
-                results = rank_results([rows[i] for rows in per_crypto])
-                settings.append({"parameters": params, "results": results,
-                                 "summary": summarize(results, total_time, parallel, processes, strategy.id, params)})
-            settings.sort(key=lambda s: (s["summary"]["average_return"] is None,
-                                         -(s["summary"]["average_return"] or 0)))
-            for setting in settings:
-                setting["summary"]["retryable"] = retryable_count(setting["results"])
+            settings = ranked_settings([(params, [rows[i] for rows in per_crypto]) for i, params in enumerate(sets)],
+                                       time.perf_counter() - started, parallel, processes, strategy.id)
             ok = sum(s["summary"]["successful"] for s in settings)
             return {"settings": settings, "summary": {
                 "total_cryptos": len(cryptos), "settings": len(sets), "backtests": len(cryptos) * len(sets),
@@ -383,11 +376,11 @@ class CryptoBacktestService:
             started = time.perf_counter()
             prices = repo.load_candles(conn.connection.driver_connection, crypto["id"],
                                        _fields_for(strategy.id, [params], with_trades=True))
-        crypto = choose([crypto], Selection(None, selection.start, selection.end))[0]
+        crypto = choose([crypto], selection.span_only())[0]
         result = _run_span(crypto, strategy.id, [params], prices, started, with_trades=True)[0]
         batch_id = str(uuid.uuid4()) if store else None
         answer = {"result": result, "strategy_id": strategy.id, "parameters": params,
-                  "selection": Selection(None, selection.start, selection.end).describe(), "batch_id": batch_id}
+                  "selection": selection.span_only().describe(), "batch_id": batch_id}
         if batch_id is not None:
             record = {k: v for k, v in answer.items() if k != "result"}
             self._store(batch_id, "single", strategy.id, [(params, [result])], selection, record, [crypto["id"]])
@@ -475,11 +468,6 @@ def is_final(answer: Mapping[str, Any]) -> bool:
         return answer["summary"].get("retryable", 0) == 0
     error = answer.get("result", {}).get("error")
     return error is None or error["code"] not in RETRYABLE_ERRORS
-
-
-def retryable_count(results: Sequence[Mapping[str, Any]]) -> int:
-    """How many results failed for a fault of the machinery (a lost worker, a timeout), not of their data."""
-    return sum(1 for r in results if r["error"] is not None and r["error"]["code"] in RETRYABLE_ERRORS)
 
 
 def _raise_if_database_failed(results: Sequence[Mapping[str, Any]]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -22,7 +23,7 @@ from api.db import repository as repo
 from api.engine import get_strategy, required_fields
 from api.services.errors import Conflict, NotFound, ValidationFailed
 from api.services.grid_answer import grid_answer
-from api.services.results import backtest_settings, rank_results, stored_result, summarize
+from api.services.results import backtest_settings, rank_results, ranked_settings, stored_result
 from api.services.selection import known_symbol_shape, parse_selection, within_span
 
 MAX_PAGE = 500
@@ -67,15 +68,8 @@ def read_batch(engine: Engine, batch_id: str) -> dict[str, Any]:
     for row, result in zip(rows, results):
         key = repo.parameters_hash(row["parameters"])
         by_setting.setdefault(key, (row["parameters"], []))[1].append(result)
-    settings = []
-    for params, setting_results in by_setting.values():
-        ranked = rank_results(setting_results)
-        setting_summary = summarize(ranked, summary["total_time"], summary["parallel"], summary["processes"],
-                                    record["strategy_id"], params)
-        setting_summary["retryable"] = sum(1 for r in ranked if r["error"] and r["error"]["code"]
-                                           in ("worker_lost", "timeout"))
-        settings.append({"parameters": params, "results": ranked, "summary": setting_summary})
-    settings.sort(key=lambda s: (s["summary"]["average_return"] is None, -(s["summary"]["average_return"] or 0)))
+    settings = ranked_settings(list(by_setting.values()), summary["total_time"], summary["parallel"],
+                               summary["processes"], record["strategy_id"])
     if "rank_by" in summary:  # a grid: its answer is the aggregates, the best settings, each crypto's best
         return grid_answer(settings, summary["rank_by"], summary["top"], summary)
     return {"settings": settings, "summary": summary}
@@ -90,8 +84,7 @@ def batch_csv(engine: Engine, batch_id: str) -> str:
     writer.writerow((*CSV_HEAD, "parameters") if sweep else CSV_HEAD)
     for row, result in zip(rows, (_result(r) for r in rows)):
         error = result["error"] or {}
-        line = [result[k] for k in CSV_HEAD[:-2]] + [error.get("code", ""), error.get("message", "")]
-        line = ["" if v is None else repr(v) if isinstance(v, float) else v for v in line]
+        line = _cells([result[k] for k in CSV_HEAD[:-2]] + [error.get("code", ""), error.get("message", "")])
         if sweep:
             line.append(orjson.dumps(row["parameters"], option=orjson.OPT_SORT_KEYS).decode())
         writer.writerow(line)
@@ -136,12 +129,16 @@ def batch_trades_csv(engine: Engine, batch_id: str) -> str:
             inside = within_span(prices, span.start, span.end)
             result = backtest_settings(crypto, spec.id, [params], inside, 0.0, with_trades=True)[0]
             for trade in result.get("trades", []):
-                line = [row["symbol"], *(trade[k] for k in TRADE_HEAD[1:])]
-                line = ["" if v is None else repr(v) if isinstance(v, float) else v for v in line]
+                line = _cells([row["symbol"], *(trade[k] for k in TRADE_HEAD[1:])])
                 if sweep:
                     line.append(orjson.dumps(params, option=orjson.OPT_SORT_KEYS).decode())
                 writer.writerow(line)
     return out.getvalue()
+
+
+def _cells(values: list[Any]) -> list[Any]:
+    """CSV cells: empty for null, floats by repr (they read back bit for bit)."""
+    return ["" if v is None else repr(v) if isinstance(v, float) else v for v in values]
 
 
 def _load(engine: Engine, batch_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -161,8 +158,6 @@ def _result(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _is_uuid(value: str) -> bool:
-    import uuid
-
     try:
         uuid.UUID(str(value))
     except ValueError:

@@ -45,11 +45,6 @@ def parameter_json_schemas() -> dict[int, dict[str, Any]]:
     return {s.id: s.json_schema() for s in CATALOG}
 
 
-def strategy_codes() -> dict[int, str]:
-    """Strategy id -> code."""
-    return {s.id: s.code for s in CATALOG}
-
-
 def metric_specs() -> list[dict[str, str]]:
     """Every metric a result carries: name, JSON type, formula."""
     return [{"name": m.name, "kind": m.kind, "description": m.description} for m in METRICS]

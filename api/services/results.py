@@ -28,27 +28,28 @@ def _iso_utc(epoch_seconds: int) -> str:
 
 def crypto_header(crypto: Mapping[str, Any], prices: PriceSeries | None) -> dict[str, Any]:
     """Identity and data span of a crypto, the leading fields of every result."""
+    if prices is None:
+        return _header(crypto, 0, None, None, None)
+    return _header(crypto, len(prices), prices.first_time, prices.last_time, prices.version)
+
+
+def _header(crypto: Mapping[str, Any], candles: int, first_time: int | None, last_time: int | None,
+            data_version: int | None) -> dict[str, Any]:
     return {
         "crypto_id": int(crypto["id"]),
         "symbol": crypto["symbol"],
         "name": crypto["name"],
         "interval": crypto.get("interval", "1d"),
-        "candles": len(prices) if prices is not None else 0,
-        "first_time": iso_utc(prices.first_time) if prices is not None and prices.first_time is not None else None,
-        "last_time": iso_utc(prices.last_time) if prices is not None and prices.last_time is not None else None,
-        "data_version": prices.version if prices is not None else None,
+        "candles": candles,
+        "first_time": iso_utc(first_time) if first_time is not None else None,
+        "last_time": iso_utc(last_time) if last_time is not None else None,
+        "data_version": data_version,
     }
 
 
 def stored_result(crypto: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
     """A result from its stored row (repository.find_stored_results): the same fields a computed one has."""
-    result = {
-        "crypto_id": int(crypto["id"]), "symbol": crypto["symbol"], "name": crypto["name"],
-        "interval": crypto.get("interval", "1d"), "candles": row["candles"],
-        "first_time": iso_utc(row["first_time"]) if row["first_time"] is not None else None,
-        "last_time": iso_utc(row["last_time"]) if row["last_time"] is not None else None,
-        "data_version": row["data_version"],
-    }
+    result = _header(crypto, row["candles"], row["first_time"], row["last_time"], row["data_version"])
     result.update({k: row[k] for k in METRIC_COLUMNS})
     result["calculation_time_ms"] = row["calculation_time_ms"]
     result["error"] = row["error"]
@@ -68,7 +69,7 @@ def error_result(crypto: Mapping[str, Any], prices: PriceSeries | None, code: st
 def candles_of(prices: PriceSeries, interval: str) -> Candles:
     """A stored candle series as the engine's checked Candles (InvalidPriceDataError if a value is bad)."""
     return make_candles(prices.open, prices.high, prices.low, prices.close, prices.volume, prices.time,
-                        _SECONDS.get(interval, 86_400), prices.first_time, prices.last_time)
+                        SECONDS_PER_INTERVAL.get(interval, 86_400), prices.first_time, prices.last_time)
 
 
 def backtest_settings(crypto: Mapping[str, Any], strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]],
@@ -114,9 +115,6 @@ def backtest_settings(crypto: Mapping[str, Any], strategy_id: int, parameter_set
     return out
 
 
-_SECONDS = SECONDS_PER_INTERVAL
-
-
 @functools.lru_cache(maxsize=64)
 def _bars_per_year(interval: str) -> float:
     return bars_per_year(interval)
@@ -155,6 +153,28 @@ def rank_results(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Best total_return first, errors last; ties broken by crypto id so order is deterministic."""
     return sorted(results, key=lambda r: (r["error"] is not None or r["total_return"] is None,
                                           -(r["total_return"] or 0.0), r["crypto_id"]))
+
+
+# error codes of cryptos lost to a fault of the machinery, not of their data: the same request may succeed
+RETRYABLE_ERRORS = frozenset({"worker_lost", "timeout"})
+
+
+def retryable_count(results: Sequence[Mapping[str, Any]]) -> int:
+    """How many results failed for a fault of the machinery (a lost worker, a timeout), not of their data."""
+    return sum(1 for r in results if r["error"] is not None and r["error"]["code"] in RETRYABLE_ERRORS)
+
+
+def ranked_settings(setting_results: Sequence[tuple[dict[str, Any], list[dict[str, Any]]]], total_time: float,
+                    parallel: bool, processes: int, strategy_id: int) -> list[dict[str, Any]]:
+    """A sweep's settings: each with its ranked results and summary, best average return first."""
+    settings = []
+    for params, results in setting_results:
+        ranked = rank_results(results)
+        summary = summarize(ranked, total_time, parallel, processes, strategy_id, params)
+        summary["retryable"] = retryable_count(ranked)
+        settings.append({"parameters": params, "results": ranked, "summary": summary})
+    settings.sort(key=lambda s: (s["summary"]["average_return"] is None, -(s["summary"]["average_return"] or 0)))
+    return settings
 
 
 def summarize(results: list[dict[str, Any]], total_time: float, parallel: bool, processes: int,

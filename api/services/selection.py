@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from api.db.repository import PriceSeries
+from api.services.results import iso_utc
 from api.services.errors import NotFound, ValidationFailed
 
 MAX_SYMBOLS = 10_000
@@ -39,6 +40,10 @@ class Selection:
         """The selection as the summary reports it."""
         return {"symbols": list(self.symbols) if self.symbols is not None else None,
                 "start": _iso(self.start), "end": _iso(self.end)}
+
+    def span_only(self) -> Selection:
+        """The same span, every crypto (what a single backtest takes of a selection)."""
+        return Selection(None, self.start, self.end)
 
 
 ALL = Selection()
@@ -135,7 +140,5 @@ def _instant(value: Any, field: str, errors: list[dict[str, str]], end_of_day: b
 
 
 def _iso(epoch: int | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if epoch is None else iso_utc(epoch)
 
