@@ -46,6 +46,8 @@ def test_cross_field_breakers_are_skipped_and_counted() -> None:
     ({"rsi_period": [7]}, {"rsi_period": 9}, "fixed.rsi_period"),
     ({"rsi_period": [7]}, {"transaction_fee": -1}, "fixed.transaction_fee"),
     ({}, None, "grid"),
+    ({"rsi_period": {"start": 1e308, "stop": float("inf"), "step": 1}}, None, "grid.rsi_period"),
+    ({"rsi_period": {"start": 2, "stop": 1e300, "step": 1}}, None, "grid.rsi_period"),
 ])
 def test_bad_grids_name_the_field(grid, fixed, field) -> None:
     with pytest.raises(ValidationFailed) as info:

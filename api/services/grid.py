@@ -84,14 +84,16 @@ def _values(name: str, values: Any, rule: Mapping[str, Any], errors: list[dict[s
     if any(isinstance(values[k], bool) or not isinstance(values[k], (int, float)) for k in ("start", "stop", "step")):
         errors.append({"field": f"grid.{name}", "message": "start, stop and step must be numbers"})
         return []
+    if not (start.is_finite() and stop.is_finite() and step.is_finite()):
+        errors.append({"field": f"grid.{name}", "message": "start, stop and step must be finite numbers"})
+        return []
     if not step > 0 or stop < start:
         errors.append({"field": f"grid.{name}", "message": "needs step > 0 and stop >= start"})
         return []
-    count = int((stop - start) / step) + 1
-    if count > MAX_VALUES_PER_PARAMETER:
-        errors.append({"field": f"grid.{name}", "message": f"gives {count} values; at most "
-                                                          f"{MAX_VALUES_PER_PARAMETER} per parameter"})
+    if (stop - start) / step >= MAX_VALUES_PER_PARAMETER:  # before counting: a huge span is no list to build
+        errors.append({"field": f"grid.{name}", "message": f"gives more than {MAX_VALUES_PER_PARAMETER} values"})
         return []
+    count = int((stop - start) / step) + 1
     integer = rule.get("type") == "integer"
     out = [start + i * step for i in range(count)]
     return [int(v) if integer and v == v.to_integral_value() else float(v) for v in out]
