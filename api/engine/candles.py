@@ -8,7 +8,9 @@ time in int64 epoch seconds (UTC), strictly increasing.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -20,6 +22,8 @@ from .records import record
 
 
 FIELDS = ("time", "open", "high", "low", "close", "volume")
+MEMO_LIMIT = 256  # indicator arrays kept per Candles (a grid of more distinct look-backs recomputes)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,9 +47,26 @@ class Candles:
     last_time: int
     interval_seconds: int
     fields: frozenset[str]  # the names of the fields present
+    memo: dict[Hashable, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return self.close.size
+
+    def indicator(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """`compute()` once per key for these candles: a grid asks for the same RSI under every threshold.
+
+        The key names the indicator and every argument it depends on
+        (``("rsi", 14)``); callers must not modify the arrays they get back.
+        """
+        memo = self.memo
+        try:
+            return memo[key]
+        except KeyError:
+            pass
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        value = memo[key] = compute()
+        return value
 
     def head(self, k: int) -> Candles:
         """The first k candles (a run on them must not see anything later: the no-look-ahead rule)."""
@@ -91,7 +112,7 @@ def make_candles(open_: object | None, high: object | None, low: object | None, 
     return record(Candles, {"close": c, "open": o, "high": h, "low": lo, "volume": vol, "time": times,
                             "first_time": first, "last_time": last, "interval_seconds": interval_seconds,
                             "fields": frozenset(["close", *(name for name, _ in present)]) if present
-                            else _CLOSE_ONLY})
+                            else _CLOSE_ONLY, "memo": {}})
 
 
 _CLOSE_ONLY = frozenset({"close"})

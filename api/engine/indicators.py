@@ -41,6 +41,7 @@ from .numeric import CACHE, as_kernel_array, pairwise_sum
 
 __all__ = [
     "bbands",
+    "below_above",
     "check_period",
     "check_rsi_period",
     "compute_rsi",
@@ -133,15 +134,14 @@ def rsi_kernel(close, period, out):
 
 
 @njit(cache=CACHE, nogil=True)
-def rsi_threshold_kernel(close, period, below, above, out, is_below, is_above):
-    """`rsi_kernel` into `out`, plus out[t] < below and out[t] > above as bools (False in the warm-up).
+def below_above_kernel(x, below, above, is_below, is_above):
+    """x[t] < below and x[t] > above as bools (False where x is NaN), in one pass over x.
 
-    The comparisons ride along the RSI's division chain at no cost, where two
-    numpy passes afterwards cost as much as the simulator (RSI strategy signals).
+    Two numpy comparisons cost two passes and two temporaries; a grid runs this
+    once per threshold pair on one memoised RSI.
     """
-    rsi_kernel(close, period, out)
-    for t in range(close.size):
-        r = out[t]
+    for t in range(x.size):
+        r = x[t]
         is_below[t] = r < below
         is_above[t] = r > above
 
@@ -313,15 +313,16 @@ def rsi(close: np.ndarray, period: int) -> np.ndarray:
 
 
 def rsi_crossings(close: np.ndarray, period: int, below: float, above: float) -> tuple[np.ndarray, np.ndarray]:
-    """(rsi(close, period) < below, rsi(close, period) > above), in one compiled pass; all False if too short."""
-    period = check_period(period)
-    x = _series(close)
-    n = x.size
-    if n <= period:
-        return np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
-    is_below = np.empty(n, dtype=np.bool_)
-    is_above = np.empty(n, dtype=np.bool_)
-    rsi_threshold_kernel(x, period, float(below), float(above), np.empty(n), is_below, is_above)
+    """(rsi(close, period) < below, rsi(close, period) > above); all False if too short."""
+    return below_above(rsi(close, period), below, above)
+
+
+def below_above(x: np.ndarray, below: float, above: float) -> tuple[np.ndarray, np.ndarray]:
+    """(x < below, x > above), False where x is NaN (an indicator warming up)."""
+    x = _series(x)
+    is_below = np.empty(x.size, dtype=np.bool_)
+    is_above = np.empty(x.size, dtype=np.bool_)
+    below_above_kernel(x, float(below), float(above), is_below, is_above)
     return is_below, is_above
 
 

@@ -3,8 +3,8 @@
 A frozen dataclass's generated __init__ pays one object.__setattr__ per
 field; installing a complete field dict gives the very same object
 (equality, repr, pickling, cached properties) at a fraction of the cost.
-Only for the engine's own dataclasses, whose fields have no defaults or
-__post_init__ to run.
+Only for the engine's own dataclasses, with no __post_init__ to run; every
+field is given (defaults are not applied).
 """
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from api.db.repository import METRIC_COLUMNS, PriceSeries
-from api.engine import Candles, EngineError, Trade, get_strategy, make_candles, run_backtest
+from api.engine import (Candles, EngineError, Trade, get_strategy, make_candles, metrics_of, run_backtest,
+                        run_settings)
 from api.engine.intervals import SECONDS_PER_INTERVAL, bars_per_year
 
 def iso_utc(epoch_seconds: int | float) -> str:
@@ -91,26 +92,45 @@ def backtest_settings(crypto: Mapping[str, Any], strategy_id: int, parameter_set
         candles = candles_of(prices, interval)
     except EngineError as exc:
         return [error_result(crypto, prices, _error_code(exc), str(exc), started) for _ in parameter_sets]
+    per_year = _bars_per_year(interval)
+    if not with_trades:
+        return _metrics_only(crypto, spec, parameter_sets, prices, candles, header, per_year, started)
     clock = time.perf_counter
     share = (clock() - started) / len(parameter_sets)
-    per_year = _bars_per_year(interval)
     out = []
     for params in parameter_sets:
         began = clock() - share
         try:
-            outcome = run_backtest(spec, candles, params, per_year, with_trades=with_trades)
+            outcome = run_backtest(spec, candles, params, per_year, with_trades=True)
         except EngineError as exc:
             out.append(error_result(crypto, prices, _error_code(exc), str(exc), began))
             continue
         result = dict(header)
         result.update(outcome.metrics)  # the engine's METRICS, which are METRIC_COLUMNS in order (a test checks)
-        if with_trades:
-            times = prices.time.tolist()
-            result["trades"] = [_trade_dict(t, times) for t in outcome.trades]
-            result["equity_curve"] = [{"time": iso_utc(t), "equity": e}
-                                      for t, e in zip(times, outcome.equity.tolist())]
+        times = prices.time.tolist()
+        result["trades"] = [_trade_dict(t, times) for t in outcome.trades]
+        result["equity_curve"] = [{"time": iso_utc(t), "equity": e} for t, e in zip(times, outcome.equity.tolist())]
         result["calculation_time_ms"] = (clock() - began) * 1000.0
         result["error"] = None
+        out.append(result)
+    return out
+
+
+def _metrics_only(crypto: Mapping[str, Any], spec: Any, parameter_sets: Sequence[Mapping[str, Any]],
+                  prices: PriceSeries, candles: Candles, header: dict[str, Any], per_year: float,
+                  started: float) -> list[dict[str, Any]]:
+    """Every setting's metrics in one engine call (run_settings); each result's time is an equal share."""
+    run = run_settings(spec, candles, parameter_sets, per_year)
+    ms = (time.perf_counter() - started) * 1000.0 / len(parameter_sets)
+    out = []
+    for stats, error in zip(run.stats, run.errors):
+        if error is not None:
+            result = error_result(crypto, prices, _error_code(error), str(error), time.perf_counter())
+        else:
+            result = dict(header)
+            result.update(metrics_of(stats))  # the engine's METRICS = METRIC_COLUMNS in order (a test checks)
+            result["error"] = None
+        result["calculation_time_ms"] = ms
         out.append(result)
     return out
 

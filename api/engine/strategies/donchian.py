@@ -16,8 +16,9 @@ from ._common import require
 def signals(candles: Candles, params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     entry_period, exit_period = int(params["entry_period"]), int(params["exit_period"])
     require(len(candles), entry_period + 1, f"Donchian({entry_period})")
-    upper = rolling_max(candles.high, entry_period)  # upper[t-1]: the channel of the bars before t
-    lower = rolling_min(candles.low, exit_period)
+    # upper[t-1]: the channel of the bars before t
+    upper = candles.indicator(("rolling_max_high", entry_period), lambda: rolling_max(candles.high, entry_period))
+    lower = candles.indicator(("rolling_min_low", exit_period), lambda: rolling_min(candles.low, exit_period))
     close = candles.close
     entry = np.zeros(close.size, dtype=np.bool_)
     exit_ = np.zeros(close.size, dtype=np.bool_)

@@ -16,7 +16,8 @@ from ._common import crosses_above, crosses_below, require
 def signals(candles: Candles, params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     fast, slow, signal = int(params["fast_period"]), int(params["slow_period"]), int(params["signal_period"])
     require(len(candles), slow + signal, f"MACD({fast},{slow},{signal})")
-    line, signal_line, _ = macd(candles.close, fast, slow, signal)
+    line, signal_line, _ = candles.indicator(("macd", fast, slow, signal),
+                                             lambda: macd(candles.close, fast, slow, signal))
     return crosses_above(line, signal_line), crosses_below(line, signal_line)
 
 

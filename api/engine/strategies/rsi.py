@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..candles import Candles
-from ..indicators import rsi_crossings
+from ..indicators import below_above, rsi
 from ..parameters import ParameterSpec
 from ..registry import StrategySpec, less_than
 from ._common import require
@@ -16,7 +16,8 @@ from ._common import require
 def signals(candles: Candles, params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     period = int(params["rsi_period"])
     require(len(candles), period + 1, f"RSI({period})")
-    return rsi_crossings(candles.close, period, params["oversold_threshold"], params["overbought_threshold"])
+    values = candles.indicator(("rsi", period), lambda: rsi(candles.close, period))  # once per period in a grid
+    return below_above(values, params["oversold_threshold"], params["overbought_threshold"])
 
 
 SPEC = StrategySpec(

@@ -16,7 +16,8 @@ from ._common import crosses_above, crosses_below, require
 def signals(candles: Candles, params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     fast, slow = int(params["fast_period"]), int(params["slow_period"])
     require(len(candles), slow + 1, f"SMA cross ({fast}/{slow})")
-    f, s = sma(candles.close, fast), sma(candles.close, slow)
+    f = candles.indicator(("sma", fast), lambda: sma(candles.close, fast))
+    s = candles.indicator(("sma", slow), lambda: sma(candles.close, slow))
     return crosses_above(f, s), crosses_below(f, s)
 
 
