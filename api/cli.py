@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -44,10 +45,11 @@ def register_cli(app: Flask) -> None:
 @click.option("--end", default=None, metavar="DATE")
 @click.option("--sequential", is_flag=True)
 @click.option("--no-store", is_flag=True, help="do not store the results")
+@click.option("--no-cache", is_flag=True, help="compute every crypto again, even where stored rows are current")
 @click.option("--top", default=10, type=click.IntRange(min=1), show_default=True, help="settings to print")
 @click.option("--json", "as_json", is_flag=True, help="print the full JSON answer")
 def sweep_command(strategy: str, grid: tuple[str, ...], fixed: tuple[str, ...], symbols: str | None,
-                  start: str | None, end: str | None, sequential: bool, no_store: bool, top: int,
+                  start: str | None, end: str | None, sequential: bool, no_store: bool, no_cache: bool, top: int,
                   as_json: bool) -> None:
     """Run every valid combination of a parameter grid against the cryptos; print the best settings."""
     service = current_app.extensions["backtest_service"]
@@ -66,8 +68,10 @@ def sweep_command(strategy: str, grid: tuple[str, ...], fixed: tuple[str, ...], 
             axes[name.strip()] = [_parse_params((f"v={v}",))["v"] for v in spec.split(",")]
     try:
         selection = _selection(symbols, start, end)
-        answer = service.run_grid_sweep(service.resolve_strategy_id(strategy), axes, _parse_params(fixed),
-                                        use_parallel=not sequential, store=not no_store, selection=selection)
+        with tqdm(unit="backtest", unit_scale=True, file=sys.stderr, disable=None, leave=False) as bar:
+            answer = service.run_grid_sweep(service.resolve_strategy_id(strategy), axes, _parse_params(fixed),
+                                            use_parallel=not sequential, store=not no_store, selection=selection,
+                                            use_cache=not no_cache, progress=_advance(bar))
     except ServiceError as exc:
         raise _failed(exc) from None
     if as_json:
@@ -82,6 +86,15 @@ def sweep_command(strategy: str, grid: tuple[str, ...], fixed: tuple[str, ...], 
                    f"beat buy-and-hold {aggregate['beat_buy_and_hold']!s:>6} %  {shown}")
     click.echo(f"\n{s['settings']} settings ({s['skipped']} skipped) x {s['total_cryptos']} cryptos = "
                f"{s['backtests']} backtests, {s['total_time']:.2f} s, batch {s['batch_id']}")
+
+
+def _advance(bar: tqdm) -> Callable[[int, int], None]:
+    """A progress callback (done, total) that moves a tqdm bar."""
+    def advance(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+    return advance
 
 
 @click.command("batches")

@@ -63,10 +63,16 @@ def test_connections_killed_between_batches_are_replaced_silently(client, demo_d
         assert _strip(out["results"]) == _strip(first["results"])
 
 
+GRID = {"strategy_id": 1, "grid": {"rsi_period": [7, 14]}}
+
+
 @pytest.mark.timeout(90)
+@pytest.mark.parametrize("route, request_body", [(BATCH, {"strategy_id": 1, "parameters": {}}),
+                                                 ("/api/crypto/backtest/sweep", GRID)], ids=["all", "grid"])
 @pytest.mark.parametrize("use_parallel", [True, False], ids=["parallel", "sequential"])
 def test_database_lost_during_a_batch_is_503_and_stores_nothing(client, demo_db, admin, db_url, tmp_path,
-                                                                monkeypatch, use_parallel) -> None:
+                                                                monkeypatch, use_parallel, route,
+                                                                request_body) -> None:
     """The batch's readers wait at a gate; meanwhile their connections are cut and the database refuses
     new ones. Opened, the gate lets them find out: the batch answers 503, nothing is stored, and the
     Idempotency-Key stays free for the retry (which, the database back, is answered in full)."""
@@ -81,10 +87,10 @@ def test_database_lost_during_a_batch_is_503_and_stores_nothing(client, demo_db,
 
     shutdown_pools()
     monkeypatch.setattr(svc_module, "take_candles", gated_take)  # inherited by the fork pool's workers
-    body = {"strategy_id": 1, "parameters": {}, "use_parallel": use_parallel}
+    body = {**request_body, "use_parallel": use_parallel}
     headers = {"Idempotency-Key": f"cut-{use_parallel}"}
     answer: dict = {}
-    worker = threading.Thread(target=lambda: answer.setdefault("r", client.post(BATCH, json=body, headers=headers)))
+    worker = threading.Thread(target=lambda: answer.setdefault("r", client.post(route, json=body, headers=headers)))
     db = make_url(db_url).database
     try:
         worker.start()
@@ -110,12 +116,14 @@ def test_database_lost_during_a_batch_is_503_and_stores_nothing(client, demo_db,
     assert resp.get_json()["errors"][0]["field"] == "database"
     with demo_db.connect() as conn:
         assert repo.count_results(conn) == 0
+        assert conn.execute(text("SELECT count(*) FROM grid_results")).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM backtest_batches")).scalar_one() == 0
         assert conn.execute(text("SELECT count(*) FROM idempotency_keys")).scalar_one() == 0
     monkeypatch.undo()
     shutdown_pools()
-    retry = client.post(BATCH, json=body, headers=headers)
+    retry = client.post(route, json=body, headers=headers)
     assert retry.status_code == 200 and "Idempotent-Replayed" not in retry.headers
-    assert retry.get_json()["summary"]["successful"] == 24
+    assert retry.get_json()["summary"]["successful"] == 24 * (2 if route != BATCH else 1)
 
 
 def _count_backends(admin, db: str, application_name: str) -> int:

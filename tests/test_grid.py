@@ -113,10 +113,14 @@ def test_cli_sweeps_a_grid(runner, demo_db) -> None:
     assert bad.exit_code != 0 and "must be numbers" in bad.output
 
 
-def test_a_grid_of_more_than_a_thousand_settings_is_refused_for_now(client, demo_db) -> None:
+def test_a_grid_of_more_than_a_thousand_settings_runs_and_reads_back(client, demo_db) -> None:
     grid = {"rsi_period": {"start": 2, "stop": 42, "step": 1}, "oversold_threshold": {"start": 5, "stop": 29, "step": 1}}
-    resp = client.post(SWEEP, json={"strategy_id": 1, "grid": grid})
-    assert resp.status_code == 400 and "1,025 settings, over 1,000" in resp.get_json()["errors"][0]["message"]
+    resp = client.post(SWEEP, json={"strategy_id": 1, "grid": grid, "symbols": ["SYN001", "SYN002"], "top": 3})
+    assert resp.status_code == 200, resp.get_json()
+    answer = resp.get_json()
+    assert answer["summary"]["settings"] == 1_025 and answer["summary"]["backtests"] == 2_050
+    assert len(answer["settings"]) == 1_025 and len(answer["top"]) == 3
+    assert client.get(f"/api/crypto/backtest/batches/{answer['summary']['batch_id']}").get_json() == answer
 
 
 def test_a_grid_answers_with_aggregates_the_best_settings_and_each_cryptos_best(client, demo_db) -> None:

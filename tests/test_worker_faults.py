@@ -34,8 +34,8 @@ def service(db_engine, db_url, settings):
     shutdown_pools()
 
 
-def _faulty(victim: str, fault):
-    real = svc_module._backtest_crypto
+def _faulty(victim: str, fault, real=None):
+    real = real or svc_module._backtest_crypto
 
     def backtest(crypto, *args, **kwargs):
         if crypto["symbol"] == victim and os.getpid() != PARENT:
@@ -72,6 +72,7 @@ def test_fault_becomes_that_cryptos_error(demo_db, service, monkeypatch, no_left
     expected = service.run_strategy_against_all_cryptos(1, {}, use_parallel=False, store=False)
     inject, code = FAULTS[fault]
     monkeypatch.setattr(svc_module, "_backtest_crypto", _faulty("SYN005", inject))
+    monkeypatch.setattr(svc_module, "_grid_crypto", _faulty("SYN005", inject, svc_module._grid_crypto))
     out = service.run_strategy_against_all_cryptos(1, {}, use_parallel=True, use_cache=False)
     assert out["summary"]["retryable"] == 1
     victim = next(r for r in out["results"] if r["symbol"] == "SYN005")
@@ -85,12 +86,20 @@ def test_fault_becomes_that_cryptos_error(demo_db, service, monkeypatch, no_left
     for setting in sweep["settings"]:
         lost = next(r for r in setting["results"] if r["symbol"] == "SYN005")
         assert lost["error"]["code"] == code
+    # and so does a grid, whose stored row of the lost crypto never answers a repeat
+    grid = service.run_grid_sweep(1, {"rsi_period": [9, 14]}, use_parallel=True)
+    assert grid["summary"]["retryable"] == 2 and grid["summary"]["failed"] == 2
+    for setting in grid["top"]:
+        assert next(r for r in setting["results"] if r["symbol"] == "SYN005")["error"]["code"] == code
 
     # the next request works (the faulty workers are gone), and nothing is left behind
     monkeypatch.undo()
     shutdown_pools()
     again = service.run_strategy_against_all_cryptos(1, {}, use_parallel=True, store=False)
     assert _strip(again["results"]) == _strip(expected["results"])
+    regrid = service.run_grid_sweep(1, {"rsi_period": [9, 14]}, use_parallel=True)
+    assert regrid["summary"]["computed"] == 2 and regrid["summary"]["from_store"] == 46  # the lost one only
+    assert regrid["summary"]["retryable"] == 0
 
 
 def _pool_workers() -> list[psutil.Process]:

@@ -19,6 +19,7 @@ import numpy as np
 import orjson
 from psycopg.copy import QueuedLibpqWriter
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -649,16 +650,91 @@ def find_stored_results(conn: Connection, strategy_id: int, parameters: Mapping[
     return {int(r["crypto_id"]): dict(r) for r in rows}
 
 
+# ---- grid results (migration 0013): one row per crypto and grid ---------------------------
+
+def settings_hash(parameter_sets: Sequence[Mapping[str, Any]]) -> str:
+    """Stable SHA-256 of a grid's ordered list of settings (sorted keys), the cache key of its rows."""
+    return hashlib.sha256(orjson.dumps([dict(p) for p in parameter_sets], option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+_GRID_COLUMNS = ("batch_id", "strategy_id", "crypto_id", "settings_hash", "span_start", "span_end", "data_version",
+                 "candles", "first_time", "last_time", "stats", "errors", "crypto_error", "calculation_time_ms")
+_GRID_READ = ("g.id AS grid_result_id, g.crypto_id, g.data_version, g.candles, "
+              "extract(epoch FROM g.first_time)::bigint AS first_time, "
+              "extract(epoch FROM g.last_time)::bigint AS last_time, g.stats, g.errors, g.crypto_error, "
+              "g.calculation_time_ms")
+
+
+def _timestamp(epoch: int | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(int(epoch), tz=timezone.utc)
+
+
+def save_grid_rows(conn: Connection, batch_id: str, strategy_id: int, settings_key: str, span: Span,
+                   rows: Iterable[Mapping[str, Any]]) -> int:
+    """COPY a grid's per-crypto rows (crypto_id, data_version, candles, first_time/last_time as epoch seconds,
+    stats as bytes, errors, crypto_error, calculation_time_ms) inside the caller's transaction."""
+    cur = conn.connection.driver_connection.cursor()
+    count = 0
+    try:
+        with cur.copy(f"COPY grid_results ({', '.join(_GRID_COLUMNS)}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row((batch_id, int(strategy_id), int(r["crypto_id"]), settings_key, _timestamp(span[0]),
+                                _timestamp(span[1]), r["data_version"], int(r["candles"]),
+                                _timestamp(r["first_time"]), _timestamp(r["last_time"]), r["stats"],
+                                Jsonb({str(k): v for k, v in r["errors"].items()}),
+                                None if r["crypto_error"] is None else Jsonb(r["crypto_error"]),
+                                float(r["calculation_time_ms"])))
+                count += 1
+    finally:
+        cur.close()
+    return count
+
+
+def find_grid_rows(conn: Connection, strategy_id: int, settings_key: str, span: Span,
+                   versions: Mapping[int, int]) -> dict[int, dict[str, Any]]:
+    """Stored grid rows for these cryptos at these data versions, same strategy, settings and span (newest wins)."""
+    if not versions:
+        return {}
+    sql = (
+        "SELECT k.crypto_id AS key_id, g.* FROM unnest(%(ids)s::integer[], %(versions)s::bigint[]) "
+        "AS k(crypto_id, data_version) CROSS JOIN LATERAL ("
+        f"SELECT {_GRID_READ} FROM grid_results g "
+        "WHERE g.strategy_id = %(strategy)s AND g.settings_hash = %(hash)s AND g.crypto_id = k.crypto_id "
+        "AND g.data_version = k.data_version "
+        "AND g.span_start IS NOT DISTINCT FROM to_timestamp(%(start)s::double precision) "
+        "AND g.span_end IS NOT DISTINCT FROM to_timestamp(%(end)s::double precision) "
+        "ORDER BY g.id DESC LIMIT 1) g")
+    args = {"ids": list(versions), "versions": list(versions.values()), "strategy": int(strategy_id),
+            "hash": settings_key, "start": span[0], "end": span[1]}
+    with conn.connection.driver_connection.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(sql, args, prepare=False).fetchall()  # no generic plan: see find_stored_results
+    return {int(r["key_id"]): dict(r) for r in rows}
+
+
+def batch_grid_rows(conn: Connection, batch_id: str, reused_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """A grid batch's rows (its own and the stored ones it answered from) with each crypto's symbol, name,
+    interval, in crypto-id order."""
+    rows = conn.execute(text(
+        f"SELECT {_GRID_READ}, c.symbol, c.name, c.interval FROM grid_results g "
+        "JOIN cryptocurrencies c ON c.id = g.crypto_id "
+        "WHERE g.batch_id = CAST(:b AS uuid) OR g.id = ANY(CAST(:reused AS bigint[])) ORDER BY g.crypto_id, g.id"),
+        {"b": batch_id, "reused": [int(i) for i in reused_ids]}).mappings()
+    return [dict(r) for r in rows]
+
+
 # ---- batches -----------------------------------------------------------------------------
 
 def insert_batch(conn: Connection, batch_id: str, kind: str, strategy_id: int, summary: Mapping[str, Any],
-                 crypto_ids: Sequence[int], reused_result_ids: Sequence[int] = ()) -> None:
-    """Record a stored batch: its answer's summary, the cryptos it covers, the stored rows it answered from."""
+                 crypto_ids: Sequence[int], reused_result_ids: Sequence[int] = (),
+                 parameter_sets: Sequence[Mapping[str, Any]] | None = None) -> None:
+    """Record a stored batch: its answer's summary, the cryptos it covers, the stored rows it answered from
+    (grid_results ids for a grid), and a grid's settings in the order of its rows' stats."""
     conn.execute(text(
-        "INSERT INTO backtest_batches (batch_id, kind, strategy_id, summary, crypto_ids, reused_result_ids) "
-        "VALUES (:b, :k, :s, CAST(:summary AS jsonb), :c, :r)"),
+        "INSERT INTO backtest_batches (batch_id, kind, strategy_id, summary, crypto_ids, reused_result_ids, "
+        "parameter_sets) VALUES (:b, :k, :s, CAST(:summary AS jsonb), :c, :r, CAST(:sets AS jsonb))"),
         {"b": batch_id, "k": kind, "s": int(strategy_id), "summary": orjson.dumps(summary).decode(),
-         "c": [int(i) for i in crypto_ids], "r": [int(i) for i in reused_result_ids]})
+         "c": [int(i) for i in crypto_ids], "r": [int(i) for i in reused_result_ids],
+         "sets": None if parameter_sets is None else orjson.dumps(list(parameter_sets)).decode()})
 
 
 def list_batches(conn: Connection, limit: int, after: tuple[str, str] | None = None, strategy_id: int | None = None,
@@ -688,7 +764,7 @@ def list_batches(conn: Connection, limit: int, after: tuple[str, str] | None = N
 def get_batch(conn: Connection, batch_id: str) -> dict[str, Any] | None:
     """One batch's record, or None."""
     row = conn.execute(text(
-        "SELECT batch_id::text AS batch_id, kind, strategy_id, summary, reused_result_ids, "
+        "SELECT batch_id::text AS batch_id, kind, strategy_id, summary, reused_result_ids, parameter_sets, "
         "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at "
         "FROM backtest_batches WHERE batch_id = CAST(:b AS uuid)"), {"b": batch_id}).mappings().first()
     return dict(row) if row else None

@@ -96,27 +96,66 @@ def run_settings(spec: StrategySpec, candles: Candles, parameter_sets: Sequence[
                  bars_per_year: float) -> SettingsRun:
     """`run_backtest(..., with_trades=False)` under each validated parameter set, metrics only.
 
-    The grid path: no trade list, no dict per run, one scratch buffer for all,
-    and each indicator computed once per distinct look-back (`Candles.indicator`),
-    so a 1,000-setting RSI grid costs about its 1,000 simulations.
+    The grid path: no trade list, no dict per run, one scratch buffer for all;
+    each indicator computed once per distinct look-back (`Candles.indicator`);
+    the signals of a chunk of settings at once where the strategy has
+    `signal_rows`, and the chunk simulated and measured in one compiled call.
     """
     if not spec.inputs <= candles.fields:
         missing = ", ".join(sorted(spec.inputs - candles.fields))
         raise ValueError(f"strategy {spec.code} needs the candles' {missing}")
+    n = len(candles)
     stats = np.full((len(parameter_sets), STATS_SIZE), np.nan)
-    errors: list[EngineError | None] = [None] * len(parameter_sets)
-    outputs = kernel_outputs(len(candles))
+    errors: list[EngineError | None] = []
+    outputs = kernel_outputs(n)
     per_year, days = checked_bars_per_year(bars_per_year), span_days(candles)
-    for i, params in enumerate(parameter_sets):
-        execution = Execution.from_parameters(params)
-        try:
-            entry, exit_ = spec.signals(candles, params)
-        except EngineError as exc:
-            errors[i] = exc
-            continue
-        _simulate_and_measure(*kernel_inputs(candles, entry, exit_, execution), execution.settings, per_year, days,
-                              *outputs, stats[i])
+    chunk = max(1, min(256, _CHUNK_BOOLS // max(n, 1)))
+    entry = np.empty((min(chunk, len(parameter_sets)), n), dtype=np.bool_)
+    exit_ = np.empty_like(entry)
+    for start in range(0, len(parameter_sets), chunk):
+        sets = parameter_sets[start:start + chunk]
+        executions = [Execution.from_parameters(p) for p in sets]
+        for execution in executions:
+            if not execution.fields <= candles.fields:
+                kernel_inputs(candles, entry[0], exit_[0], execution)  # raises, naming the missing fields
+        failed = _signal_rows(spec, candles, sets, entry, exit_)
+        errors.extend(failed)
+        close = candles.close  # stands in for a field these rules never read (checked above)
+        _simulate_and_measure_rows(
+            close if candles.open is None else candles.open, close if candles.high is None else candles.high,
+            close if candles.low is None else candles.low, close, entry, exit_,
+            np.array([e.settings for e in executions]), np.array([e is not None for e in failed]), per_year, days,
+            *outputs, stats[start:start + len(sets)])
     return SettingsRun(stats, tuple(errors))
+
+
+_CHUNK_BOOLS = 4_000_000  # entry + exit buffers of a chunk: 8 MB
+
+
+def _signal_rows(spec: StrategySpec, candles: Candles, sets: Sequence[Mapping[str, Any]], entry: np.ndarray,
+                 exit_: np.ndarray) -> list[EngineError | None]:
+    """Rows 0..len(sets)-1 of entry/exit filled with each setting's signals; each setting's EngineError or None."""
+    if spec.signal_rows is not None:
+        return spec.signal_rows(candles, sets, entry, exit_)
+    errors: list[EngineError | None] = []
+    for j, params in enumerate(sets):
+        try:
+            entry[j], exit_[j] = spec.signals(candles, params)
+        except EngineError as exc:
+            errors.append(exc)
+            continue
+        errors.append(None)
+    return errors
+
+
+@njit(cache=CACHE, nogil=True)
+def _simulate_and_measure_rows(open_, high, low, close, entry, exit_, settings, skip, bars_per_year, days,
+                               equity, trade_bars, trade_values, stats):
+    """`_simulate_and_measure` for each row j of entry/exit/settings not skipped, into stats[j]."""
+    for j in range(stats.shape[0]):
+        if not skip[j]:
+            _simulate_and_measure(open_, high, low, close, entry[j], exit_[j], settings[j], bars_per_year, days,
+                                  equity, trade_bars, trade_values, stats[j])
 
 
 @njit(cache=CACHE, nogil=True)

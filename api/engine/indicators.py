@@ -41,7 +41,6 @@ from .numeric import CACHE, as_kernel_array, pairwise_sum
 
 __all__ = [
     "bbands",
-    "below_above",
     "check_period",
     "check_rsi_period",
     "compute_rsi",
@@ -134,16 +133,17 @@ def rsi_kernel(close, period, out):
 
 
 @njit(cache=CACHE, nogil=True)
-def below_above_kernel(x, below, above, is_below, is_above):
-    """x[t] < below and x[t] > above as bools (False where x is NaN), in one pass over x.
-
-    Two numpy comparisons cost two passes and two temporaries; a grid runs this
-    once per threshold pair on one memoised RSI.
-    """
-    for t in range(x.size):
-        r = x[t]
-        is_below[t] = r < below
-        is_above[t] = r > above
+def below_above_rows_kernel(x, rows, below, above, is_below, is_above):
+    """For each r: is_below[rows[r]] = x < below[r] and is_above[rows[r]] = x > above[r] (2-D bool outputs):
+    many threshold pairs on one indicator in one call (an RSI grid's signals)."""
+    for r in range(rows.size):
+        j = rows[r]
+        lo = below[r]
+        hi = above[r]
+        for t in range(x.size):
+            v = x[t]
+            is_below[j, t] = v < lo
+            is_above[j, t] = v > hi
 
 
 @njit(cache=CACHE, nogil=True)
@@ -314,16 +314,12 @@ def rsi(close: np.ndarray, period: int) -> np.ndarray:
 
 def rsi_crossings(close: np.ndarray, period: int, below: float, above: float) -> tuple[np.ndarray, np.ndarray]:
     """(rsi(close, period) < below, rsi(close, period) > above); all False if too short."""
-    return below_above(rsi(close, period), below, above)
-
-
-def below_above(x: np.ndarray, below: float, above: float) -> tuple[np.ndarray, np.ndarray]:
-    """(x < below, x > above), False where x is NaN (an indicator warming up)."""
-    x = _series(x)
-    is_below = np.empty(x.size, dtype=np.bool_)
-    is_above = np.empty(x.size, dtype=np.bool_)
-    below_above_kernel(x, float(below), float(above), is_below, is_above)
-    return is_below, is_above
+    values = rsi(close, period)
+    is_below = np.empty((1, values.size), dtype=np.bool_)
+    is_above = np.empty((1, values.size), dtype=np.bool_)
+    below_above_rows_kernel(values, np.zeros(1, dtype=np.int64), np.array([float(below)]), np.array([float(above)]),
+                            is_below, is_above)
+    return is_below[0], is_above[0]
 
 
 def sma(x: np.ndarray, period: int) -> np.ndarray:

@@ -29,12 +29,13 @@ __all__ = ["warm_up"]
 
 
 def warm_up() -> float:
-    """Compile or cache-load every kernel: one tiny run of every strategy under both executions, stops on.
+    """Compile or cache-load every kernel: one tiny run of every strategy under both executions, stops on
+    (single and grid paths).
 
     Idempotent; after the first call in a process it returns almost at once.
     Seconds taken.
     """
-    from .backtest import run_backtest
+    from .backtest import run_backtest, run_settings
     from .candles import make_candles
     from .indicators import bbands, ema, macd, rolling_max, rolling_min, rsi, sma
     from .strategies import CATALOG
@@ -55,4 +56,5 @@ def warm_up() -> float:
                 params[p.name] = {"fast_period": 3, "slow_period": 6}.get(p.name, 4)
         for execution in ("close", "next_open"):
             run_backtest(spec, candles, {**params, "execution": execution}, 17520.0)
+        run_settings(spec, candles, [params, {**params, "execution": "next_open"}], 17520.0)  # the grid path
     return time.perf_counter() - started

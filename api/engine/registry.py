@@ -9,7 +9,7 @@ all written from here.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,8 @@ from .candles import Candles
 from .parameters import COMMON_PARAMETERS, ParameterSpec
 
 Signals = Callable[[Candles, Mapping[str, Any]], tuple[np.ndarray, np.ndarray]]
+# (candles, settings, entries, exits) -> per-setting error or None: fills row j of the 2-D bool arrays for settings[j]
+SignalRows = Callable[[Candles, Sequence[Mapping[str, Any]], np.ndarray, np.ndarray], list[Exception | None]]
 CrossCheck = Callable[[Mapping[str, Any]], list[tuple[str, str]]]
 
 
@@ -38,6 +40,8 @@ class StrategySpec:
     signals: Signals
     check: CrossCheck = field(default=_no_rules)
     inputs: frozenset[str] = frozenset({"close"})  # the candle fields `signals` reads
+    # optional: the signals of many settings at once, for a grid (its `signals` must be this with one setting)
+    signal_rows: SignalRows | None = None
 
     @property
     def parameters(self) -> tuple[ParameterSpec, ...]:

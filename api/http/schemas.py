@@ -75,6 +75,8 @@ class SweepBacktestRequest(_Selected):
     top: int = Field(default=10, ge=1, le=100, description="with grid: how many best settings carry their rows")
     use_parallel: ParallelMode = True
     store: bool = True
+    use_cache: bool = Field(default=True, description="with grid: answer each crypto from its stored rows for "
+                                                      "these settings where they are current; false computes all")
 
 
 class SingleBacktestRequest(_Span):

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from sqlalchemy.engine import Engine
@@ -34,8 +34,10 @@ from api.services.fanout import TaskFailure, pool_size, run_in_pool, warm_pool
 from api.services.read_ahead import plan_read_ahead, reading_ahead, take_candles
 from api.services.selection import ALL, Selection, choose, known_symbol_shape, span_of, within_span
 from api.services.parameters import validate_parameters
-from api.services.results import (RETRYABLE_ERRORS, backtest_settings, error_result, rank_results, ranked_settings,
-                                  retryable_count, stored_result, summarize)
+from api.services.results import (RETRYABLE_ERRORS, CryptoSettings, backtest_settings, crypto_header,
+                                  crypto_settings, error_result, failed_settings, grid_row, rank_results,
+                                  ranked_settings, retryable_count, reusable, stored_result, stored_settings,
+                                  summarize)
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,7 @@ AUTO_PARALLEL_MIN_WORK = 1_000_000
 
 MAX_SWEEP_SETTINGS = 500  # an explicit parameter_sets list; a grid is bounded by its backtests instead
 MAX_SWEEP_BACKTESTS = 1_000_000
-# a grid's settings, until its answer is the aggregates and the best settings rather than every row (issue 11)
-MAX_GRID_SETTINGS = 1_000
+Progress = Callable[[int, int], None]  # (backtests done, backtests in all)
 
 # error code of a crypto whose read failed because the database did (never stored, never returned:
 # the whole batch answers DatabaseUnavailable instead)
@@ -255,7 +256,7 @@ class CryptoBacktestService:
 
     def run_grid_sweep(self, strategy_id: int, grid: Any, fixed: Any = None, use_parallel: ParallelMode = True,
                        store: bool = True, selection: Selection = ALL, rank_by: str = "median_return",
-                       top: int = 10) -> dict[str, Any]:
+                       top: int = 10, use_cache: bool = True, progress: Progress | None = None) -> dict[str, Any]:
         """A sweep over every valid combination of a grid (api/services/grid.py).
 
         The answer (api/services/grid_answer.py): every setting's aggregate,
@@ -263,6 +264,9 @@ class CryptoBacktestService:
         crypto's best setting. summary.skipped counts combinations that broke a
         cross-field rule. A grid whose backtests (settings x cryptos) exceed
         max_sweep_backtests is refused before anything runs, with the number.
+        A crypto whose rows for these settings, span and data version are
+        stored answers from the store (summary.computed / from_store count
+        backtests). progress(done, total) is called in backtests as cryptos finish.
         """
         rank_by, top = check_ranking(rank_by, top)
         with self.admitted():
@@ -271,11 +275,6 @@ class CryptoBacktestService:
             if not sets:
                 raise ValidationFailed(f"every one of the {skipped} combinations of the grid breaks a rule between "
                                        "parameters", [{"field": "grid", "message": "no valid combination"}])
-            if len(sets) > MAX_GRID_SETTINGS:
-                raise ValidationFailed(f"the grid has {len(sets):,} valid settings; at most {MAX_GRID_SETTINGS:,} "
-                                       "for now (its answer lists every row)",
-                                       [{"field": "grid", "message": f"{len(sets):,} settings, over "
-                                                                    f"{MAX_GRID_SETTINGS:,}"}])
             chosen = choose(self._cryptos(), selection)
             cryptos = len(chosen)
             if len(sets) * cryptos > self.max_sweep_backtests:
@@ -285,15 +284,83 @@ class CryptoBacktestService:
                     [{"field": "grid", "message": f"would run {len(sets) * cryptos:,} backtests ({len(sets):,} "
                                                   f"settings x {cryptos} cryptos); at most "
                                                   f"{self.max_sweep_backtests:,} (MAX_SWEEP_BACKTESTS)"}])
-            answer = self._run_sweep(strategy, sets, use_parallel, store, selection,
-                                     {"skipped": skipped, "rank_by": rank_by, "top": top}, chosen)
-            return grid_answer(answer["settings"], rank_by, top, answer["summary"])
+            return self._run_grid(strategy, sets, chosen, use_parallel, store, selection, use_cache, progress,
+                                  {"skipped": skipped}, rank_by, top)
+
+    def _run_grid(self, strategy: StrategySpec, sets: list[dict[str, Any]], chosen: list[dict[str, Any]],
+                  use_parallel: ParallelMode, store: bool, selection: Selection, use_cache: bool,
+                  progress: Progress | None, extra: Mapping[str, Any], rank_by: str, top: int) -> dict[str, Any]:
+        """The grid in its numeric form: per crypto one CryptoSettings, from the store when its key is there."""
+        started = time.perf_counter()
+        key = repo.settings_hash(sets)
+        span = (selection.start, selection.end)
+        stored = self._stored_grid(strategy.id, key, span, chosen) if use_cache else {}
+        todo = [c for c in chosen if c["id"] not in stored]
+        parallel = self._choose_parallel(use_parallel, len(todo), settings=len(sets))
+        processes = pool_size(len(todo), self.max_processes) if parallel else 1
+        log.info("Running a grid of %d settings against %d cryptocurrencies (%d from the store, parallel=%s)",
+                 len(sets), len(todo), len(stored), parallel)
+        args = [(c, strategy.id, sets, self.db_config) for c in todo]
+        worker = CryptoBacktestService._run_grid_worker
+        stream = self._fan_out_iter(worker, args, processes) if parallel else _run_here(worker, args, self.db_config)
+        computed: dict[int, CryptoSettings] = {}
+        done = len(stored)
+        if progress is not None:
+            progress(done * len(sets), len(chosen) * len(sets))
+        with contextlib.closing(stream):  # however this ends, no task of it keeps running
+            for crypto, rows in zip(todo, stream):
+                if rows.crypto_error is not None and rows.crypto_error["code"] == DATABASE_FAILED:
+                    raise DatabaseUnavailable(f"the database failed during the batch "
+                                              f"({rows.crypto_error['message']}); nothing was stored, try again "
+                                              "shortly")
+                computed[crypto["id"]] = rows
+                done += 1
+                if progress is not None:
+                    progress(done * len(sets), len(chosen) * len(sets))
+        by_crypto = [computed[c["id"]] if c["id"] in computed else stored_settings(c, stored[c["id"]], len(sets))
+                     for c in chosen]
+        batch_id = str(uuid.uuid4()) if store else None
+        summary = {
+            "total_cryptos": len(chosen), "settings": len(sets), "backtests": len(chosen) * len(sets),
+            "computed": len(computed) * len(sets), "from_store": len(stored) * len(sets),
+            "total_time": time.perf_counter() - started, "parallel": parallel, "requested_parallel": use_parallel,
+            "processes": processes, "strategy_id": strategy.id, "batch_id": batch_id,
+            "selection": selection.describe(), **extra}
+        answer = grid_answer(by_crypto, sets, rank_by, top, summary)
+        if batch_id is not None:
+            self._store_grid(batch_id, strategy.id, key, span, sets, chosen, computed, stored, answer["summary"])
+        return answer
+
+    def _stored_grid(self, strategy_id: int, key: str, span: tuple[int | None, int | None],
+                     cryptos: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        """Stored grid rows that answer for these cryptos at their current data versions (none lost to a fault)."""
+        versions = {c["id"]: c["data_version"] for c in cryptos if c.get("data_version") is not None}
+        with self.engine.connect() as conn:
+            rows = repo.find_grid_rows(conn, strategy_id, key, span, versions)
+        return {cid: row for cid, row in rows.items() if reusable(row)}
+
+    def _store_grid(self, batch_id: str, strategy_id: int, key: str, span: tuple[int | None, int | None],
+                    sets: list[dict[str, Any]], chosen: list[dict[str, Any]], computed: Mapping[int, CryptoSettings],
+                    stored: Mapping[int, Mapping[str, Any]], summary: Mapping[str, Any]) -> None:
+        """The computed rows and the batch's record in one transaction (cryptos deleted meanwhile left out)."""
+        with self.engine.begin() as conn:
+            present = repo.lock_cryptos_for_results(conn, [c["id"] for c in chosen])
+            repo.save_grid_rows(conn, batch_id, strategy_id, key, span,
+                                (grid_row(rows) for cid, rows in computed.items() if cid in present))
+            repo.insert_batch(conn, batch_id, "grid", strategy_id, summary,
+                              [c["id"] for c in chosen if c["id"] in present],
+                              [row["grid_result_id"] for cid, row in stored.items() if cid in present], sets)
+
+    @staticmethod
+    def _run_grid_worker(crypto: dict[str, Any], strategy_id: int, parameter_sets: list[dict[str, Any]],
+                         db_config: dict[str, Any]) -> CryptoSettings:
+        """One crypto under every setting of a grid, in numbers (one price read); never raises."""
+        return _grid_crypto(crypto, strategy_id, parameter_sets, db_config)
 
     def _run_sweep(self, strategy: StrategySpec, sets: list[dict[str, Any]], use_parallel: ParallelMode,
-                   store: bool, selection: Selection, extra: Mapping[str, Any] | None = None,
-                   chosen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                   store: bool, selection: Selection) -> dict[str, Any]:
         started = time.perf_counter()
-        cryptos = chosen if chosen is not None else choose(self._cryptos(), selection)
+        cryptos = choose(self._cryptos(), selection)
         parallel = self._choose_parallel(use_parallel, len(cryptos), settings=len(sets))
         log.info("Running %d settings against %d cryptocurrencies (parallel=%s)", len(sets), len(cryptos), parallel)
         processes = pool_size(len(cryptos), self.max_processes) if parallel else 1
@@ -325,8 +392,7 @@ class CryptoBacktestService:
                 "batch_id": batch_id, "selection": selection.describe(),
                 "retryable": sum(s["summary"]["retryable"] for s in settings),
                 "best_parameters": settings[0]["parameters"] if settings else None,
-                "best_average_return": settings[0]["summary"]["average_return"] if settings else None,
-                **(extra or {})}}
+                "best_average_return": settings[0]["summary"]["average_return"] if settings else None}}
 
         with contextlib.closing(stream):  # however this ends, no task of it keeps running
             if store:  # rows are stored while later cryptos are still computed; one transaction
@@ -482,6 +548,9 @@ def _failed_task(worker: Any, task_args: tuple, failure: TaskFailure) -> Any:
     """What a worker would have returned for a crypto whose task was lost: error entries."""
     crypto, strategy_id = task_args[0], task_args[1]
     log.error("backtest of %s lost: %s", crypto.get("symbol"), failure.message)
+    if worker is CryptoBacktestService._run_grid_worker:
+        return failed_settings(crypto_header(crypto, None), len(task_args[2]), failure.code, failure.message,
+                               time.perf_counter())
     entry = error_result(crypto, None, failure.code, failure.message, time.perf_counter())
     if worker is CryptoBacktestService._run_sweep_worker:
         parameter_sets, batch_id = task_args[2], task_args[4]
@@ -525,26 +594,59 @@ def _backtest_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: l
         prices = _read_crypto(crypto, db_config, fields)
         return _run_span(crypto, strategy_id, parameter_sets, prices, started)
     except Exception as exc:  # one crypto's failure must not sink the batch
-        if is_database_error(exc):
-            log.warning("database failed while reading %s: %s", crypto.get("symbol"), exc)
-            code = DATABASE_FAILED
-        else:
-            log.exception("backtest of %s failed", crypto.get("symbol"))
-            code = "internal_error"
+        code = _failure_code(crypto, exc)
         return [error_result(crypto, prices, code, f"{type(exc).__name__}: {exc}", started)
                 for _ in parameter_sets]
+
+
+def _grid_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: list[dict[str, Any]],
+                 db_config: dict[str, Any]) -> CryptoSettings:
+    """`_backtest_crypto` in numbers (the grid's form): the same reading, spans, retries and error codes."""
+    started = time.perf_counter()
+    prices = None
+    try:
+        fields = _fields_for(strategy_id, parameter_sets, with_trades=False)
+        if span_of(crypto) != (None, None):
+            fields = fields | {"time"}
+        prices = _read_crypto(crypto, db_config, fields)
+        inside = _inside_span(crypto, prices)
+        if inside is None:
+            return failed_settings(crypto_header(crypto, prices), len(parameter_sets), "no_data", NO_CANDLES_IN_SPAN,
+                                   started)
+        return crypto_settings(crypto, strategy_id, parameter_sets, inside, started)
+    except Exception as exc:  # one crypto's failure must not sink the batch
+        code = _failure_code(crypto, exc)
+        return failed_settings(crypto_header(crypto, prices), len(parameter_sets), code,
+                               f"{type(exc).__name__}: {exc}", started)
+
+
+NO_CANDLES_IN_SPAN = "no candles of this cryptocurrency in the selected span (start, end)"
+
+
+def _failure_code(crypto: Mapping[str, Any], exc: Exception) -> str:
+    """DATABASE_FAILED when the database failed (the batch answers 503), else internal_error (logged)."""
+    if is_database_error(exc):
+        log.warning("database failed while reading %s: %s", crypto.get("symbol"), exc)
+        return DATABASE_FAILED
+    log.exception("backtest of %s failed", crypto.get("symbol"))
+    return "internal_error"
+
+
+def _inside_span(crypto: Mapping[str, Any], prices: repo.PriceSeries) -> repo.PriceSeries | None:
+    """The candles inside the crypto's span (all of them without one); None when a span holds none of them."""
+    start, end = span_of(crypto)
+    if start is None and end is None:
+        return prices
+    inside = within_span(prices, start, end)
+    return None if len(inside) == 0 and len(prices) > 0 else inside
 
 
 def _run_span(crypto: dict[str, Any], strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]],
               prices: repo.PriceSeries, started: float, with_trades: bool = False) -> list[dict[str, Any]]:
     """backtest_settings on the candles inside the crypto's span (all of them without one)."""
-    start, end = span_of(crypto)
-    if start is None and end is None:
-        return backtest_settings(crypto, strategy_id, parameter_sets, prices, started, with_trades)
-    inside = within_span(prices, start, end)
-    if len(inside) == 0 and len(prices) > 0:
-        message = "no candles of this cryptocurrency in the selected span (start, end)"
-        return [error_result(crypto, inside, "no_data", message, started) for _ in parameter_sets]
+    inside = _inside_span(crypto, prices)
+    if inside is None:
+        return [error_result(crypto, prices, "no_data", NO_CANDLES_IN_SPAN, started) for _ in parameter_sets]
     return backtest_settings(crypto, strategy_id, parameter_sets, inside, started, with_trades)
 
 

@@ -12,7 +12,7 @@ import base64
 import csv
 import io
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,7 +23,8 @@ from api.db import repository as repo
 from api.engine import get_strategy, required_fields
 from api.services.errors import Conflict, NotFound, ValidationFailed
 from api.services.grid_answer import grid_answer
-from api.services.results import backtest_settings, rank_results, ranked_settings, stored_result
+from api.services.results import (CryptoSettings, backtest_settings, rank_results, ranked_settings, stored_result,
+                                  stored_settings)
 from api.services.selection import known_symbol_shape, parse_selection, within_span
 
 MAX_PAGE = 500
@@ -59,6 +60,9 @@ def read_batch(engine: Engine, batch_id: str) -> dict[str, Any]:
     """The batch's answer as it gave it (for a single backtest: without its trades); NotFound if unknown."""
     record, rows = _load(engine, batch_id)
     summary = record["summary"]
+    if record["kind"] == "grid":
+        return grid_answer(_grid_settings(record, rows), record["parameter_sets"], summary["rank_by"],
+                           summary["top"], summary)
     results = [_result(r) for r in rows]
     if record["kind"] == "all":
         return {"results": rank_results(results), "summary": summary}
@@ -70,25 +74,41 @@ def read_batch(engine: Engine, batch_id: str) -> dict[str, Any]:
         by_setting.setdefault(key, (row["parameters"], []))[1].append(result)
     settings = ranked_settings(list(by_setting.values()), summary["total_time"], summary["parallel"],
                                summary["processes"], record["strategy_id"])
-    if "rank_by" in summary:  # a grid: its answer is the aggregates, the best settings, each crypto's best
-        return grid_answer(settings, summary["rank_by"], summary["top"], summary)
     return {"settings": settings, "summary": summary}
 
 
 def batch_csv(engine: Engine, batch_id: str) -> str:
-    """One CSV row per result (a sweep adds each row's parameters as JSON), every metric, the error."""
+    """One CSV row per result (a sweep or grid adds each row's parameters as JSON), every metric, the error."""
     record, rows = _load(engine, batch_id)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    sweep = record["kind"] == "sweep"
+    sweep = record["kind"] in ("sweep", "grid")
     writer.writerow((*CSV_HEAD, "parameters") if sweep else CSV_HEAD)
-    for row, result in zip(rows, (_result(r) for r in rows)):
+    for params, result in _results_of(record, rows):
         error = result["error"] or {}
         line = _cells([result[k] for k in CSV_HEAD[:-2]] + [error.get("code", ""), error.get("message", "")])
         if sweep:
-            line.append(orjson.dumps(row["parameters"], option=orjson.OPT_SORT_KEYS).decode())
+            line.append(orjson.dumps(params, option=orjson.OPT_SORT_KEYS).decode())
         writer.writerow(line)
     return out.getvalue()
+
+
+def _results_of(record: Mapping[str, Any], rows: list[dict[str, Any]]) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """(parameters, result) of every backtest of the batch: a grid's crypto by crypto, setting by setting."""
+    if record["kind"] != "grid":
+        for row in rows:
+            yield row.get("parameters"), _result(row)
+        return
+    sets = record["parameter_sets"]
+    for settings in _grid_settings(record, rows):
+        for i, params in enumerate(sets):
+            yield params, settings.result(i)
+
+
+def _grid_settings(record: Mapping[str, Any], rows: list[dict[str, Any]]) -> list[CryptoSettings]:
+    """A grid batch's rows as each crypto's CryptoSettings, in crypto order."""
+    k = len(record["parameter_sets"])
+    return [stored_settings(_crypto(row), row, k) for row in rows]
 
 
 TRADE_HEAD = ("symbol", "entry_time", "entry_bar", "entry_price", "exit_time", "exit_bar", "exit_price", "units",
@@ -106,12 +126,14 @@ def batch_trades_csv(engine: Engine, batch_id: str) -> str:
     """
     record, rows = _load(engine, batch_id)
     summary = record["summary"]
+    if record["kind"] == "grid":
+        rows = _top_rows(record, rows)
     selection = summary.get("selection") or {}
     span = parse_selection(None, selection.get("start"), selection.get("end"))
     spec = get_strategy(int(record["strategy_id"]))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    sweep = record["kind"] == "sweep"
+    sweep = record["kind"] in ("sweep", "grid")
     writer.writerow((*TRADE_HEAD, "parameters") if sweep else TRADE_HEAD)
     with engine.connect() as conn:
         dbapi = conn.connection.driver_connection
@@ -136,6 +158,14 @@ def batch_trades_csv(engine: Engine, batch_id: str) -> str:
     return out.getvalue()
 
 
+def _top_rows(record: Mapping[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A grid's result rows of its `top` settings (those its answer lists with rows), setting by setting."""
+    answer = grid_answer(_grid_settings(record, rows), record["parameter_sets"], record["summary"]["rank_by"],
+                         record["summary"]["top"], record["summary"])
+    return [{**r, "parameters": setting["parameters"]}
+            for setting in answer["top"] for r in setting["results"]]
+
+
 def _cells(values: list[Any]) -> list[Any]:
     """CSV cells: empty for null, floats by repr (they read back bit for bit)."""
     return ["" if v is None else repr(v) if isinstance(v, float) else v for v in values]
@@ -148,13 +178,19 @@ def _load(engine: Engine, batch_id: str) -> tuple[dict[str, Any], list[dict[str,
         record = repo.get_batch(conn, batch_id)
         if record is None:
             raise NotFound(f"no batch {batch_id!r}", [{"field": "batch_id", "message": f"no batch {batch_id}"}])
-        rows = repo.batch_result_rows(conn, batch_id, record["reused_result_ids"])
+        if record["kind"] == "grid":
+            rows = repo.batch_grid_rows(conn, batch_id, record["reused_result_ids"])
+        else:
+            rows = repo.batch_result_rows(conn, batch_id, record["reused_result_ids"])
     return record, rows
 
 
 def _result(row: Mapping[str, Any]) -> dict[str, Any]:
-    return stored_result({"id": row["crypto_id"], "symbol": row["symbol"], "name": row["name"],
-                          "interval": row["interval"]}, row)
+    return stored_result(_crypto(row), row)
+
+
+def _crypto(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": row["crypto_id"], "symbol": row["symbol"], "name": row["name"], "interval": row["interval"]}
 
 
 def _is_uuid(value: str) -> bool:

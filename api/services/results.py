@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import functools
 import time
+from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from api.db.repository import METRIC_COLUMNS, PriceSeries
+import numpy as np
+
+from api.db.repository import CACHEABLE_ERRORS, METRIC_COLUMNS, PriceSeries
 from api.engine import (Candles, EngineError, Trade, get_strategy, make_candles, metrics_of, run_backtest,
                         run_settings)
+from api.engine.metrics import STATS_SIZE
 from api.engine.intervals import SECONDS_PER_INTERVAL, bars_per_year
 
 def iso_utc(epoch_seconds: int | float) -> str:
@@ -57,6 +61,34 @@ def stored_result(crypto: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str
     return result
 
 
+def stored_settings(crypto: Mapping[str, Any], row: Mapping[str, Any], settings: int) -> CryptoSettings:
+    """A grid row (repository.find_grid_rows / batch_grid_rows) as the CryptoSettings it was stored from."""
+    header = _header(crypto, row["candles"], row["first_time"], row["last_time"], row["data_version"])
+    stats = np.frombuffer(row["stats"], dtype="<f8").reshape(settings, STATS_SIZE)
+    errors = {int(i): e for i, e in (row["errors"] or {}).items()}
+    return CryptoSettings(header, stats, errors, row["crypto_error"], row["calculation_time_ms"])
+
+
+def grid_row(rows: CryptoSettings) -> dict[str, Any]:
+    """What repository.save_grid_rows stores of a crypto's grid results."""
+    h = rows.header
+    return {"crypto_id": h["crypto_id"], "data_version": h["data_version"], "candles": h["candles"],
+            "first_time": _epoch(h["first_time"]), "last_time": _epoch(h["last_time"]),
+            "stats": np.ascontiguousarray(rows.stats, dtype="<f8").tobytes(), "errors": rows.errors,
+            "crypto_error": rows.crypto_error, "calculation_time_ms": rows.calculation_time_ms}
+
+
+def reusable(row: Mapping[str, Any]) -> bool:
+    """A stored grid row may answer again: none of its errors was a fault of the machinery (lost, timed out)."""
+    errors = [row["crypto_error"]] if row["crypto_error"] is not None else list((row["errors"] or {}).values())
+    return all(e["code"] in CACHEABLE_ERRORS for e in errors)
+
+
+def _epoch(iso: str | None) -> int | None:
+    return None if iso is None else int(datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")
+                                        .replace(tzinfo=timezone.utc).timestamp())
+
+
 def error_result(crypto: Mapping[str, Any], prices: PriceSeries | None, code: str, message: str,
                  started: float) -> dict[str, Any]:
     """A result whose metrics are all null and whose `error` says what went wrong."""
@@ -82,6 +114,8 @@ def backtest_settings(crypto: Mapping[str, Any], strategy_id: int, parameter_set
     share of the time since `started` (reading the candles). with_trades adds
     the trade list and the equity curve.
     """
+    if not with_trades:
+        return settings_results(crypto_settings(crypto, strategy_id, parameter_sets, prices, started))
     if len(prices) == 0:
         return [error_result(crypto, prices, "no_data", "no price data stored for this cryptocurrency", started)
                 for _ in parameter_sets]
@@ -93,8 +127,6 @@ def backtest_settings(crypto: Mapping[str, Any], strategy_id: int, parameter_set
     except EngineError as exc:
         return [error_result(crypto, prices, _error_code(exc), str(exc), started) for _ in parameter_sets]
     per_year = _bars_per_year(interval)
-    if not with_trades:
-        return _metrics_only(crypto, spec, parameter_sets, prices, candles, header, per_year, started)
     clock = time.perf_counter
     share = (clock() - started) / len(parameter_sets)
     out = []
@@ -116,23 +148,72 @@ def backtest_settings(crypto: Mapping[str, Any], strategy_id: int, parameter_set
     return out
 
 
-def _metrics_only(crypto: Mapping[str, Any], spec: Any, parameter_sets: Sequence[Mapping[str, Any]],
-                  prices: PriceSeries, candles: Candles, header: dict[str, Any], per_year: float,
-                  started: float) -> list[dict[str, Any]]:
-    """Every setting's metrics in one engine call (run_settings); each result's time is an equal share."""
-    run = run_settings(spec, candles, parameter_sets, per_year)
-    ms = (time.perf_counter() - started) * 1000.0 / len(parameter_sets)
-    out = []
-    for stats, error in zip(run.stats, run.errors):
-        if error is not None:
-            result = error_result(crypto, prices, _error_code(error), str(error), time.perf_counter())
+@dataclass(frozen=True, eq=False)
+class CryptoSettings:
+    """One crypto's results under many settings in numbers, the grid's form (no dict per backtest).
+
+    stats[i] holds setting i's metrics in METRIC_COLUMNS order (NaN = null);
+    errors maps a setting's index to its error; crypto_error fails every
+    setting (no candles, bad prices, a lost worker); calculation_time_ms is
+    each setting's equal share of the crypto's time.
+    """
+
+    header: dict[str, Any]
+    stats: np.ndarray
+    errors: dict[int, dict[str, str]]
+    crypto_error: dict[str, str] | None
+    calculation_time_ms: float
+
+    def error_of(self, i: int) -> dict[str, str] | None:
+        return self.crypto_error if self.crypto_error is not None else self.errors.get(i)
+
+    def result(self, i: int) -> dict[str, Any]:
+        """Setting i's result dict, the same a computed single result has."""
+        result = dict(self.header)
+        error = self.error_of(i)
+        if error is None:
+            result.update(metrics_of(self.stats[i]))
         else:
-            result = dict(header)
-            result.update(metrics_of(stats))  # the engine's METRICS = METRIC_COLUMNS in order (a test checks)
-            result["error"] = None
-        result["calculation_time_ms"] = ms
-        out.append(result)
-    return out
+            result.update(dict.fromkeys(METRIC_COLUMNS))
+        result["calculation_time_ms"] = self.calculation_time_ms
+        result["error"] = error
+        return result
+
+
+def settings_results(rows: CryptoSettings) -> list[dict[str, Any]]:
+    """Every setting's result dict."""
+    return [rows.result(i) for i in range(rows.stats.shape[0])]
+
+
+def crypto_settings(crypto: Mapping[str, Any], strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]],
+                    prices: PriceSeries, started: float) -> CryptoSettings:
+    """`backtest_settings` without trades, in numbers: one strategy on one crypto's candles under each set."""
+    header = crypto_header(crypto, prices)
+    if len(prices) == 0:
+        return failed_settings(header, len(parameter_sets), "no_data", "no price data stored for this cryptocurrency",
+                               started)
+    interval = crypto.get("interval", "1d")
+    try:
+        candles = candles_of(prices, interval)
+    except EngineError as exc:
+        return failed_settings(header, len(parameter_sets), _error_code(exc), str(exc), started)
+    return _settings_rows(header, get_strategy(strategy_id), parameter_sets, candles, _bars_per_year(interval),
+                          started)
+
+
+def failed_settings(header: dict[str, Any], settings: int, code: str, message: str,
+                    started: float) -> CryptoSettings:
+    """A crypto whose every setting failed with one error."""
+    ms = (time.perf_counter() - started) * 1000.0 / max(settings, 1)
+    return CryptoSettings(header, np.full((settings, STATS_SIZE), np.nan), {}, {"code": code, "message": message}, ms)
+
+
+def _settings_rows(header: dict[str, Any], spec: Any, parameter_sets: Sequence[Mapping[str, Any]], candles: Candles,
+                   per_year: float, started: float) -> CryptoSettings:
+    run = run_settings(spec, candles, parameter_sets, per_year)
+    errors = {i: {"code": _error_code(e), "message": str(e)} for i, e in enumerate(run.errors) if e is not None}
+    ms = (time.perf_counter() - started) * 1000.0 / max(len(parameter_sets), 1)
+    return CryptoSettings(header, run.stats, errors, None, ms)
 
 
 @functools.lru_cache(maxsize=64)

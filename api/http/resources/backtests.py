@@ -56,7 +56,7 @@ class SweepBacktestResource(Resource):
         if req.grid is not None:
             return _answer(body, lambda: backtest_service().run_grid_sweep(
                 req.strategy_id, req.grid, req.fixed, use_parallel=req.use_parallel, store=req.store,
-                selection=selection, rank_by=req.rank_by, top=req.top))
+                selection=selection, rank_by=req.rank_by, top=req.top, use_cache=req.use_cache))
         return _answer(body, lambda: backtest_service().run_parameter_sweep(
             req.strategy_id, req.parameter_sets, use_parallel=req.use_parallel, store=req.store,
             selection=selection))
