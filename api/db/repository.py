@@ -659,6 +659,8 @@ def settings_hash(parameter_sets: Sequence[Mapping[str, Any]]) -> str:
 
 _GRID_COLUMNS = ("batch_id", "strategy_id", "crypto_id", "settings_hash", "span_start", "span_end", "data_version",
                  "candles", "first_time", "last_time", "stats", "errors", "crypto_error", "calculation_time_ms")
+_GRID_TYPES = ("uuid", "int4", "int4", "text", "timestamptz", "timestamptz", "int8", "int4", "timestamptz",
+               "timestamptz", "bytea", "jsonb", "jsonb", "float8")
 _GRID_READ = ("g.id AS grid_result_id, g.crypto_id, g.data_version, g.candles, "
               "extract(epoch FROM g.first_time)::bigint AS first_time, "
               "extract(epoch FROM g.last_time)::bigint AS last_time, g.stats, g.errors, g.crypto_error, "
@@ -676,9 +678,12 @@ def save_grid_rows(conn: Connection, batch_id: str, strategy_id: int, settings_k
     cur = conn.connection.driver_connection.cursor()
     count = 0
     try:
-        with cur.copy(f"COPY grid_results ({', '.join(_GRID_COLUMNS)}) FROM STDIN") as copy:
+        # binary: the stats go as they are (text COPY would hex-escape every byte, ~0.4 s for a 211 x 1,000 grid)
+        with cur.copy(f"COPY grid_results ({', '.join(_GRID_COLUMNS)}) FROM STDIN WITH (FORMAT binary)") as copy:
+            copy.set_types(_GRID_TYPES)
+            batch_uuid = uuid.UUID(batch_id)
             for r in rows:
-                copy.write_row((batch_id, int(strategy_id), int(r["crypto_id"]), settings_key, _timestamp(span[0]),
+                copy.write_row((batch_uuid, int(strategy_id), int(r["crypto_id"]), settings_key, _timestamp(span[0]),
                                 _timestamp(span[1]), r["data_version"], int(r["candles"]),
                                 _timestamp(r["first_time"]), _timestamp(r["last_time"]), r["stats"],
                                 Jsonb({str(k): v for k, v in r["errors"].items()}),
