@@ -149,3 +149,9 @@ def test_a_grid_answers_with_aggregates_the_best_settings_and_each_cryptos_best(
     assert drawdowns == sorted(drawdowns)
     bad = client.post(SWEEP, json={**body, "rank_by": "luck"})
     assert bad.status_code == 400 and bad.get_json()["errors"][0]["field"] == "rank_by"
+
+
+def test_a_huge_integer_is_named_short_in_the_message() -> None:
+    with pytest.raises(ValidationFailed) as info:
+        expand_grid(get_strategy("rsi"), {"rsi_period": [1e308]}, None)
+    assert info.value.errors == [{"field": "grid.rsi_period.0", "message": "must be at most 1000, got 1e+308"}]

@@ -85,6 +85,8 @@ def _coerce_default(rule: Mapping[str, Any]) -> Any:
 
 
 def _fmt(x: float) -> str:
+    if isinstance(x, int) and abs(x) >= 10**15:  # 1e308 given for an integer: not 309 digits in a message
+        return f"{float(x):.15g}"
     return f"{x:.15g}" if isinstance(x, float) else str(x)  # 1000001.0 is not "1e+06"
 
 
