@@ -36,8 +36,8 @@ from api.services.selection import ALL, Selection, choose, known_symbol_shape, s
 from api.services.parameters import validate_parameters
 from api.services.results import (RETRYABLE_ERRORS, CryptoSettings, backtest_settings, crypto_header,
                                   crypto_settings, error_result, failed_settings, grid_row, rank_results,
-                                  ranked_settings, retryable_count, reusable, stored_result, stored_settings,
-                                  summarize)
+                                  ranked_settings, retryable_count, reusable, settings_results, stored_result,
+                                  stored_settings, summarize)
 
 log = logging.getLogger(__name__)
 
@@ -585,23 +585,12 @@ def _backtest_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: l
     database that still fails gives DATABASE_FAILED entries, which fail the
     whole batch (503), never this crypto alone.
     """
-    started = time.perf_counter()
-    prices = None
-    try:
-        fields = _fields_for(strategy_id, parameter_sets, with_trades=False)
-        if span_of(crypto) != (None, None):
-            fields = fields | {"time"}
-        prices = _read_crypto(crypto, db_config, fields)
-        return _run_span(crypto, strategy_id, parameter_sets, prices, started)
-    except Exception as exc:  # one crypto's failure must not sink the batch
-        code = _failure_code(crypto, exc)
-        return [error_result(crypto, prices, code, f"{type(exc).__name__}: {exc}", started)
-                for _ in parameter_sets]
+    return settings_results(_grid_crypto(crypto, strategy_id, parameter_sets, db_config))
 
 
 def _grid_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: list[dict[str, Any]],
                  db_config: dict[str, Any]) -> CryptoSettings:
-    """`_backtest_crypto` in numbers (the grid's form): the same reading, spans, retries and error codes."""
+    """`_backtest_crypto` in numbers (the grid's form, which `_backtest_crypto` turns into dicts)."""
     started = time.perf_counter()
     prices = None
     try:
