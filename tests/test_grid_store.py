@@ -117,3 +117,14 @@ def test_a_grid_with_failing_settings_stores_and_reads_back_their_errors(client,
     assert client.get(f"/api/crypto/backtest/batches/{answer['summary']['batch_id']}").get_json() == answer
     again = _post(client, grid={"rsi_period": [14, 900]}, fixed={}, top=2)
     assert again["summary"]["from_store"] == 48 and again["top"] == answer["top"]
+
+
+@pytest.mark.parametrize("use_parallel", [True, False], ids=["parallel", "sequential"])
+def test_progress_rises_to_the_total_in_backtests(app, demo_db, use_parallel) -> None:
+    service = app.extensions["backtest_service"]
+    seen: list[tuple[int, int]] = []
+    _post(app.test_client(), symbols=["SYN001", "SYN002"])  # two cryptos stored: the count starts there
+    service.run_grid_sweep(1, GRID["grid"], GRID["fixed"], use_parallel=use_parallel, store=False,
+                           progress=lambda done, total: seen.append((done, total)))
+    assert seen[0] == (12, 144) and seen[-1] == (144, 144)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) == 23  # once per computed crypto
