@@ -128,3 +128,16 @@ def test_progress_rises_to_the_total_in_backtests(app, demo_db, use_parallel) ->
                            progress=lambda done, total: seen.append((done, total)))
     assert seen[0] == (12, 144) and seen[-1] == (144, 144)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) == 23  # once per computed crypto
+
+
+def test_both_sweep_answers_match_the_documented_schema(client, demo_db) -> None:
+    import jsonschema
+
+    doc = client.get("/api/openapi.json").get_json()
+    schema = doc["paths"]["/api/crypto/backtest/sweep"]["post"]["responses"]["200"]["content"]["application/json"]
+    schema = {**schema["schema"], "components": doc.get("components", {})}
+    jsonschema.validate(_post(client), schema)  # exactly one of oneOf: the grid's
+    listed = client.post(SWEEP, json={"strategy_id": 1, "parameter_sets": [{}], "store": False}).get_json()
+    jsonschema.validate(listed, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"settings": [{"parameters": {}}], "summary": {}}, schema)  # neither shape

@@ -87,11 +87,29 @@ SUMMARY = {
 
 BATCH = {"type": "object", "required": ["results", "summary"],
          "properties": {"results": {"type": "array", "items": RESULT}, "summary": SUMMARY}}
-SWEEP = {"type": "object", "required": ["settings", "summary"], "properties": {
+LIST_SWEEP = {"type": "object", "required": ["settings", "summary"], "properties": {
     "settings": {"type": "array", "items": {"type": "object", "required": ["parameters", "summary", "results"],
                                             "properties": {"parameters": {"type": "object"}, "summary": SUMMARY,
                                                            "results": {"type": "array", "items": RESULT}}}},
     "summary": {"type": "object"}}}
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+AGGREGATE = {"type": "object", "required": ["median_return", "mean_return", "beat_buy_and_hold", "mean_sharpe",
+                                            "worst_drawdown", "successful"],
+             "properties": {"median_return": _NUMBER_OR_NULL, "mean_return": _NUMBER_OR_NULL,
+                            "beat_buy_and_hold": _NUMBER_OR_NULL, "mean_sharpe": _NUMBER_OR_NULL,
+                            "worst_drawdown": _NUMBER_OR_NULL, "successful": {"type": "integer"}}}
+GRID_SWEEP = {"type": "object", "required": ["settings", "top", "best_per_crypto", "summary"], "properties": {
+    "settings": {"type": "array", "items": {"type": "object", "required": ["parameters", "aggregate"],
+                                            "properties": {"parameters": {"type": "object"},
+                                                           "aggregate": AGGREGATE}}},
+    "top": {"type": "array", "items": {"type": "object", "required": ["parameters", "aggregate", "results"],
+                                       "properties": {"parameters": {"type": "object"}, "aggregate": AGGREGATE,
+                                                      "results": {"type": "array", "items": RESULT}}}},
+    "best_per_crypto": {"type": "array", "items": {"type": "object", "required": ["crypto_id", "symbol", "parameters",
+                                                                                  "total_return"]}},
+    "summary": {"type": "object", "description": "with computed and from_store in backtests, skipped, rank_by, "
+                                                 "top, best_parameters, best_aggregate"}}}
+SWEEP = {"oneOf": [LIST_SWEEP, GRID_SWEEP], "description": "a parameter_sets sweep, or a grid's answer"}
 SINGLE = {"type": "object", "required": ["result", "strategy_id", "parameters"],
           "properties": {"result": RESULT, "strategy_id": {"type": "integer"}, "parameters": {"type": "object"},
                          "batch_id": {"type": ["string", "null"]}}}
@@ -138,7 +156,7 @@ BATCH_LIST = {"type": "object", "required": ["batches", "next_cursor"], "propert
     "next_cursor": {"type": ["string", "null"]},
     "batches": {"type": "array", "items": {"type": "object", "required": ["batch_id", "kind", "strategy_id",
                                                                           "created_at", "summary"],
-                                           "properties": {"batch_id": _STR, "kind": {"enum": ["all", "sweep",
+                                           "properties": {"batch_id": _STR, "kind": {"enum": ["all", "sweep", "grid",
                                                                                               "single"]},
                                                           "strategy_id": {"type": "integer"}, "created_at": _STR,
                                                           "cryptos": {"type": "integer"},
