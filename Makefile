@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-dev stop-db bench bench-all bench-peers bench-vectorbt-stops bench-strategies bench-load bench-import bench-cold clean
+.PHONY: run test install install-dev stop-db bench bench-all bench-peers bench-grid bench-vectorbt-stops bench-strategies bench-load bench-import bench-cold clean
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
@@ -50,6 +50,9 @@ bench-cold: $(VENV)/.installed-dev
 
 bench-peers: .venv-bench/.installed
 	.venv-bench/bin/python benchmarks/bench_peers.py
+
+bench-grid: .venv-bench/.installed
+	.venv-bench/bin/python benchmarks/bench_grid.py
 
 bench-vectorbt-stops: .venv-bench/.installed
 	.venv-bench/bin/python benchmarks/bench_vectorbt_stops.py
