@@ -561,11 +561,12 @@ def encode_results(batch_id: str, strategy_id: int,
 
 def _time_field(iso: str | None) -> bytes:
     """An ISO 8601 UTC time (as results carry them) as a binary COPY timestamptz field, or NULL."""
-    return _NULL if iso is None else _I8.pack(8, _epoch_of(iso) * 1_000_000 - _PG_EPOCH_US)
+    return _NULL if iso is None else _I8.pack(8, epoch_of_iso(iso) * 1_000_000 - _PG_EPOCH_US)
 
 
 @functools.lru_cache(maxsize=8192)
-def _epoch_of(iso: str) -> int:
+def epoch_of_iso(iso: str) -> int:
+    """Epoch seconds of an ISO 8601 UTC time as results carry them (2024-01-01T00:00:00Z)."""
     return int(datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp())
 
 

@@ -599,8 +599,8 @@ def _grid_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: list[
             fields = fields | {"time"}
         prices = _read_crypto(crypto, db_config, fields)
         inside = _inside_span(crypto, prices)
-        if inside is None:
-            return failed_settings(crypto_header(crypto, prices), len(parameter_sets), "no_data", NO_CANDLES_IN_SPAN,
+        if _span_missed(prices, inside):
+            return failed_settings(crypto_header(crypto, inside), len(parameter_sets), "no_data", NO_CANDLES_IN_SPAN,
                                    started)
         return crypto_settings(crypto, strategy_id, parameter_sets, inside, started)
     except Exception as exc:  # one crypto's failure must not sink the batch
@@ -621,21 +621,23 @@ def _failure_code(crypto: Mapping[str, Any], exc: Exception) -> str:
     return "internal_error"
 
 
-def _inside_span(crypto: Mapping[str, Any], prices: repo.PriceSeries) -> repo.PriceSeries | None:
-    """The candles inside the crypto's span (all of them without one); None when a span holds none of them."""
+def _inside_span(crypto: Mapping[str, Any], prices: repo.PriceSeries) -> repo.PriceSeries:
+    """The candles inside the crypto's span (all of them without one)."""
     start, end = span_of(crypto)
-    if start is None and end is None:
-        return prices
-    inside = within_span(prices, start, end)
-    return None if len(inside) == 0 and len(prices) > 0 else inside
+    return prices if start is None and end is None else within_span(prices, start, end)
+
+
+def _span_missed(prices: repo.PriceSeries, inside: repo.PriceSeries) -> bool:
+    """The span holds none of a crypto's candles (a crypto without any is no_data for its own reason)."""
+    return len(inside) == 0 and len(prices) > 0
 
 
 def _run_span(crypto: dict[str, Any], strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]],
               prices: repo.PriceSeries, started: float, with_trades: bool = False) -> list[dict[str, Any]]:
     """backtest_settings on the candles inside the crypto's span (all of them without one)."""
     inside = _inside_span(crypto, prices)
-    if inside is None:
-        return [error_result(crypto, prices, "no_data", NO_CANDLES_IN_SPAN, started) for _ in parameter_sets]
+    if _span_missed(prices, inside):
+        return [error_result(crypto, inside, "no_data", NO_CANDLES_IN_SPAN, started) for _ in parameter_sets]
     return backtest_settings(crypto, strategy_id, parameter_sets, inside, started, with_trades)
 
 

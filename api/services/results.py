@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from api.db.repository import CACHEABLE_ERRORS, METRIC_COLUMNS, PriceSeries
+from api.db.repository import CACHEABLE_ERRORS, METRIC_COLUMNS, PriceSeries, epoch_of_iso
 from api.engine import (Candles, EngineError, Trade, get_strategy, make_candles, metrics_of, run_backtest,
                         run_settings)
 from api.engine.metrics import STATS_SIZE
@@ -85,8 +85,7 @@ def reusable(row: Mapping[str, Any]) -> bool:
 
 
 def _epoch(iso: str | None) -> int | None:
-    return None if iso is None else int(datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")
-                                        .replace(tzinfo=timezone.utc).timestamp())
+    return None if iso is None else epoch_of_iso(iso)
 
 
 def error_result(crypto: Mapping[str, Any], prices: PriceSeries | None, code: str, message: str,
