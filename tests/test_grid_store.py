@@ -9,9 +9,9 @@ import numpy as np
 import orjson
 import pytest
 
-import api.services.backtest_service as svc_module
 from api.db import repository as repo
 from api.services.batches import CSV_HEAD
+from tests import test_result_cache as result_cache
 
 SWEEP, SINGLE = "/api/crypto/backtest/sweep", "/api/crypto/backtest"
 GRID = {"strategy_id": 1, "grid": {"rsi_period": [7, 14], "oversold_threshold": [25, 30, 35]},
@@ -20,15 +20,7 @@ GRID = {"strategy_id": 1, "grid": {"rsi_period": [7, 14], "oversold_threshold": 
 
 def _computations(monkeypatch) -> list[str]:
     """Symbols the (in-process) grid actually computes."""
-    seen: list[str] = []
-    real = svc_module._grid_crypto
-
-    def counting(crypto, *args, **kwargs):
-        seen.append(crypto["symbol"])
-        return real(crypto, *args, **kwargs)
-
-    monkeypatch.setattr(svc_module, "_grid_crypto", counting)
-    return seen
+    return result_cache._computations(monkeypatch, "_grid_crypto")
 
 
 def _post(client, **body):

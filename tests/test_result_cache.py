@@ -16,16 +16,16 @@ from api.db import repository as repo
 BATCH = "/api/crypto/backtest/all"
 
 
-def _computations(monkeypatch) -> list[str]:
-    """Symbols the (in-process, sequential) batch actually computes, in order."""
+def _computations(monkeypatch, reader: str = "_backtest_crypto") -> list[str]:
+    """Symbols the (in-process, sequential) batch actually computes, in order (a grid's reader: _grid_crypto)."""
     seen: list[str] = []
-    real = svc_module._backtest_crypto
+    real = getattr(svc_module, reader)
 
     def counting(crypto, *args, **kwargs):
         seen.append(crypto["symbol"])
         return real(crypto, *args, **kwargs)
 
-    monkeypatch.setattr(svc_module, "_backtest_crypto", counting)
+    monkeypatch.setattr(svc_module, reader, counting)
     return seen
 
 
