@@ -9,7 +9,8 @@ matrix, `stats`, settings x METRIC_COLUMNS, little-endian, NaN = null) it is
 `settings_hash` (SHA-256 of that list) with the crypto, span and data version
 keys the cache, as parameters_hash does for single results. `errors` maps a
 setting's index to its error ({"code", "message"}); a failure of the whole
-crypto is `crypto_error`.
+crypto is `crypto_error`. The matrix's columns are METRIC_COLUMNS in order: a
+migration that changes that order or adds a metric must rewrite these rows.
 
 Revision ID: 0013
 Revises: 0012
