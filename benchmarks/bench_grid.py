@@ -12,7 +12,8 @@ database, see bench_support) that is 211,000 backtests per grid.
              sequential / parallel x unstored / stored. Wall time of the call,
              answer included, ``use_cache=False`` (every run computes). Before
              each stored run the result tables are emptied (untimed), so every
-             stored run writes into the same empty tables. Modes are interleaved round by round, so load from other
+             stored run writes into the same empty tables. Modes are
+             interleaved round by round, so load from other
              processes spreads over all of them.
 * vectorbt   the same 1,000 settings on the same closes, read from the
              dataset's database with the repository's reader. Its best honest
@@ -34,6 +35,11 @@ each vectorbt crypto (ours from ``run_parameter_sweep``), plus a sample of
 settings on every crypto (the grid answer's own top rows and every 50th setting
 from a sweep): closed round trips equal and total return within 1e-6 relative
 (|a - b| <= 1e-6 |b| + 1e-12, as fractions). Any disagreement exits 1.
+
+Besides wall times it reports CPU (% of one core) of this process (the sweep's
+parent, which also builds the grid's answer), of the pool's workers and of the
+PostgreSQL backends of the dataset's database, to show what bounds each mode,
+and the sweep's own total_time (the wall time less building the grid's answer).
 
 Goals (the issue): >= 100,000 backtests/s in parallel on this 2-core machine,
 >= 20x vectorbt, stored within 1.5x of unstored. It prints whether each is met;

@@ -42,6 +42,22 @@ def test_batch_through_gunicorn(gunicorn_url, demo_db) -> None:
 
 
 @pytest.mark.e2e
+def test_a_grid_through_gunicorn_is_stored_answered_again_from_the_store_and_read_back(gunicorn_url, demo_db) -> None:
+    gunicorn_url, _ = gunicorn_url
+    body = {"strategy_id": 1, "grid": {"rsi_period": {"start": 7, "stop": 21, "step": 7},
+                                       "oversold_threshold": [25, 30]}, "top": 2}
+    status, first = request_json(gunicorn_url + "/api/crypto/backtest/sweep", body)
+    assert status == 200 and first["summary"]["computed"] == 6 * 24 and first["summary"]["parallel"] is True
+    status, again = request_json(gunicorn_url + "/api/crypto/backtest/sweep", body)
+    assert status == 200 and again["summary"]["from_store"] == 6 * 24 and again["summary"]["computed"] == 0
+    assert again["settings"] == first["settings"] and again["best_per_crypto"] == first["best_per_crypto"]
+    status, back = request_json(gunicorn_url + f"/api/crypto/backtest/batches/{first['summary']['batch_id']}")
+    assert status == 200 and back == first
+    status, bad = request_json(gunicorn_url + "/api/crypto/backtest/sweep", {**body, "rank_by": "luck"})
+    assert status == 400 and bad["errors"][0]["field"] == "rank_by"
+
+
+@pytest.mark.e2e
 def test_repeated_parallel_batches_on_fresh_workers_never_hang(gunicorn_url, demo_db) -> None:
     """Regression: pool workers forked from gunicorn inherited its SIGTERM handler and hung Pool exit."""
     gunicorn_url, proc = gunicorn_url
