@@ -11,16 +11,11 @@ from ..errors import EngineError
 from ..indicators import below_above_rows_kernel, rsi
 from ..parameters import ParameterSpec
 from ..registry import StrategySpec, less_than
-from ._common import require
+from ._common import one_row, require
 
 
 def signals(candles: Candles, params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    entry = np.empty((1, len(candles)), dtype=np.bool_)
-    exit_ = np.empty((1, len(candles)), dtype=np.bool_)
-    error = signal_rows(candles, [params], entry, exit_)[0]
-    if error is not None:
-        raise error
-    return entry[0], exit_[0]
+    return one_row(signal_rows, candles, params)
 
 
 def signal_rows(candles: Candles, settings: Sequence[Mapping[str, Any]], entry: np.ndarray,
