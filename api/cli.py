@@ -18,6 +18,7 @@ from api.services.catalog import upgrade_database
 from api.services.demo_loader import seed_demo
 from api.services import batches, catalog
 from api.services.errors import ServiceError
+from api.services.grid_answer import RANKINGS
 from api.services.selection import parse_selection
 from api.services.price_import import ImportReport, import_csv
 
@@ -46,11 +47,13 @@ def register_cli(app: Flask) -> None:
 @click.option("--sequential", is_flag=True)
 @click.option("--no-store", is_flag=True, help="do not store the results")
 @click.option("--no-cache", is_flag=True, help="compute every crypto again, even where stored rows are current")
-@click.option("--top", default=10, type=click.IntRange(min=1), show_default=True, help="settings to print")
+@click.option("--top", default=10, type=click.IntRange(1, 100), show_default=True,
+              help="the best settings the answer carries with their rows (and that are printed)")
+@click.option("--rank-by", default="median_return", type=click.Choice(RANKINGS), show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print the full JSON answer")
 def sweep_command(strategy: str, grid: tuple[str, ...], fixed: tuple[str, ...], symbols: str | None,
                   start: str | None, end: str | None, sequential: bool, no_store: bool, no_cache: bool, top: int,
-                  as_json: bool) -> None:
+                  rank_by: str, as_json: bool) -> None:
     """Run every valid combination of a parameter grid against the cryptos; print the best settings."""
     service = current_app.extensions["backtest_service"]
     axes: dict[str, Any] = {}
@@ -71,7 +74,8 @@ def sweep_command(strategy: str, grid: tuple[str, ...], fixed: tuple[str, ...], 
         with tqdm(unit="backtest", unit_scale=True, file=sys.stderr, disable=None, leave=False) as bar:
             answer = service.run_grid_sweep(service.resolve_strategy_id(strategy), axes, _parse_params(fixed),
                                             use_parallel=not sequential, store=not no_store, selection=selection,
-                                            use_cache=not no_cache, progress=_advance(bar))
+                                            use_cache=not no_cache, progress=_advance(bar), rank_by=rank_by,
+                                            top=top)
     except ServiceError as exc:
         raise _failed(exc) from None
     if as_json:
@@ -81,11 +85,13 @@ def sweep_command(strategy: str, grid: tuple[str, ...], fixed: tuple[str, ...], 
     own = {p.name for p in catalog.find_strategy(s["strategy_id"]).own_parameters}
     for rank, setting in enumerate(answer["settings"][:top], start=1):
         shown = {k: v for k, v in setting["parameters"].items() if k in own or k in axes}
-        aggregate = setting["aggregate"]
-        click.echo(f"{rank:4d}  median return {aggregate['median_return']!s:>22}  "
-                   f"beat buy-and-hold {aggregate['beat_buy_and_hold']!s:>6} %  {shown}")
+        a = setting["aggregate"]
+        click.echo(f"{rank:4d}  median return {_pct(a['median_return']):>12}  mean Sharpe "
+                   f"{'-' if a['mean_sharpe'] is None else format(a['mean_sharpe'], '.2f'):>6}  "
+                   f"beat buy-and-hold {_pct(a['beat_buy_and_hold']):>8}  {shown}")
     click.echo(f"\n{s['settings']} settings ({s['skipped']} skipped) x {s['total_cryptos']} cryptos = "
-               f"{s['backtests']} backtests, {s['total_time']:.2f} s, batch {s['batch_id']}")
+               f"{s['backtests']} backtests ({s['computed']} computed, {s['from_store']} from the store), ranked by "
+               f"{s['rank_by']}, {s['total_time']:.2f} s, batch {s['batch_id']}")
 
 
 def _advance(bar: tqdm) -> Callable[[int, int], None]:
@@ -111,7 +117,23 @@ def batches_command(limit: int, strategy_id: int | None, symbol: str | None) -> 
     for b in page["batches"]:
         s = b["summary"]
         click.echo(f"{b['batch_id']}  {b['created_at'][:19]}  {b['kind']:6s} strategy {b['strategy_id']}  "
-                   f"{b['cryptos']} cryptos  average return {s.get('average_return')}")
+                   f"{b['cryptos']} cryptos  {_headline(b['kind'], s)}")
+
+
+def _headline(kind: str, summary: dict[str, Any]) -> str:
+    """What a batch found, in a few words: its average return, a grid's best median, a sweep's best average."""
+    if kind == "grid":
+        best = summary.get("best_aggregate") or {}
+        return f"{summary.get('settings')} settings, best median return {_pct(best.get('median_return'))}"
+    if kind == "sweep":
+        return f"{summary.get('settings')} settings, best average return {_pct(summary.get('best_average_return'))}"
+    if kind == "single":
+        return f"symbol {summary.get('symbol') or '-'}"
+    return f"average return {_pct(summary.get('average_return'))}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} %"
 
 
 @click.command("export")

@@ -111,6 +111,14 @@ def test_cli_sweeps_a_grid(runner, demo_db) -> None:
     assert len([ln for ln in out.output.splitlines() if "median return" in ln]) == 3
     bad = runner.invoke(args=["sweep", "--grid", "rsi_period=7:x:7"])
     assert bad.exit_code != 0 and "must be numbers" in bad.output
+    import orjson
+
+    js = runner.invoke(args=["sweep", "--strategy", "rsi", "--grid", "rsi_period=7:21:7", "--symbols", "SYN001,SYN002",
+                             "--top", "2", "--rank-by", "worst_drawdown", "--json"])
+    answer = orjson.loads(js.output)
+    assert len(answer["top"]) == 2 and answer["summary"]["rank_by"] == "worst_drawdown"
+    listed = runner.invoke(args=["batches", "--limit", "1"])
+    assert "grid" in listed.output and "3 settings, best median return" in listed.output
 
 
 def test_a_grid_of_more_than_a_thousand_settings_runs_and_reads_back(client, demo_db) -> None:
@@ -155,3 +163,19 @@ def test_a_huge_integer_is_named_short_in_the_message() -> None:
     with pytest.raises(ValidationFailed) as info:
         expand_grid(get_strategy("rsi"), {"rsi_period": [1e308]}, None)
     assert info.value.errors == [{"field": "grid.rsi_period.0", "message": "must be at most 1000, got 1e+308"}]
+
+
+def test_a_grid_far_over_the_cap_is_refused_before_it_is_expanded(client, demo_db, monkeypatch) -> None:
+    import api.services.grid as grid_module
+
+    checked: list[int] = []
+    real = grid_module.validate_parameters
+    monkeypatch.setattr(grid_module, "validate_parameters",
+                        lambda *a, **k: checked.append(1) or real(*a, **k))
+    grid = {"rsi_period": {"start": 2, "stop": 1000, "step": 1}, "oversold_threshold": {"start": 1, "stop": 49,
+                                                                                       "step": 0.01}}
+    resp = client.post(SWEEP, json={"strategy_id": 1, "grid": grid})
+    assert resp.status_code == 400
+    problem = resp.get_json()
+    assert problem["errors"][0]["field"] == "grid" and "4,796,199 combinations x 24 cryptos" in problem["detail"]
+    assert len(checked) < 6_000  # the values of each axis and the fixed ones, not one per combination

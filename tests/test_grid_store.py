@@ -133,3 +133,13 @@ def test_both_sweep_answers_match_the_documented_schema(client, demo_db) -> None
     jsonschema.validate(listed, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"settings": [{"parameters": {}}], "summary": {}}, schema)  # neither shape
+
+
+def test_an_unknown_export_format_is_a_400_naming_it(client, demo_db) -> None:
+    batch = _post(client, symbols=["SYN001"])["summary"]["batch_id"]
+    for url in (f"/api/crypto/backtest/batches/{batch}?format=xml", f"/api/crypto/backtest/batches/{batch}?format=",
+                f"/api/crypto/backtest/batches/{batch}/trades?format=json"):
+        resp = client.get(url)
+        assert resp.status_code == 400 and resp.mimetype == "application/problem+json", url
+        assert resp.get_json()["errors"][0]["field"] == "format"
+    assert client.get(f"/api/crypto/backtest/batches/{batch}?format=JSON").status_code == 200

@@ -271,6 +271,7 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "the batch", "content": {
                     "application/json": {"schema": {"type": "object"}},
                     "text/csv": {"schema": {"type": "string"}}}},
+                    "400": _problem("an unknown format"),
                     "404": _problem("no such batch"),
                     "503": _problem("database unavailable", retry_after=True)}}},
             "/api/crypto/backtest/batches/{batch_id}/trades": {"get": {
@@ -280,6 +281,7 @@ def openapi_document() -> dict[str, Any]:
                                {"name": "format", "in": "query", "schema": {"enum": ["csv"]}}],
                 "responses": {"200": {"description": "the trades", "content": {"text/csv": {"schema": {
                     "type": "string"}}}},
+                    "400": _problem("an unknown format"),
                     "404": _problem("no such batch"),
                     "409": _problem("a crypto's candles changed since the batch"),
                     "503": _problem("database unavailable", retry_after=True)}}},

@@ -28,7 +28,7 @@ from api.engine.intervals import missing_candles
 from api.services import catalog
 from api.services.admission import Admission
 from api.services.errors import Conflict, DatabaseUnavailable, NotFound, ValidationFailed
-from api.services.grid import expand_grid
+from api.services.grid import MAX_COMBINATIONS, GridTooLarge, expand_grid
 from api.services.grid_answer import check_ranking, grid_answer
 from api.services.fanout import TaskFailure, pool_size, run_in_pool, warm_pool
 from api.services.read_ahead import plan_read_ahead, reading_ahead, take_candles
@@ -269,21 +269,33 @@ class CryptoBacktestService:
         backtests). progress(done, total) is called in backtests as cryptos finish.
         """
         rank_by, top = check_ranking(rank_by, top)
+        strategy = self._strategy(strategy_id)
+        chosen = choose(self._cryptos(), selection)
+        cryptos = max(len(chosen), 1)
+        cap = self.max_sweep_backtests
+        # expanded outside the batch slot, and only when it could fit: 4x the settings the cap allows, for
+        # combinations that the rules between parameters skip (fast < slow skips about half)
+        most = min(MAX_COMBINATIONS, max(4 * (cap // cryptos), 10_000))
+        try:
+            sets, skipped = expand_grid(strategy, grid, fixed, most)
+        except GridTooLarge as exc:
+            n = exc.combinations
+            raise ValidationFailed(
+                f"the grid has {n:,} combinations, up to {n * cryptos:,} backtests with {cryptos} cryptos; at most "
+                f"{cap:,} backtests (MAX_SWEEP_BACKTESTS) and {most:,} combinations are expanded",
+                [{"field": "grid", "message": f"{n:,} combinations x {cryptos} cryptos; at most {cap:,} backtests "
+                                              f"(MAX_SWEEP_BACKTESTS)"}]) from None
+        if not sets:
+            raise ValidationFailed(f"every one of the {skipped} combinations of the grid breaks a rule between "
+                                   "parameters", [{"field": "grid", "message": "no valid combination"}])
+        if len(sets) * len(chosen) > cap:
+            raise ValidationFailed(
+                f"the grid would run {len(sets) * len(chosen):,} backtests ({len(sets):,} settings x {len(chosen)} "
+                f"cryptos); at most {cap:,} (MAX_SWEEP_BACKTESTS)",
+                [{"field": "grid", "message": f"would run {len(sets) * len(chosen):,} backtests ({len(sets):,} "
+                                              f"settings x {len(chosen)} cryptos); at most {cap:,} "
+                                              "(MAX_SWEEP_BACKTESTS)"}])
         with self.admitted():
-            strategy = self._strategy(strategy_id)
-            sets, skipped = expand_grid(strategy, grid, fixed)
-            if not sets:
-                raise ValidationFailed(f"every one of the {skipped} combinations of the grid breaks a rule between "
-                                       "parameters", [{"field": "grid", "message": "no valid combination"}])
-            chosen = choose(self._cryptos(), selection)
-            cryptos = len(chosen)
-            if len(sets) * cryptos > self.max_sweep_backtests:
-                raise ValidationFailed(
-                    f"the grid would run {len(sets) * cryptos:,} backtests ({len(sets):,} settings x {cryptos} "
-                    f"cryptos); at most {self.max_sweep_backtests:,} (MAX_SWEEP_BACKTESTS)",
-                    [{"field": "grid", "message": f"would run {len(sets) * cryptos:,} backtests ({len(sets):,} "
-                                                  f"settings x {cryptos} cryptos); at most "
-                                                  f"{self.max_sweep_backtests:,} (MAX_SWEEP_BACKTESTS)"}])
             return self._run_grid(strategy, sets, chosen, use_parallel, store, selection, use_cache, progress,
                                   {"skipped": skipped}, rank_by, top)
 

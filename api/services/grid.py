@@ -9,6 +9,7 @@ cross-field rule (fast < slow, ...) is skipped and counted, not an error.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -18,11 +19,22 @@ from api.services.errors import ValidationFailed
 from api.services.parameters import validate_parameters
 
 MAX_VALUES_PER_PARAMETER = 10_000
+MAX_COMBINATIONS = 2_000_000  # expanded (each checked against the rules) at most; ~10 us each
 
 
-def expand_grid(spec: StrategySpec, grid: Any, fixed: Any) -> tuple[list[dict[str, Any]], int]:
+class GridTooLarge(Exception):
+    """The grid's combinations, counted before any is built, are more than it may expand."""
+
+    def __init__(self, combinations: int) -> None:
+        super().__init__(f"{combinations:,} combinations")
+        self.combinations = combinations
+
+
+def expand_grid(spec: StrategySpec, grid: Any, fixed: Any,
+                max_combinations: int = MAX_COMBINATIONS) -> tuple[list[dict[str, Any]], int]:
     """(every valid parameter set, how many combinations broke a cross-field rule); ValidationFailed naming
-    the field of a bad grid, range or value."""
+    the field of a bad grid, range or value; GridTooLarge, before building any, when the combinations
+    (the product of the axes' lengths) are more than max_combinations."""
     if not isinstance(grid, Mapping) or not grid:
         raise ValidationFailed("grid must be an object of parameter -> values",
                                [{"field": "grid", "message": "must be a non-empty object of parameter -> list or "
@@ -58,6 +70,9 @@ def expand_grid(spec: StrategySpec, grid: Any, fixed: Any) -> tuple[list[dict[st
         raise ValidationFailed("invalid grid", errors)
     sets, skipped = [], 0
     names = [p.name for p in spec.parameters if p.name in axes]  # the registry's order, whatever the JSON's
+    combinations = math.prod(len(axes[n]) for n in names)
+    if combinations > max_combinations:
+        raise GridTooLarge(combinations)
     for combination in itertools.product(*(axes[n] for n in names)):
         params = {**base, **fixed, **dict(zip(names, combination))}
         try:

@@ -4,13 +4,19 @@ from __future__ import annotations
 from flask import Response, request
 from flask_restful import Resource
 
+from api.http.problems import BadRequest
 from api.http.resources.common import backtest_service
 from api.services import batches
 
 
-def _wants_csv() -> bool:
-    if request.args.get("format") is not None:
-        return request.args.get("format", "").lower() == "csv"
+def _wants_csv(formats: tuple[str, ...] = ("json", "csv")) -> bool:
+    """?format= (one of `formats`) or else the Accept header; an unknown format is a 400 naming it."""
+    given = request.args.get("format")
+    if given is not None:
+        if given.lower() not in formats:
+            raise BadRequest(400, "Invalid request", f"format must be one of {', '.join(formats)}",
+                             [{"field": "format", "message": f"must be one of {', '.join(formats)}, got {given[:40]!r}"}])
+        return given.lower() == "csv"
     best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
     return best == "text/csv"
 
@@ -33,6 +39,7 @@ class BatchResource(Resource):
 
 class BatchTradesResource(Resource):
     def get(self, batch_id: str):
+        _wants_csv(("csv",))  # trades are CSV only
         return Response(batches.batch_trades_csv(backtest_service().engine, batch_id), status=200,
                         mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}-trades.csv"'})
