@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 
-import numpy as np
 import orjson
 import pytest
 
@@ -55,11 +54,7 @@ def test_a_repeated_grid_computes_nothing_and_new_candles_recompute_one_crypto(c
     assert again["best_per_crypto"] == first["best_per_crypto"]
     assert _grid_rows(demo_db) == 24  # nothing stored twice
     assert client.get(f"/api/crypto/backtest/batches/{again['summary']['batch_id']}").get_json() == again
-    with demo_db.begin() as conn:
-        crypto = repo.find_crypto(conn, symbol="SYN003")
-        t = np.array([np.datetime64("2030-01-01T00:00:00")])
-        repo.copy_prices(conn, crypto["id"], t, np.ones(1) * 50, np.ones(1) * 51, np.ones(1) * 49, np.ones(1) * 50,
-                         np.ones(1))
+    result_cache.add_a_candle(demo_db, "SYN003")
     third = _post(client)
     assert computed == ["SYN003"] and third["summary"]["computed"] == 6 and third["summary"]["from_store"] == 138
     fresh = _post(client, use_cache=False)

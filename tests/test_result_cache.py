@@ -29,6 +29,15 @@ def _computations(monkeypatch, reader: str = "_backtest_crypto") -> list[str]:
     return seen
 
 
+def add_a_candle(engine, symbol: str) -> None:
+    """One more candle for `symbol` (its data version moves on)."""
+    with engine.begin() as conn:
+        crypto = repo.find_crypto(conn, symbol=symbol)
+        t = np.array([np.datetime64("2030-01-01T00:00:00")])
+        repo.copy_prices(conn, crypto["id"], t, np.ones(1) * 50, np.ones(1) * 51, np.ones(1) * 49, np.ones(1) * 50,
+                         np.ones(1))
+
+
 def _post(client, **body):
     resp = client.post(BATCH, json={"strategy_id": 1, "parameters": {}, "use_parallel": False, **body})
     assert resp.status_code == 200, resp.get_json()
@@ -52,11 +61,7 @@ def test_a_repeated_request_is_answered_from_the_store(client, demo_db, monkeypa
 
 def test_new_candles_for_one_crypto_recompute_that_crypto_only(client, demo_db, monkeypatch) -> None:
     first = _post(client)
-    with demo_db.begin() as conn:
-        crypto = repo.find_crypto(conn, symbol="SYN003")
-        t = np.array([np.datetime64("2030-01-01T00:00:00")])
-        repo.copy_prices(conn, crypto["id"], t, np.ones(1) * 50, np.ones(1) * 51, np.ones(1) * 49, np.ones(1) * 50,
-                         np.ones(1))
+    add_a_candle(demo_db, "SYN003")
     computed = _computations(monkeypatch)
     again = _post(client)
     assert computed == ["SYN003"]
