@@ -316,12 +316,15 @@ class CryptoBacktestService:
         worker = CryptoBacktestService._run_grid_worker
         stream = self._fan_out_iter(worker, args, processes) if parallel else _run_here(worker, args, self.db_config)
         computed: dict[int, CryptoSettings] = {}
-        done = len(stored)
-        if progress is not None:
-            progress(done * len(sets), len(chosen) * len(sets))
-        with contextlib.closing(stream):  # however this ends, no task of it keeps running
+        batch_id = str(uuid.uuid4()) if store else None
+
+        def arriving() -> Iterator[tuple[dict[str, Any], CryptoSettings]]:
+            done = len(stored)
+            if progress is not None:
+                progress(done * len(sets), len(chosen) * len(sets))
             for crypto, rows in zip(todo, stream):
                 if rows.crypto_error is not None and rows.crypto_error["code"] == DATABASE_FAILED:
+                    # inside the COPY when storing: it rolls back, nothing is stored
                     raise DatabaseUnavailable(f"the database failed during the batch "
                                               f"({rows.crypto_error['message']}); nothing was stored, try again "
                                               "shortly")
@@ -329,19 +332,36 @@ class CryptoBacktestService:
                 done += 1
                 if progress is not None:
                     progress(done * len(sets), len(chosen) * len(sets))
-        by_crypto = [computed[c["id"]] if c["id"] in computed else stored_settings(c, stored[c["id"]], len(sets))
-                     for c in chosen]
-        batch_id = str(uuid.uuid4()) if store else None
-        summary = {
-            "total_cryptos": len(chosen), "settings": len(sets), "backtests": len(chosen) * len(sets),
-            "computed": len(computed) * len(sets), "from_store": len(stored) * len(sets),
-            "total_time": time.perf_counter() - started, "parallel": parallel, "requested_parallel": use_parallel,
-            "processes": processes, "strategy_id": strategy.id, "batch_id": batch_id,
-            "selection": selection.describe(), **extra}
-        answer = grid_answer(by_crypto, sets, rank_by, top, summary)
-        if batch_id is not None:
-            self._store_grid(batch_id, strategy.id, key, span, sets, chosen, computed, stored, answer["summary"])
-        return answer
+                yield crypto, rows
+
+        def answer() -> dict[str, Any]:
+            by_crypto = [computed[c["id"]] if c["id"] in computed else stored_settings(c, stored[c["id"]], len(sets))
+                         for c in chosen]
+            summary = {
+                "total_cryptos": len(chosen), "settings": len(sets), "backtests": len(chosen) * len(sets),
+                "computed": len(computed) * len(sets), "from_store": len(stored) * len(sets),
+                "total_time": time.perf_counter() - started, "parallel": parallel, "requested_parallel": use_parallel,
+                "processes": processes, "strategy_id": strategy.id, "batch_id": batch_id,
+                "selection": selection.describe(), **extra}
+            return grid_answer(by_crypto, sets, rank_by, top, summary)
+
+        with contextlib.closing(stream):  # however this ends, no task of it keeps running
+            if batch_id is None:
+                for _ in arriving():
+                    pass
+                return answer()
+            # rows are stored as they arrive, while later cryptos are still computed; one transaction, with the
+            # cryptos share-locked so that none is deleted between its read and its row (cryptos deleted before
+            # are left out)
+            with self.engine.begin() as conn:
+                present = repo.lock_cryptos_for_results(conn, [c["id"] for c in chosen])
+                repo.save_grid_rows(conn, batch_id, strategy.id, key, span,
+                                    (grid_row(rows) for crypto, rows in arriving() if crypto["id"] in present))
+                out = answer()
+                repo.insert_batch(conn, batch_id, "grid", strategy.id, out["summary"],
+                                  [c["id"] for c in chosen if c["id"] in present],
+                                  [row["grid_result_id"] for cid, row in stored.items() if cid in present], sets)
+            return out
 
     def _stored_grid(self, strategy_id: int, key: str, span: tuple[int | None, int | None],
                      cryptos: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -350,18 +370,6 @@ class CryptoBacktestService:
         with self.engine.connect() as conn:
             rows = repo.find_grid_rows(conn, strategy_id, key, span, versions)
         return {cid: row for cid, row in rows.items() if reusable(row)}
-
-    def _store_grid(self, batch_id: str, strategy_id: int, key: str, span: tuple[int | None, int | None],
-                    sets: list[dict[str, Any]], chosen: list[dict[str, Any]], computed: Mapping[int, CryptoSettings],
-                    stored: Mapping[int, Mapping[str, Any]], summary: Mapping[str, Any]) -> None:
-        """The computed rows and the batch's record in one transaction (cryptos deleted meanwhile left out)."""
-        with self.engine.begin() as conn:
-            present = repo.lock_cryptos_for_results(conn, [c["id"] for c in chosen])
-            repo.save_grid_rows(conn, batch_id, strategy_id, key, span,
-                                (grid_row(rows) for cid, rows in computed.items() if cid in present))
-            repo.insert_batch(conn, batch_id, "grid", strategy_id, summary,
-                              [c["id"] for c in chosen if c["id"] in present],
-                              [row["grid_result_id"] for cid, row in stored.items() if cid in present], sets)
 
     @staticmethod
     def _run_grid_worker(crypto: dict[str, Any], strategy_id: int, parameter_sets: list[dict[str, Any]],
