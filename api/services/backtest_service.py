@@ -29,6 +29,8 @@ from api.services import catalog
 from api.services.admission import Admission
 from api.services.errors import Conflict, DatabaseUnavailable, NotFound, ValidationFailed
 from api.services.grid import MAX_COMBINATIONS, GridTooLarge, expand_grid
+from api.services.montecarlo import (MAX_PATHS, METHODS, montecarlo_crypto, montecarlo_error,
+                                     montecarlo_summary)
 from api.services.grid_answer import check_ranking, grid_answer
 from api.services.fanout import TaskFailure, pool_size, run_in_pool, warm_pool
 from api.services.read_ahead import plan_read_ahead, reading_ahead, take_candles
@@ -441,6 +443,56 @@ class CryptoBacktestService:
         return results, repo.encode_results(batch_id, strategy_id, list(zip(parameter_sets, ([r] for r in results))),
                                             span_of(crypto))
 
+    # ---- Monte Carlo (issue 12) -----------------------------------------------------------
+
+    def run_monte_carlo(self, strategy_id: int, parameters: Mapping[str, Any] | None, method: str = "trades",
+                        paths: int = 1_000, block_bars: int = 20, seed: int = 0,
+                        use_parallel: ParallelMode = True, selection: Selection = ALL) -> dict[str, Any]:
+        """The strategy's Monte Carlo robustness on every chosen crypto (api/services/montecarlo.py).
+
+        Not stored yet. Each crypto's paths are seeded from (seed, crypto id), so
+        the answer is identical sequential or parallel, at any pool size.
+        """
+        options = _montecarlo_options(method, paths, block_bars, seed)
+        strategy, params = self.prepare(strategy_id, parameters)
+        chosen = choose(self._cryptos(), selection)
+        work = len(chosen) * options["paths"]
+        if work > self.max_sweep_backtests:
+            raise ValidationFailed(f"{options['paths']:,} paths x {len(chosen)} cryptos = {work:,} backtests; at most "
+                                   f"{self.max_sweep_backtests:,} (MAX_SWEEP_BACKTESTS)",
+                                   [{"field": "paths", "message": f"{work:,} backtests over {len(chosen)} cryptos; "
+                                                                  f"at most {self.max_sweep_backtests:,}"}])
+        with self.admitted():
+            started = time.perf_counter()
+            parallel = self._choose_parallel(use_parallel, len(chosen), settings=options["paths"])
+            processes = pool_size(len(chosen), self.max_processes) if parallel else 1
+            args = [(c, strategy.id, params, options, self.db_config) for c in chosen]
+            worker = CryptoBacktestService._run_montecarlo_worker
+            results = self._fan_out(worker, args, processes) if parallel else list(
+                _run_here(worker, args, self.db_config))
+            _raise_if_database_failed(results)
+            summary = {**montecarlo_summary(results), **options, "strategy_id": strategy.id, "parameters": params,
+                       "parallel": parallel, "requested_parallel": use_parallel, "processes": processes,
+                       "selection": selection.describe(), "total_time": time.perf_counter() - started,
+                       "retryable": retryable_count(results)}
+            return {"results": results, "summary": summary}
+
+    @staticmethod
+    def _run_montecarlo_worker(crypto: dict[str, Any], strategy_id: int, parameters: dict[str, Any],
+                               options: dict[str, Any], db_config: dict[str, Any]) -> dict[str, Any]:
+        """One crypto's Monte Carlo on this process's own connection; never raises."""
+        prices = None
+        try:
+            fields = _fields_for(strategy_id, [parameters], with_trades=True)
+            prices = _read_crypto(crypto, db_config, fields)
+            inside = _inside_span(crypto, prices)
+            if _span_missed(prices, inside):
+                return {**crypto_header(crypto, inside), "error": {"code": "no_data", "message": NO_CANDLES_IN_SPAN}}
+            return montecarlo_crypto(crypto, strategy_id, parameters, options["method"], options["paths"],
+                                     options["block_bars"], options["seed"], inside)
+        except Exception as exc:  # one crypto's failure must not sink the batch
+            return montecarlo_error(crypto, _failure_code(crypto, exc), f"{type(exc).__name__}: {exc}")
+
     # ---- one crypto ----------------------------------------------------------------------
 
     def run_single_backtest(self, strategy_id: int, parameters: Mapping[str, Any] | None,
@@ -556,6 +608,20 @@ def is_final(answer: Mapping[str, Any]) -> bool:
     return error is None or error["code"] not in RETRYABLE_ERRORS
 
 
+def _montecarlo_options(method: Any, paths: Any, block_bars: Any, seed: Any) -> dict[str, Any]:
+    """The Monte Carlo options checked (ValidationFailed naming each bad one)."""
+    errors = []
+    if method not in METHODS:
+        errors.append({"field": "method", "message": f"must be one of {', '.join(METHODS)}"})
+    for name, value, lo, hi in (("paths", paths, 1, MAX_PATHS), ("block_bars", block_bars, 1, 1_000_000),
+                                ("seed", seed, 0, 2**63 - 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            errors.append({"field": name, "message": f"must be an integer from {lo} to {hi:,}"})
+    if errors:
+        raise ValidationFailed("invalid Monte Carlo options", errors)
+    return {"method": method, "paths": paths, "block_bars": block_bars, "seed": seed}
+
+
 def _raise_if_database_failed(results: Sequence[Mapping[str, Any]]) -> None:
     """A crypto whose read failed with the database fails the batch: 503, nothing stored."""
     for r in results:
@@ -568,6 +634,8 @@ def _failed_task(worker: Any, task_args: tuple, failure: TaskFailure) -> Any:
     """What a worker would have returned for a crypto whose task was lost: error entries."""
     crypto, strategy_id = task_args[0], task_args[1]
     log.error("backtest of %s lost: %s", crypto.get("symbol"), failure.message)
+    if worker is CryptoBacktestService._run_montecarlo_worker:
+        return montecarlo_error(crypto, failure.code, failure.message)
     if worker is CryptoBacktestService._run_grid_worker:
         return failed_settings(crypto_header(crypto, None), len(task_args[2]), failure.code, failure.message,
                                time.perf_counter())

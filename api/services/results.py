@@ -124,8 +124,8 @@ def backtest_settings(crypto: Mapping[str, Any], strategy_id: int, parameter_set
     try:
         candles = candles_of(prices, interval)
     except EngineError as exc:
-        return [error_result(crypto, prices, _error_code(exc), str(exc), started) for _ in parameter_sets]
-    per_year = _bars_per_year(interval)
+        return [error_result(crypto, prices, error_code(exc), str(exc), started) for _ in parameter_sets]
+    per_year = bars_per_year_of(interval)
     clock = time.perf_counter
     share = (clock() - started) / len(parameter_sets)
     out = []
@@ -134,7 +134,7 @@ def backtest_settings(crypto: Mapping[str, Any], strategy_id: int, parameter_set
         try:
             outcome = run_backtest(spec, candles, params, per_year, with_trades=True)
         except EngineError as exc:
-            out.append(error_result(crypto, prices, _error_code(exc), str(exc), began))
+            out.append(error_result(crypto, prices, error_code(exc), str(exc), began))
             continue
         result = dict(header)
         result.update(outcome.metrics)  # the engine's METRICS, which are METRIC_COLUMNS in order (a test checks)
@@ -195,8 +195,8 @@ def crypto_settings(crypto: Mapping[str, Any], strategy_id: int, parameter_sets:
     try:
         candles = candles_of(prices, interval)
     except EngineError as exc:
-        return failed_settings(header, len(parameter_sets), _error_code(exc), str(exc), started)
-    return _settings_rows(header, get_strategy(strategy_id), parameter_sets, candles, _bars_per_year(interval),
+        return failed_settings(header, len(parameter_sets), error_code(exc), str(exc), started)
+    return _settings_rows(header, get_strategy(strategy_id), parameter_sets, candles, bars_per_year_of(interval),
                           started)
 
 
@@ -210,17 +210,17 @@ def failed_settings(header: dict[str, Any], settings: int, code: str, message: s
 def _settings_rows(header: dict[str, Any], spec: Any, parameter_sets: Sequence[Mapping[str, Any]], candles: Candles,
                    per_year: float, started: float) -> CryptoSettings:
     run = run_settings(spec, candles, parameter_sets, per_year)
-    errors = {i: {"code": _error_code(e), "message": str(e)} for i, e in enumerate(run.errors) if e is not None}
+    errors = {i: {"code": error_code(e), "message": str(e)} for i, e in enumerate(run.errors) if e is not None}
     ms = (time.perf_counter() - started) * 1000.0 / max(len(parameter_sets), 1)
     return CryptoSettings(header, run.stats, errors, None, ms)
 
 
 @functools.lru_cache(maxsize=64)
-def _bars_per_year(interval: str) -> float:
+def bars_per_year_of(interval: str) -> float:
     return bars_per_year(interval)
 
 
-def _error_code(exc: EngineError) -> str:
+def error_code(exc: EngineError) -> str:
     name = type(exc).__name__
     return {"InsufficientDataError": "insufficient_data", "InvalidPriceDataError": "invalid_price_data"}.get(
         name, "engine_error")

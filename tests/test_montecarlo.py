@@ -1,0 +1,67 @@
+"""Monte Carlo on every crypto (issue 12, service level): the same answer at any worker count, seeded per path."""
+from __future__ import annotations
+
+import pytest
+
+from api.db.connection import db_config_for
+from api.services.backtest_service import CryptoBacktestService
+from api.services.errors import ValidationFailed
+from api.services.fanout import shutdown_pools
+from api.services.selection import Selection
+
+PICK = Selection(symbols=("SYN001", "SYN002", "SYN003", "SYN004"))
+
+
+@pytest.fixture
+def services(db_engine, db_url, settings):
+    config = db_config_for(db_url, settings)
+    yield {n: CryptoBacktestService(db_engine, config, max_processes=n) for n in (1, 2)}
+    shutdown_pools()
+
+
+def _results(answer):
+    return answer["results"]
+
+
+@pytest.mark.parametrize("method", ["trades", "bars"])
+def test_identical_sequential_and_at_one_and_two_workers(services, demo_db, method) -> None:
+    run = dict(strategy_id=1, parameters={"rsi_period": 10}, method=method, paths=40, block_bars=15, seed=11,
+               selection=PICK)
+    seq = services[2].run_monte_carlo(**run, use_parallel=False)
+    one = services[1].run_monte_carlo(**run, use_parallel=True)
+    two = services[2].run_monte_carlo(**run, use_parallel=True)
+    assert not seq["summary"]["parallel"] and one["summary"]["processes"] == 1 and two["summary"]["processes"] == 2
+    assert _results(seq) == _results(one) == _results(two)
+    assert [r["symbol"] for r in seq["results"]] == list(PICK.symbols) and all(r["error"] is None for r in seq["results"])
+    for r in seq["results"]:
+        for values in r["percentiles"].values():
+            ordered = [values[f"p{p}"] for p in (5, 25, 50, 75, 95)]
+            assert ordered == sorted(ordered)
+        assert 0.0 <= r["probability_of_loss"] <= 100.0 and 0.0 <= r["original_percentile"] <= 100.0
+    assert set(seq["results"][0]["percentiles"]) == ({"total_return", "max_drawdown"} if method == "trades" else
+                                                     {"total_return", "max_drawdown", "sharpe_ratio"})
+
+
+def test_same_seed_same_answer_another_seed_another(services, demo_db) -> None:
+    run = dict(strategy_id=1, parameters={}, method="bars", paths=30, selection=PICK, use_parallel=False)
+    a = services[2].run_monte_carlo(**run, seed=1)
+    assert _results(a) == _results(services[2].run_monte_carlo(**run, seed=1))
+    b = services[2].run_monte_carlo(**run, seed=2)
+    assert [r["percentiles"] for r in a["results"]] != [r["percentiles"] for r in b["results"]]
+    assert [r["original"] for r in a["results"]] == [r["original"] for r in b["results"]]  # the original is one run
+
+
+def test_a_crypto_too_short_gets_its_own_error(services, demo_db) -> None:
+    answer = services[2].run_monte_carlo(1, {"rsi_period": 500}, method="trades", paths=5, selection=PICK,
+                                         use_parallel=False)
+    assert all(r["error"]["code"] == "insufficient_data" for r in answer["results"])
+    assert answer["summary"]["failed"] == 4 and answer["summary"]["median_probability_of_loss"] is None
+
+
+@pytest.mark.parametrize("options, field", [({"method": "luck"}, "method"), ({"paths": 0}, "paths"),
+                                            ({"paths": 10_001}, "paths"), ({"block_bars": 0}, "block_bars"),
+                                            ({"seed": -1}, "seed"), ({"paths": True}, "paths")])
+def test_bad_options_name_the_field(services, demo_db, options, field) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        services[2].run_monte_carlo(1, {}, **options)
+    assert field in [e["field"] for e in info.value.errors]
