@@ -65,3 +65,32 @@ def test_bad_options_name_the_field(services, demo_db, options, field) -> None:
     with pytest.raises(ValidationFailed) as info:
         services[2].run_monte_carlo(1, {}, **options)
     assert field in [e["field"] for e in info.value.errors]
+
+
+MC = "/api/crypto/backtest/montecarlo"
+
+
+def test_the_route_answers_as_the_service_does(client, services, demo_db) -> None:
+    body = {"strategy_id": 1, "parameters": {}, "method": "bars", "paths": 20, "block_bars": 10, "seed": 3,
+            "symbols": list(PICK.symbols), "use_parallel": False}
+    resp = client.post(MC, json=body)
+    assert resp.status_code == 200, resp.get_json()
+    answer = resp.get_json()
+    direct = services[2].run_monte_carlo(1, {}, method="bars", paths=20, block_bars=10, seed=3, selection=PICK,
+                                         use_parallel=True)
+    assert answer["results"] == direct["results"]
+    assert answer["summary"]["successful"] == 4 and answer["summary"]["method"] == "bars"
+    replay = client.post(MC, json=body, headers={"Idempotency-Key": "mc-1"})
+    again = client.post(MC, json=body, headers={"Idempotency-Key": "mc-1"})
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.get_json() == replay.get_json()
+
+
+@pytest.mark.parametrize("change, field", [({"method": "luck"}, "method"), ({"paths": 0}, "paths"),
+                                           ({"paths": "many"}, "paths"), ({"block_bars": 0}, "block_bars"),
+                                           ({"seed": -5}, "seed"), ({"extra": 1}, "extra"),
+                                           ({"symbols": ["NOPE"]}, "symbols"), ({"parameters": {"rsi_period": 1}},
+                                                                                "parameters.rsi_period")])
+def test_bad_bodies_name_the_field(client, demo_db, change, field) -> None:
+    resp = client.post(MC, json={"strategy_id": 1, "parameters": {}, "paths": 5, **change})
+    assert resp.status_code in (400, 404) and resp.mimetype == "application/problem+json"
+    assert resp.get_json()["errors"][0]["field"] == field

@@ -35,7 +35,9 @@ CONFIG = SchemathesisConfig.from_str(
 
 @pytest.fixture(scope="module")
 def api_schema(settings, demo_db_module):
-    app = create_app(settings, max_concurrent_batches=4)
+    # a small MAX_SWEEP_BACKTESTS keeps each fuzzed grid and Monte Carlo to a fraction of a second (a bigger one
+    # is a documented 400)
+    app = create_app(settings, max_concurrent_batches=4, max_sweep_backtests=500)
     return schemathesis.openapi.from_wsgi("/api/openapi.json", app, config=CONFIG)
 
 

@@ -73,6 +73,7 @@ def test_fault_becomes_that_cryptos_error(demo_db, service, monkeypatch, no_left
     inject, code = FAULTS[fault]
     monkeypatch.setattr(svc_module, "_backtest_crypto", _faulty("SYN005", inject))
     monkeypatch.setattr(svc_module, "_grid_crypto", _faulty("SYN005", inject, svc_module._grid_crypto))
+    monkeypatch.setattr(svc_module, "montecarlo_crypto", _faulty("SYN005", inject, svc_module.montecarlo_crypto))
     out = service.run_strategy_against_all_cryptos(1, {}, use_parallel=True, use_cache=False)
     assert out["summary"]["retryable"] == 1
     victim = next(r for r in out["results"] if r["symbol"] == "SYN005")
@@ -91,6 +92,10 @@ def test_fault_becomes_that_cryptos_error(demo_db, service, monkeypatch, no_left
     assert grid["summary"]["retryable"] == 2 and grid["summary"]["failed"] == 2
     for setting in grid["top"]:
         assert next(r for r in setting["results"] if r["symbol"] == "SYN005")["error"]["code"] == code
+    # and a Monte Carlo
+    mc = service.run_monte_carlo(1, {}, method="trades", paths=10, use_parallel=True)
+    assert mc["summary"]["retryable"] == 1 and mc["summary"]["successful"] == 23
+    assert next(r for r in mc["results"] if r["symbol"] == "SYN005")["error"]["code"] == code
 
     # the next request works (the faulty workers are gone), and nothing is left behind
     monkeypatch.undo()

@@ -8,7 +8,8 @@ from api.http.api import ProblemApi
 from api.http.body import BodyGuard
 from api.http.openapi import OpenApiResource
 from api.http.problems import problem_for
-from api.http.resources.backtests import BatchBacktestResource, SingleBacktestResource, SweepBacktestResource
+from api.http.resources.backtests import (BatchBacktestResource, MonteCarloResource, SingleBacktestResource,
+                                         SweepBacktestResource)
 from api.http.resources.batches import BatchListResource, BatchResource, BatchTradesResource
 from api.http.resources.catalog import CryptocurrencyListResource, CryptocurrencyResource, StrategyListResource
 from api.http.resources.health import HealthResource, ReadyResource
@@ -17,6 +18,7 @@ from api.http.resources.prices import PriceUploadResource
 ROUTES = (
     (BatchBacktestResource, "/api/crypto/backtest/all"),
     (SweepBacktestResource, "/api/crypto/backtest/sweep"),
+    (MonteCarloResource, "/api/crypto/backtest/montecarlo"),
     (SingleBacktestResource, "/api/crypto/backtest"),
     (BatchListResource, "/api/crypto/backtest/batches"),
     (BatchResource, "/api/crypto/backtest/batches/<string:batch_id>"),

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask_restful import Resource
 
-from api.http.schemas import BatchBacktestRequest, SingleBacktestRequest, SweepBacktestRequest
+from api.http.schemas import BatchBacktestRequest, MonteCarloRequest, SingleBacktestRequest, SweepBacktestRequest
 from api.services import catalog
 from api.services.candle_checks import DATE_FORMATS, MAX_GAPS
 
@@ -110,6 +110,18 @@ GRID_SWEEP = {"type": "object", "required": ["settings", "top", "best_per_crypto
     "summary": {"type": "object", "description": "with computed and from_store in backtests, skipped, rank_by, "
                                                  "top, best_parameters, best_aggregate"}}}
 SWEEP = {"oneOf": [LIST_SWEEP, GRID_SWEEP], "description": "a parameter_sets sweep, or a grid's answer"}
+_PERCENTILES = {"type": "object", "properties": {f"p{p}": _NUMBER_OR_NULL for p in (5, 25, 50, 75, 95)}}
+MONTE_CARLO = {"type": "object", "required": ["results", "summary"], "properties": {
+    "results": {"type": "array", "items": {"type": "object", "required": ["crypto_id", "symbol", "error"],
+                                           "properties": {
+                                               "crypto_id": {"type": "integer"}, "symbol": _STR,
+                                               "original": {"type": "object"}, "paths": {"type": "integer"},
+                                               "percentiles": {"type": "object",
+                                                               "additionalProperties": _PERCENTILES},
+                                               "probability_of_loss": {"type": "number"},
+                                               "original_percentile": _NUMBER_OR_NULL,
+                                               "error": {"type": ["object", "null"]}}}},
+    "summary": {"type": "object"}}}
 SINGLE = {"type": "object", "required": ["result", "strategy_id", "parameters"],
           "properties": {"result": RESULT, "strategy_id": {"type": "integer"}, "parameters": {"type": "object"},
                          "batch_id": {"type": ["string", "null"]}}}
@@ -249,6 +261,12 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Run many parameter settings against every cryptocurrency", "parameters": [key_header],
                 "requestBody": _body(SweepBacktestRequest, "parameter_sets"),
                 "responses": {"200": _ok(SWEEP), **_POST_ERRORS, **_KEY_ERRORS}}},
+            "/api/crypto/backtest/montecarlo": {"post": {
+                "summary": "Monte Carlo robustness of a strategy on every cryptocurrency (trades or bars); the "
+                           "same seed gives the same answer at any worker count",
+                "parameters": [key_header],
+                "requestBody": _body(MonteCarloRequest, "parameters"),
+                "responses": {"200": _ok(MONTE_CARLO), **_POST_ERRORS, **_KEY_ERRORS}}},
             "/api/crypto/backtest": {"post": {
                 "summary": "Backtest one cryptocurrency, with trades and equity curve", "parameters": [key_header],
                 "requestBody": _body(SingleBacktestRequest, "parameters"),

@@ -79,6 +79,22 @@ class SweepBacktestRequest(_Selected):
                                                       "these settings where they are current; false computes all")
 
 
+class MonteCarloRequest(_Selected):
+    """POST /api/crypto/backtest/montecarlo: how much of a strategy's result is luck, on every crypto."""
+
+    strategy_id: Id
+    parameters: dict[str, Any]
+    method: str = Field(default="trades", description="trades: closed trades' returns drawn with replacement; "
+                                                      "bars: a moving-block bootstrap of the candles, strategy "
+                                                      "re-run on each path",
+                        json_schema_extra={"enum": ["trades", "bars"]})
+    paths: int = Field(default=1_000, ge=1, le=10_000)
+    block_bars: int = Field(default=20, ge=1, le=1_000_000, description="bars: the length of a bootstrap block")
+    seed: int = Field(default=0, ge=0, le=2**63 - 1, description="the same seed gives the same answer, at any "
+                                                                  "worker count")
+    use_parallel: ParallelMode = True
+
+
 class SingleBacktestRequest(_Span):
     """POST /api/crypto/backtest: exactly one of crypto_id or symbol."""
 

@@ -1,4 +1,5 @@
-"""POST /api/crypto/backtest/all (every crypto), /backtest/sweep (many settings) and /backtest (one crypto)."""
+"""POST /api/crypto/backtest/all (every crypto), /backtest/sweep (many settings), /backtest/montecarlo (luck?)
+and /backtest (one crypto)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from api.http.api import json_bytes
 from api.http.problems import BadRequest
 from api.http.requests import idempotency_key, json_body
 from api.http.resources.common import backtest_service
-from api.http.schemas import BatchBacktestRequest, SingleBacktestRequest, SweepBacktestRequest
+from api.http.schemas import BatchBacktestRequest, MonteCarloRequest, SingleBacktestRequest, SweepBacktestRequest
 from api.services.backtest_service import is_final
 from api.services.idempotency import run_once
 from api.services.selection import parse_selection
@@ -60,6 +61,16 @@ class SweepBacktestResource(Resource):
         return _answer(body, lambda: backtest_service().run_parameter_sweep(
             req.strategy_id, req.parameter_sets, use_parallel=req.use_parallel, store=req.store,
             selection=selection))
+
+
+class MonteCarloResource(Resource):
+    def post(self):
+        body = json_body()
+        req = MonteCarloRequest.model_validate(body)
+        selection = parse_selection(req.symbols, req.start, req.end)
+        return _answer(body, lambda: backtest_service().run_monte_carlo(
+            req.strategy_id, req.parameters, method=req.method, paths=req.paths, block_bars=req.block_bars,
+            seed=req.seed, use_parallel=req.use_parallel, selection=selection))
 
 
 class SingleBacktestResource(Resource):
