@@ -129,6 +129,9 @@ def _headline(kind: str, summary: dict[str, Any]) -> str:
         return f"{summary.get('settings')} settings, best average return {_pct(summary.get('best_average_return'))}"
     if kind == "single":
         return f"symbol {summary.get('symbol') or '-'}"
+    if kind == "montecarlo":
+        return (f"{summary.get('method')} x {summary.get('paths')} paths, median probability of loss "
+                f"{_pct(summary.get('median_probability_of_loss'))}")
     return f"average return {_pct(summary.get('average_return'))}"
 
 

@@ -94,3 +94,28 @@ def test_bad_bodies_name_the_field(client, demo_db, change, field) -> None:
     resp = client.post(MC, json={"strategy_id": 1, "parameters": {}, "paths": 5, **change})
     assert resp.status_code in (400, 404) and resp.mimetype == "application/problem+json"
     assert resp.get_json()["errors"][0]["field"] == field
+
+
+def test_a_monte_carlo_is_stored_read_back_and_exported(client, demo_db) -> None:
+    import csv
+    import io
+
+    body = {"strategy_id": 1, "parameters": {}, "method": "trades", "paths": 25, "seed": 4,
+            "symbols": ["SYN001", "SYN002"], "use_parallel": False}
+    answer = client.post(MC, json=body).get_json()
+    batch = answer["summary"]["batch_id"]
+    assert batch and client.get(f"/api/crypto/backtest/batches/{batch}").get_json() == answer
+    listed = client.get("/api/crypto/backtest/batches?limit=1").get_json()["batches"][0]
+    assert listed["kind"] == "montecarlo" and listed["cryptos"] == 2
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/api/crypto/backtest/batches/{batch}?format=csv").text)))
+    assert [r["symbol"] for r in rows] == ["SYN001", "SYN002"]
+    for row, r in zip(rows, answer["results"]):
+        assert float(row["total_return_p50"]) == r["percentiles"]["total_return"]["p50"]
+        assert float(row["probability_of_loss"]) == r["probability_of_loss"]
+        assert float(row["original_total_return"]) == r["original"]["total_return"]
+    trades = list(csv.DictReader(io.StringIO(client.get(f"/api/crypto/backtest/batches/{batch}/trades").text)))
+    single = client.post("/api/crypto/backtest", json={"strategy_id": 1, "parameters": {},
+                                                       "symbol": "SYN001"}).get_json()["result"]
+    assert [t["entry_time"] for t in trades if t["symbol"] == "SYN001"] == [t["entry_time"] for t in single["trades"]]
+    unstored = client.post(MC, json={**body, "store": False}).get_json()
+    assert unstored["summary"]["batch_id"] is None and unstored["results"] == answer["results"]

@@ -732,15 +732,19 @@ def batch_grid_rows(conn: Connection, batch_id: str, reused_ids: Sequence[int]) 
 
 def insert_batch(conn: Connection, batch_id: str, kind: str, strategy_id: int, summary: Mapping[str, Any],
                  crypto_ids: Sequence[int], reused_result_ids: Sequence[int] = (),
-                 parameter_sets: Sequence[Mapping[str, Any]] | None = None) -> None:
+                 parameter_sets: Sequence[Mapping[str, Any]] | None = None,
+                 results: Sequence[Mapping[str, Any]] | None = None) -> None:
     """Record a stored batch: its answer's summary, the cryptos it covers, the stored rows it answered from
-    (grid_results ids for a grid), and a grid's settings in the order of its rows' stats."""
+    (grid_results ids for a grid), a grid's settings in the order of its rows' stats, and the results of a
+    batch that has no result rows (a Monte Carlo, migration 0014)."""
     conn.execute(text(
         "INSERT INTO backtest_batches (batch_id, kind, strategy_id, summary, crypto_ids, reused_result_ids, "
-        "parameter_sets) VALUES (:b, :k, :s, CAST(:summary AS jsonb), :c, :r, CAST(:sets AS jsonb))"),
+        "parameter_sets, results) VALUES (:b, :k, :s, CAST(:summary AS jsonb), :c, :r, CAST(:sets AS jsonb), "
+        "CAST(:results AS jsonb))"),
         {"b": batch_id, "k": kind, "s": int(strategy_id), "summary": orjson.dumps(summary).decode(),
          "c": [int(i) for i in crypto_ids], "r": [int(i) for i in reused_result_ids],
-         "sets": None if parameter_sets is None else orjson.dumps(list(parameter_sets)).decode()})
+         "sets": None if parameter_sets is None else orjson.dumps(list(parameter_sets)).decode(),
+         "results": None if results is None else orjson.dumps(list(results)).decode()})
 
 
 def list_batches(conn: Connection, limit: int, after: tuple[str, str] | None = None, strategy_id: int | None = None,
@@ -770,7 +774,7 @@ def list_batches(conn: Connection, limit: int, after: tuple[str, str] | None = N
 def get_batch(conn: Connection, batch_id: str) -> dict[str, Any] | None:
     """One batch's record, or None."""
     row = conn.execute(text(
-        "SELECT batch_id::text AS batch_id, kind, strategy_id, summary, reused_result_ids, parameter_sets, "
+        "SELECT batch_id::text AS batch_id, kind, strategy_id, summary, reused_result_ids, parameter_sets, results, "
         "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at "
         "FROM backtest_batches WHERE batch_id = CAST(:b AS uuid)"), {"b": batch_id}).mappings().first()
     return dict(row) if row else None

@@ -168,8 +168,8 @@ BATCH_LIST = {"type": "object", "required": ["batches", "next_cursor"], "propert
     "next_cursor": {"type": ["string", "null"]},
     "batches": {"type": "array", "items": {"type": "object", "required": ["batch_id", "kind", "strategy_id",
                                                                           "created_at", "summary"],
-                                           "properties": {"batch_id": _STR, "kind": {"enum": ["all", "sweep", "grid",
-                                                                                              "single"]},
+                                           "properties": {"batch_id": _STR, "kind": {"enum": [
+                                                              "all", "sweep", "grid", "montecarlo", "single"]},
                                                           "strategy_id": {"type": "integer"}, "created_at": _STR,
                                                           "cryptos": {"type": "integer"},
                                                           "summary": {"type": "object"}}}}}}

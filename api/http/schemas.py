@@ -93,6 +93,7 @@ class MonteCarloRequest(_Selected):
     seed: int = Field(default=0, ge=0, le=2**63 - 1, description="the same seed gives the same answer, at any "
                                                                   "worker count")
     use_parallel: ParallelMode = True
+    store: bool = True
 
 
 class SingleBacktestRequest(_Span):

@@ -447,11 +447,13 @@ class CryptoBacktestService:
 
     def run_monte_carlo(self, strategy_id: int, parameters: Mapping[str, Any] | None, method: str = "trades",
                         paths: int = 1_000, block_bars: int = 20, seed: int = 0,
-                        use_parallel: ParallelMode = True, selection: Selection = ALL) -> dict[str, Any]:
+                        use_parallel: ParallelMode = True, selection: Selection = ALL,
+                        store: bool = True) -> dict[str, Any]:
         """The strategy's Monte Carlo robustness on every chosen crypto (api/services/montecarlo.py).
 
-        Not stored yet. Each crypto's paths are seeded from (seed, crypto id), so
-        the answer is identical sequential or parallel, at any pool size.
+        Each crypto's paths are seeded from (seed, crypto id), so the answer is
+        identical sequential or parallel, at any pool size. Stored as a batch of
+        kind "montecarlo" (its results on the batch record), read back by the batch routes.
         """
         options = _montecarlo_options(method, paths, block_bars, seed)
         strategy, params = self.prepare(strategy_id, parameters)
@@ -471,10 +473,16 @@ class CryptoBacktestService:
             results = self._fan_out(worker, args, processes) if parallel else list(
                 _run_here(worker, args, self.db_config))
             _raise_if_database_failed(results)
+            batch_id = str(uuid.uuid4()) if store else None
             summary = {**montecarlo_summary(results), **options, "strategy_id": strategy.id, "parameters": params,
                        "parallel": parallel, "requested_parallel": use_parallel, "processes": processes,
                        "selection": selection.describe(), "total_time": time.perf_counter() - started,
-                       "retryable": retryable_count(results)}
+                       "retryable": retryable_count(results), "batch_id": batch_id}
+            if batch_id is not None:
+                with self.engine.begin() as conn:
+                    present = repo.lock_cryptos_for_results(conn, [c["id"] for c in chosen])
+                    repo.insert_batch(conn, batch_id, "montecarlo", strategy.id, summary,
+                                      [c["id"] for c in chosen if c["id"] in present], results=results)
             return {"results": results, "summary": summary}
 
     @staticmethod

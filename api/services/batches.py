@@ -63,6 +63,8 @@ def read_batch(engine: Engine, batch_id: str) -> dict[str, Any]:
     if record["kind"] == "grid":
         return grid_answer(_grid_settings(record, rows), record["parameter_sets"], summary["rank_by"],
                            summary["top"], summary)
+    if record["kind"] == "montecarlo":
+        return {"results": record["results"], "summary": summary}
     results = [_result(r) for r in rows]
     if record["kind"] == "all":
         return {"results": rank_results(results), "summary": summary}
@@ -80,6 +82,8 @@ def read_batch(engine: Engine, batch_id: str) -> dict[str, Any]:
 def batch_csv(engine: Engine, batch_id: str) -> str:
     """One CSV row per result (a sweep or grid adds each row's parameters as JSON), every metric, the error."""
     record, rows = _load(engine, batch_id)
+    if record["kind"] == "montecarlo":
+        return _montecarlo_csv(record["results"])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     sweep = record["kind"] in ("sweep", "grid")
@@ -90,6 +94,31 @@ def batch_csv(engine: Engine, batch_id: str) -> str:
         if sweep:
             line.append(orjson.dumps(params, option=orjson.OPT_SORT_KEYS).decode())
         writer.writerow(line)
+    return out.getvalue()
+
+
+MONTE_CARLO_HEAD = ("symbol", "crypto_id", "name", "interval", "candles", "first_time", "last_time", "data_version",
+                    "paths", "original_total_return", "original_max_drawdown", "original_sharpe_ratio",
+                    "probability_of_loss", "original_percentile",
+                    *(f"{m}_p{p}" for m in ("total_return", "max_drawdown", "sharpe_ratio")
+                      for p in (5, 25, 50, 75, 95)), "error_code", "error_message")
+
+
+def _montecarlo_csv(results: list[dict[str, Any]]) -> str:
+    """A Monte Carlo batch: one row per crypto, its original metrics, shares and every percentile."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(MONTE_CARLO_HEAD)
+    for r in results:
+        original = r.get("original") or {}
+        percentiles = r.get("percentiles") or {}
+        error = r["error"] or {}
+        cells = [r.get(k) for k in MONTE_CARLO_HEAD[:8]] + [r.get("paths")] + [
+            original.get(k) for k in ("total_return", "max_drawdown", "sharpe_ratio")] + [
+            r.get("probability_of_loss"), r.get("original_percentile")] + [
+            (percentiles.get(m) or {}).get(f"p{p}") for m in ("total_return", "max_drawdown", "sharpe_ratio")
+            for p in (5, 25, 50, 75, 95)] + [error.get("code", ""), error.get("message", "")]
+        writer.writerow(_cells(cells))
     return out.getvalue()
 
 
@@ -128,6 +157,8 @@ def batch_trades_csv(engine: Engine, batch_id: str) -> str:
     summary = record["summary"]
     if record["kind"] == "grid":
         rows = _top_rows(record, rows)
+    elif record["kind"] == "montecarlo":  # the original runs' trades
+        rows = [{**r, "parameters": summary["parameters"]} for r in record["results"]]
     selection = summary.get("selection") or {}
     span = parse_selection(None, selection.get("start"), selection.get("end"))
     spec = get_strategy(int(record["strategy_id"]))
@@ -180,6 +211,8 @@ def _load(engine: Engine, batch_id: str) -> tuple[dict[str, Any], list[dict[str,
             raise NotFound(f"no batch {batch_id!r}", [{"field": "batch_id", "message": f"no batch {batch_id}"}])
         if record["kind"] == "grid":
             rows = repo.batch_grid_rows(conn, batch_id, record["reused_result_ids"])
+        elif record["kind"] == "montecarlo":
+            rows = []
         else:
             rows = repo.batch_result_rows(conn, batch_id, record["reused_result_ids"])
     return record, rows

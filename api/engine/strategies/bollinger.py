@@ -17,7 +17,8 @@ def signals(candles: Candles, params: Mapping[str, Any]) -> tuple[np.ndarray, np
     period = int(params["period"])
     require(len(candles), period, f"Bollinger({period})")
     num_std = float(params["num_std"])
-    upper, middle, lower = candles.indicator(("bbands", period, num_std), lambda: bbands(candles.close, period, num_std))
+    upper, middle, lower = candles.indicator(("bbands", period, num_std),
+                                             lambda: bbands(candles.close, period, num_std))
     close = candles.close
     return close < lower, close > (middle if params["exit_band"] == "middle" else upper)
 

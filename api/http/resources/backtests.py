@@ -70,7 +70,7 @@ class MonteCarloResource(Resource):
         selection = parse_selection(req.symbols, req.start, req.end)
         return _answer(body, lambda: backtest_service().run_monte_carlo(
             req.strategy_id, req.parameters, method=req.method, paths=req.paths, block_bars=req.block_bars,
-            seed=req.seed, use_parallel=req.use_parallel, selection=selection))
+            seed=req.seed, use_parallel=req.use_parallel, selection=selection, store=req.store))
 
 
 class SingleBacktestResource(Resource):
