@@ -29,6 +29,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(backtest_all_command)
     app.cli.add_command(import_prices_command)
+    app.cli.add_command(montecarlo_command)
     app.cli.add_command(delete_cryptos_command)
     app.cli.add_command(batches_command)
     app.cli.add_command(sweep_command)
@@ -101,6 +102,57 @@ def _advance(bar: tqdm) -> Callable[[int, int], None]:
         bar.n = done
         bar.refresh()
     return advance
+
+
+@click.command("montecarlo")
+@with_appcontext
+@click.option("--strategy", default="1", show_default=True, metavar="ID|CODE")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="a strategy parameter (repeatable)")
+@click.option("--method", default="trades", type=click.Choice(["trades", "bars"]), show_default=True)
+@click.option("--paths", default=1_000, type=click.IntRange(1, 10_000), show_default=True)
+@click.option("--block-bars", default=20, type=click.IntRange(min=1), show_default=True)
+@click.option("--seed", default=0, type=click.IntRange(min=0), show_default=True)
+@click.option("--symbols", default=None, metavar="SYM,SYM,...")
+@click.option("--start", default=None, metavar="DATE")
+@click.option("--end", default=None, metavar="DATE")
+@click.option("--sequential", is_flag=True)
+@click.option("--no-store", is_flag=True, help="do not store the batch")
+@click.option("--json", "as_json", is_flag=True, help="print the full JSON answer")
+def montecarlo_command(strategy: str, params: tuple[str, ...], method: str, paths: int, block_bars: int, seed: int,
+                       symbols: str | None, start: str | None, end: str | None, sequential: bool, no_store: bool,
+                       as_json: bool) -> None:
+    """Monte Carlo robustness of a strategy on every crypto: percentiles of its return, and the chance of a loss."""
+    service = current_app.extensions["backtest_service"]
+    try:
+        selection = _selection(symbols, start, end)
+        with tqdm(unit="path", unit_scale=True, file=sys.stderr, disable=None, leave=False) as bar:
+            answer = service.run_monte_carlo(service.resolve_strategy_id(strategy), _parse_params(params),
+                                             method=method, paths=paths, block_bars=block_bars, seed=seed,
+                                             use_parallel=not sequential, selection=selection, store=not no_store,
+                                             progress=_advance(bar))
+    except ServiceError as exc:
+        raise _failed(exc) from None
+    if as_json:
+        click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo(f"{'symbol':<12} {'original %':>11} {'p5 %':>10} {'p50 %':>10} {'p95 %':>10} {'P(loss) %':>9} "
+               f"{'rank %':>7}")
+    for r in answer["results"]:
+        if r["error"] is not None:
+            click.echo(f"{r['symbol']:<12} {r['error']['code']}: {r['error']['message']}")
+            continue
+        q = r["percentiles"]["total_return"]
+        click.echo(f"{r['symbol']:<12} {_num(r['original']['total_return']):>11} {_num(q['p5']):>10} "
+                   f"{_num(q['p50']):>10} {_num(q['p95']):>10} {_num(r['probability_of_loss']):>9} "
+                   f"{_num(r['original_percentile']):>7}")
+    s = answer["summary"]
+    click.echo(f"\n{s['method']} x {s['paths']} paths, seed {s['seed']}: {s['successful']} of {s['total_cryptos']} "
+               f"cryptos, median probability of loss {_pct(s['median_probability_of_loss'])}, "
+               f"{s['total_time']:.2f} s, batch {s['batch_id']}")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 @click.command("batches")

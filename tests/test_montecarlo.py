@@ -119,3 +119,18 @@ def test_a_monte_carlo_is_stored_read_back_and_exported(client, demo_db) -> None
     assert [t["entry_time"] for t in trades if t["symbol"] == "SYN001"] == [t["entry_time"] for t in single["trades"]]
     unstored = client.post(MC, json={**body, "store": False}).get_json()
     assert unstored["summary"]["batch_id"] is None and unstored["results"] == answer["results"]
+
+
+def test_cli_montecarlo_and_its_progress(runner, services, demo_db) -> None:
+    out = runner.invoke(args=["montecarlo", "--strategy", "rsi", "--method", "bars", "--paths", "15", "--seed", "3",
+                              "--symbols", "SYN001,SYN002", "--sequential"])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert lines[1].startswith("SYN001") and lines[2].startswith("SYN002")
+    assert "bars x 15 paths, seed 3: 2 of 2 cryptos" in out.output
+    seen: list[tuple[int, int]] = []
+    services[2].run_monte_carlo(1, {}, paths=7, selection=PICK, store=False, use_parallel=True,
+                                progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(7, 28), (14, 28), (21, 28), (28, 28)]
+    bad = runner.invoke(args=["montecarlo", "--param", "rsi_period=1", "--paths", "2"])
+    assert bad.exit_code != 0 and "rsi_period" in bad.output

@@ -448,7 +448,7 @@ class CryptoBacktestService:
     def run_monte_carlo(self, strategy_id: int, parameters: Mapping[str, Any] | None, method: str = "trades",
                         paths: int = 1_000, block_bars: int = 20, seed: int = 0,
                         use_parallel: ParallelMode = True, selection: Selection = ALL,
-                        store: bool = True) -> dict[str, Any]:
+                        store: bool = True, progress: Progress | None = None) -> dict[str, Any]:
         """The strategy's Monte Carlo robustness on every chosen crypto (api/services/montecarlo.py).
 
         Each crypto's paths are seeded from (seed, crypto id), so the answer is
@@ -470,8 +470,14 @@ class CryptoBacktestService:
             processes = pool_size(len(chosen), self.max_processes) if parallel else 1
             args = [(c, strategy.id, params, options, self.db_config) for c in chosen]
             worker = CryptoBacktestService._run_montecarlo_worker
-            results = self._fan_out(worker, args, processes) if parallel else list(
-                _run_here(worker, args, self.db_config))
+            stream = self._fan_out_iter(worker, args, processes) if parallel else _run_here(worker, args,
+                                                                                             self.db_config)
+            results = []
+            with contextlib.closing(stream):  # however this ends, no task of it keeps running
+                for result in stream:
+                    results.append(result)
+                    if progress is not None:  # in paths
+                        progress(len(results) * options["paths"], len(chosen) * options["paths"])
             _raise_if_database_failed(results)
             batch_id = str(uuid.uuid4()) if store else None
             summary = {**montecarlo_summary(results), **options, "strategy_id": strategy.id, "parameters": params,
