@@ -11,7 +11,6 @@ from numba import njit
 
 from .candles import Candles
 from .errors import EngineError
-
 from .metrics import STATS_SIZE, checked_bars_per_year, metrics_kernel, metrics_of, span_days
 from .numeric import CACHE
 from .records import record

@@ -29,8 +29,7 @@ from api.services import catalog
 from api.services.admission import Admission
 from api.services.errors import Conflict, DatabaseUnavailable, NotFound, ValidationFailed
 from api.services.grid import MAX_COMBINATIONS, GridTooLarge, expand_grid
-from api.services.montecarlo import (MAX_PATHS, METHODS, montecarlo_crypto, montecarlo_error,
-                                     montecarlo_summary)
+from api.services.montecarlo import check_options, montecarlo_crypto, montecarlo_error, montecarlo_summary
 from api.services.grid_answer import check_ranking, grid_answer
 from api.services.fanout import TaskFailure, pool_size, run_in_pool, warm_pool
 from api.services.read_ahead import plan_read_ahead, reading_ahead, take_candles
@@ -455,7 +454,7 @@ class CryptoBacktestService:
         identical sequential or parallel, at any pool size. Stored as a batch of
         kind "montecarlo" (its results on the batch record), read back by the batch routes.
         """
-        options = _montecarlo_options(method, paths, block_bars, seed)
+        options = check_options(method, paths, block_bars, seed)
         strategy, params = self.prepare(strategy_id, parameters)
         chosen = choose(self._cryptos(), selection)
         work = len(chosen) * options["paths"]
@@ -620,20 +619,6 @@ def is_final(answer: Mapping[str, Any]) -> bool:
         return answer["summary"].get("retryable", 0) == 0
     error = answer.get("result", {}).get("error")
     return error is None or error["code"] not in RETRYABLE_ERRORS
-
-
-def _montecarlo_options(method: Any, paths: Any, block_bars: Any, seed: Any) -> dict[str, Any]:
-    """The Monte Carlo options checked (ValidationFailed naming each bad one)."""
-    errors = []
-    if method not in METHODS:
-        errors.append({"field": "method", "message": f"must be one of {', '.join(METHODS)}"})
-    for name, value, lo, hi in (("paths", paths, 1, MAX_PATHS), ("block_bars", block_bars, 1, 1_000_000),
-                                ("seed", seed, 0, 2**63 - 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            errors.append({"field": name, "message": f"must be an integer from {lo} to {hi:,}"})
-    if errors:
-        raise ValidationFailed("invalid Monte Carlo options", errors)
-    return {"method": method, "paths": paths, "block_bars": block_bars, "seed": seed}
 
 
 def _raise_if_database_failed(results: Sequence[Mapping[str, Any]]) -> None:

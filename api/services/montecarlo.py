@@ -25,11 +25,26 @@ import numpy as np
 
 from api.engine import EngineError, get_strategy, run_backtest
 from api.engine.resampling import block_bootstrap, path_seeds, resample_trades
+from api.services.errors import ValidationFailed
 from api.services.results import candles_of, crypto_header, bars_per_year_of, error_code
 
 METHODS = ("trades", "bars")
 PERCENTILES = (5, 25, 50, 75, 95)
 MAX_PATHS = 10_000
+
+
+def check_options(method: Any, paths: Any, block_bars: Any, seed: Any) -> dict[str, Any]:
+    """The Monte Carlo options checked (ValidationFailed naming each bad one)."""
+    errors = []
+    if method not in METHODS:
+        errors.append({"field": "method", "message": f"must be one of {', '.join(METHODS)}"})
+    for name, value, lo, hi in (("paths", paths, 1, MAX_PATHS), ("block_bars", block_bars, 1, 1_000_000),
+                                ("seed", seed, 0, 2**63 - 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            errors.append({"field": name, "message": f"must be an integer from {lo} to {hi:,}"})
+    if errors:
+        raise ValidationFailed("invalid Monte Carlo options", errors)
+    return {"method": method, "paths": paths, "block_bars": block_bars, "seed": seed}
 
 
 def montecarlo_crypto(crypto: Mapping[str, Any], strategy_id: int, params: Mapping[str, Any], method: str,
