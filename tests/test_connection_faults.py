@@ -66,9 +66,15 @@ def test_connections_killed_between_batches_are_replaced_silently(client, demo_d
 GRID = {"strategy_id": 1, "grid": {"rsi_period": [7, 14]}}
 
 
+MONTE_CARLO = {"strategy_id": 1, "parameters": {}, "method": "trades", "paths": 20}
+BACKTESTS = {BATCH: 24, "/api/crypto/backtest/sweep": 48, "/api/crypto/backtest/montecarlo": 24}  # successful
+
+
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("route, request_body", [(BATCH, {"strategy_id": 1, "parameters": {}}),
-                                                 ("/api/crypto/backtest/sweep", GRID)], ids=["all", "grid"])
+                                                 ("/api/crypto/backtest/sweep", GRID),
+                                                 ("/api/crypto/backtest/montecarlo", MONTE_CARLO)],
+                         ids=["all", "grid", "montecarlo"])
 @pytest.mark.parametrize("use_parallel", [True, False], ids=["parallel", "sequential"])
 def test_database_lost_during_a_batch_is_503_and_stores_nothing(client, demo_db, admin, db_url, tmp_path,
                                                                 monkeypatch, use_parallel, route,
@@ -123,7 +129,7 @@ def test_database_lost_during_a_batch_is_503_and_stores_nothing(client, demo_db,
     shutdown_pools()
     retry = client.post(route, json=body, headers=headers)
     assert retry.status_code == 200 and "Idempotent-Replayed" not in retry.headers
-    assert retry.get_json()["summary"]["successful"] == 24 * (2 if route != BATCH else 1)
+    assert retry.get_json()["summary"]["successful"] == BACKTESTS[route]
 
 
 def _count_backends(admin, db: str, application_name: str) -> int:
