@@ -1,4 +1,4 @@
-"""Flask CLI commands: `flask --app api seed-demo | backtest-all | import-prices | db-upgrade`."""
+"""Flask CLI commands: `flask --app api seed-demo | backtest-all | sweep | walkforward | montecarlo | batches | ...`."""
 from __future__ import annotations
 
 import sys
@@ -19,6 +19,7 @@ from api.services.demo_loader import seed_demo
 from api.services import batches, catalog
 from api.services.errors import ServiceError
 from api.services.grid_answer import RANKINGS
+from api.services.walkforward import RANK_METRICS, SELECTS
 from api.services.selection import parse_selection
 from api.services.price_import import ImportReport, import_csv
 
@@ -30,6 +31,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(backtest_all_command)
     app.cli.add_command(import_prices_command)
     app.cli.add_command(montecarlo_command)
+    app.cli.add_command(walkforward_command)
     app.cli.add_command(delete_cryptos_command)
     app.cli.add_command(batches_command)
     app.cli.add_command(sweep_command)
@@ -57,19 +59,7 @@ def sweep_command(strategy: str, grid: tuple[str, ...], fixed: tuple[str, ...], 
                   rank_by: str, as_json: bool) -> None:
     """Run every valid combination of a parameter grid against the cryptos; print the best settings."""
     service = current_app.extensions["backtest_service"]
-    axes: dict[str, Any] = {}
-    for axis in grid:
-        name, sep, spec = axis.partition("=")
-        if not sep or not spec:
-            raise click.BadParameter(f"{axis!r} is not NAME=START:STOP:STEP or NAME=V1,V2", param_hint="--grid")
-        parts = spec.split(":")
-        if len(parts) == 3:
-            try:
-                axes[name.strip()] = dict(zip(("start", "stop", "step"), (orjson.loads(p) for p in parts)))
-            except orjson.JSONDecodeError:
-                raise click.BadParameter(f"{axis!r}: START:STOP:STEP must be numbers", param_hint="--grid") from None
-        else:
-            axes[name.strip()] = [_parse_params((f"v={v}",))["v"] for v in spec.split(",")]
+    axes = _parse_grid(grid)
     try:
         selection = _selection(symbols, start, end)
         with tqdm(unit="backtest", unit_scale=True, file=sys.stderr, disable=None, leave=False) as bar:
@@ -93,6 +83,79 @@ def sweep_command(strategy: str, grid: tuple[str, ...], fixed: tuple[str, ...], 
     click.echo(f"\n{s['settings']} settings ({s['skipped']} skipped) x {s['total_cryptos']} cryptos = "
                f"{s['backtests']} backtests ({s['computed']} computed, {s['from_store']} from the store), ranked by "
                f"{s['rank_by']}, {s['total_time']:.2f} s, batch {s['batch_id']}")
+
+
+def _parse_grid(grid: tuple[str, ...]) -> dict[str, Any]:
+    """--grid NAME=START:STOP:STEP or NAME=V1,V2,... options as the service's grid."""
+    axes: dict[str, Any] = {}
+    for axis in grid:
+        name, sep, spec = axis.partition("=")
+        if not sep or not spec:
+            raise click.BadParameter(f"{axis!r} is not NAME=START:STOP:STEP or NAME=V1,V2", param_hint="--grid")
+        parts = spec.split(":")
+        if len(parts) == 3:
+            try:
+                axes[name.strip()] = dict(zip(("start", "stop", "step"), (orjson.loads(p) for p in parts)))
+            except orjson.JSONDecodeError:
+                raise click.BadParameter(f"{axis!r}: START:STOP:STEP must be numbers", param_hint="--grid") from None
+        else:
+            axes[name.strip()] = [_parse_params((f"v={v}",))["v"] for v in spec.split(",")]
+    return axes
+
+
+@click.command("walkforward")
+@with_appcontext
+@click.option("--strategy", "strategy", default="1", show_default=True, metavar="ID|CODE")
+@click.option("--grid", "grid", multiple=True, required=True, metavar="NAME=START:STOP:STEP|NAME=V1,V2,...",
+              help="a grid axis, as for sweep (repeatable)")
+@click.option("--fixed", "fixed", multiple=True, metavar="NAME=VALUE", help="a parameter held fixed (repeatable)")
+@click.option("--train-days", required=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--test-days", required=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--step-days", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="how far each window moves on [default: test days]")
+@click.option("--anchored", is_flag=True, help="every train span starts at the first candle")
+@click.option("--rank-by", default="sharpe_ratio", type=click.Choice(list(RANK_METRICS)), show_default=True)
+@click.option("--select", "select", default="per_crypto", type=click.Choice(list(SELECTS)), show_default=True)
+@click.option("--symbols", default=None, metavar="SYM,SYM,...")
+@click.option("--start", default=None, metavar="DATE")
+@click.option("--end", default=None, metavar="DATE")
+@click.option("--sequential", is_flag=True)
+@click.option("--no-store", is_flag=True, help="do not store the batch")
+@click.option("--json", "as_json", is_flag=True, help="print the full JSON answer")
+def walkforward_command(strategy: str, grid: tuple[str, ...], fixed: tuple[str, ...], train_days: float,
+                        test_days: float, step_days: float | None, anchored: bool, rank_by: str, select: str,
+                        symbols: str | None, start: str | None, end: str | None, sequential: bool, no_store: bool,
+                        as_json: bool) -> None:
+    """Walk-forward of a grid on every crypto: does the setting chosen in sample hold out of sample?"""
+    service = current_app.extensions["backtest_service"]
+    try:
+        selection = _selection(symbols, start, end)
+        with tqdm(unit="backtest", unit_scale=True, file=sys.stderr, disable=None, leave=False) as bar:
+            answer = service.run_walk_forward(
+                service.resolve_strategy_id(strategy), _parse_grid(grid), _parse_params(fixed),
+                train_days=train_days, test_days=test_days, step_days=step_days, anchored=anchored,
+                rank_by=rank_by, select=select, use_parallel=not sequential, selection=selection,
+                store=not no_store, equity_curve=as_json, progress=_advance(bar))
+    except ServiceError as exc:
+        raise _failed(exc) from None
+    if as_json:
+        click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo(f"{'symbol':<12} {'windows':>7} {'OOS chained %':>14} {'OOS Sharpe':>10} {'buy & hold %':>12}")
+    for r in answer["results"]:
+        if r["error"] is not None:
+            click.echo(f"{r['symbol']:<12} {r['error']['code']}: {r['error']['message']}")
+            continue
+        o = r["out_of_sample"] or {}
+        click.echo(f"{r['symbol']:<12} {len(r['windows']):>7} {_num(o.get('total_return')):>14} "
+                   f"{_num(o.get('sharpe_ratio')):>10} {_num(o.get('buy_and_hold_return')):>12}")
+    s = answer["summary"]
+    decay = "-" if s["decay_ratio"] is None else f"{s['decay_ratio']:.2f}"
+    click.echo(f"\n{s['settings']} settings x {s['windows']} windows ({s['select']}, by {s['rank_by']}): median "
+               f"return in sample {_pct(s['in_sample']['median_return'])}, out of sample "
+               f"{_pct(s['out_of_sample']['median_return'])}, {_pct(s['out_of_sample']['profitable_windows'])} "
+               f"of windows profitable out of sample, decay ratio {decay}; {s['total_time']:.2f} s, "
+               f"batch {s['batch_id']}")
 
 
 def _advance(bar: tqdm) -> Callable[[int, int], None]:
@@ -168,7 +231,7 @@ def batches_command(limit: int, strategy_id: int | None, symbol: str | None) -> 
         raise click.ClickException(exc.detail) from None
     for b in page["batches"]:
         s = b["summary"]
-        click.echo(f"{b['batch_id']}  {b['created_at'][:19]}  {b['kind']:6s} strategy {b['strategy_id']}  "
+        click.echo(f"{b['batch_id']}  {b['created_at'][:19]}  {b['kind']:11s} strategy {b['strategy_id']}  "
                    f"{b['cryptos']} cryptos  {_headline(b['kind'], s)}")
 
 
@@ -181,6 +244,9 @@ def _headline(kind: str, summary: dict[str, Any]) -> str:
         return f"{summary.get('settings')} settings, best average return {_pct(summary.get('best_average_return'))}"
     if kind == "single":
         return f"symbol {summary.get('symbol') or '-'}"
+    if kind == "walkforward":
+        return (f"{summary.get('settings')} settings x {summary.get('windows')} windows, median out-of-sample "
+                f"return {_pct((summary.get('out_of_sample') or {}).get('median_return'))}")
     if kind == "montecarlo":
         return (f"{summary.get('method')} x {summary.get('paths')} paths, median probability of loss "
                 f"{_pct(summary.get('median_probability_of_loss'))}")

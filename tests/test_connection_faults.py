@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 import api.services.backtest_service as svc_module
+from api.services import crypto_reads
 from api.db import repository as repo
 from api.db.connection import db_config_for
 from api.services import CryptoBacktestService
@@ -67,14 +68,17 @@ GRID = {"strategy_id": 1, "grid": {"rsi_period": [7, 14]}}
 
 
 MONTE_CARLO = {"strategy_id": 1, "parameters": {}, "method": "trades", "paths": 20}
-BACKTESTS = {BATCH: 24, "/api/crypto/backtest/sweep": 48, "/api/crypto/backtest/montecarlo": 24}  # successful
+WALK_FORWARD = {"strategy_id": 1, "grid": {"rsi_period": [9, 14]}, "train_days": 120, "test_days": 60}
+BACKTESTS = {BATCH: 24, "/api/crypto/backtest/sweep": 48, "/api/crypto/backtest/montecarlo": 24,
+             "/api/crypto/backtest/walkforward": 24}  # successful
 
 
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("route, request_body", [(BATCH, {"strategy_id": 1, "parameters": {}}),
                                                  ("/api/crypto/backtest/sweep", GRID),
-                                                 ("/api/crypto/backtest/montecarlo", MONTE_CARLO)],
-                         ids=["all", "grid", "montecarlo"])
+                                                 ("/api/crypto/backtest/montecarlo", MONTE_CARLO),
+                                                 ("/api/crypto/backtest/walkforward", WALK_FORWARD)],
+                         ids=["all", "grid", "montecarlo", "walkforward"])
 @pytest.mark.parametrize("use_parallel", [True, False], ids=["parallel", "sequential"])
 def test_database_lost_during_a_batch_is_503_and_stores_nothing(client, demo_db, admin, db_url, tmp_path,
                                                                 monkeypatch, use_parallel, route,
@@ -83,7 +87,7 @@ def test_database_lost_during_a_batch_is_503_and_stores_nothing(client, demo_db,
     new ones. Opened, the gate lets them find out: the batch answers 503, nothing is stored, and the
     Idempotency-Key stays free for the retry (which, the database back, is answered in full)."""
     gate, waiting = tmp_path / "open", tmp_path / "waiting"
-    real_take = svc_module.take_candles
+    real_take = crypto_reads.take_candles
 
     def gated_take(conn, crypto_id, fields):
         waiting.touch()
@@ -92,7 +96,7 @@ def test_database_lost_during_a_batch_is_503_and_stores_nothing(client, demo_db,
         return real_take(conn, crypto_id, fields)
 
     shutdown_pools()
-    monkeypatch.setattr(svc_module, "take_candles", gated_take)  # inherited by the fork pool's workers
+    monkeypatch.setattr(crypto_reads, "take_candles", gated_take)  # inherited by the fork pool's workers
     body = {**request_body, "use_parallel": use_parallel}
     headers = {"Idempotency-Key": f"cut-{use_parallel}"}
     answer: dict = {}

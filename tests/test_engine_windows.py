@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.engine.windows import DAY, Window, walk_forward_windows
+from api.engine.windows import DAY, MAX_WINDOWS, TooManyWindows, Window, walk_forward_windows
 
 T0 = 1_640_995_200  # 2022-01-01 00:00 UTC
 
@@ -41,3 +41,12 @@ def test_the_last_window_must_end_by_the_last_close() -> None:
 def test_non_positive_lengths_are_refused(kwargs) -> None:
     with pytest.raises(ValueError):
         walk_forward_windows(T0, T0 + 99 * DAY, DAY, **kwargs)
+
+
+def test_lengths_under_a_second_are_refused_and_too_many_windows_are_counted_before_any_is_made() -> None:
+    with pytest.raises(ValueError, match="test_days"):
+        walk_forward_windows(T0, T0 + 99 * DAY, DAY, 30, 1e-9)  # rounds to 0 s: it would never move on
+    with pytest.raises(TooManyWindows) as info:
+        walk_forward_windows(T0, T0 + 10 * 365 * DAY, DAY, 1, 1)
+    assert info.value.count == 3_650 > MAX_WINDOWS  # 3,651 candles: s = 0 .. 3,649 days
+    assert len(walk_forward_windows(T0, T0 + 999 * DAY, DAY, 1, 1)) == 999  # 1,000 candles, under the cap

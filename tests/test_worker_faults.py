@@ -16,7 +16,7 @@ import pytest
 
 import api.services.backtest_service as svc_module
 from api.db.connection import db_config_for
-from api.services import CryptoBacktestService
+from api.services import CryptoBacktestService, walkforward_run
 from api.services.fanout import shutdown_pools
 
 TIMEOUT = 2.0
@@ -41,6 +41,7 @@ def _faulty(victim: str, fault, real=None):
         if crypto["symbol"] == victim and os.getpid() != PARENT:
             fault()
         return real(crypto, *args, **kwargs)
+    backtest.__wrapped__ = real
     return backtest
 
 
@@ -66,7 +67,7 @@ def no_leftovers() -> Iterator[None]:
     assert _children() - before == set()
 
 
-@pytest.mark.timeout(TIMEOUT * 3 + 10)
+@pytest.mark.timeout(TIMEOUT * 8 + 20)
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_fault_becomes_that_cryptos_error(demo_db, service, monkeypatch, no_leftovers, fault) -> None:
     expected = service.run_strategy_against_all_cryptos(1, {}, use_parallel=False, store=False)
@@ -96,6 +97,16 @@ def test_fault_becomes_that_cryptos_error(demo_db, service, monkeypatch, no_left
     mc = service.run_monte_carlo(1, {}, method="trades", paths=10, use_parallel=True)
     assert mc["summary"]["retryable"] == 1 and mc["summary"]["successful"] == 23
     assert next(r for r in mc["results"] if r["symbol"] == "SYN005")["error"]["code"] == code
+    # and a walk-forward, lost in its training pass or in its testing pass
+    for name in ("train_crypto", "run_test_spans"):
+        monkeypatch.setattr(walkforward_run, name, _faulty("SYN005", inject, getattr(walkforward_run, name)))
+        shutdown_pools()  # the next workers are forked with the fault in them
+        for select in ("per_crypto", "universe"):
+            wf = service.run_walk_forward(1, {"rsi_period": [9, 14]}, train_days=120, test_days=60, select=select,
+                                          use_parallel=True)
+            assert wf["summary"]["retryable"] == 1 and wf["summary"]["successful"] == 23
+            assert next(r for r in wf["results"] if r["symbol"] == "SYN005")["error"]["code"] == code
+        monkeypatch.setattr(walkforward_run, name, getattr(walkforward_run, name).__wrapped__)
 
     # the next request works (the faulty workers are gone), and nothing is left behind
     monkeypatch.undo()

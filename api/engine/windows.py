@@ -27,22 +27,36 @@ class Window:
     test_end: int
 
 
+MAX_WINDOWS = 1_000  # per crypto: beyond this, the windows are too short for the history to mean anything
+
+
+class TooManyWindows(ValueError):
+    """The options would lay more than MAX_WINDOWS windows on one history."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count:,} windows; at most {MAX_WINDOWS:,}")
+        self.count = count
+
+
 def walk_forward_windows(first_time: int, last_time: int, interval_seconds: int, train_days: float,
                          test_days: float, step_days: float | None = None, anchored: bool = False) -> list[Window]:
     """Every window that fits between the first candle and the last one's close (none if even one does not).
 
-    ValueError unless train_days, test_days and step_days (when given) are positive.
+    ValueError unless train_days, test_days and step_days (when given) are at
+    least one second; TooManyWindows beyond MAX_WINDOWS (counted before any is made).
     """
-    for name, value in (("train_days", train_days), ("test_days", test_days), ("step_days", step_days)):
-        if value is not None and not value > 0:
-            raise ValueError(f"{name} must be positive, got {value}")
     train, test = round(train_days * DAY), round(test_days * DAY)
     step = test if step_days is None else round(step_days * DAY)
+    for name, value in (("train_days", train), ("test_days", test), ("step_days", step)):
+        if not value >= 1:
+            raise ValueError(f"{name} must be at least one second")
     end_of_data = int(last_time) + int(interval_seconds)
+    room = end_of_data - int(first_time) - train - test
+    count = 0 if room < 0 else room // step + 1
+    if count > MAX_WINDOWS:
+        raise TooManyWindows(count)
     out: list[Window] = []
-    s = int(first_time)
-    while s + train + test <= end_of_data:
-        start = int(first_time) if anchored else s
-        out.append(Window(len(out), start, s + train, s + train, s + train + test))
-        s += step
+    for k in range(count):
+        s = int(first_time) + k * step
+        out.append(Window(k, int(first_time) if anchored else s, s + train, s + train, s + train + test))
     return out

@@ -9,7 +9,7 @@ from api.http.body import BodyGuard
 from api.http.openapi import OpenApiResource
 from api.http.problems import problem_for
 from api.http.resources.backtests import (BatchBacktestResource, MonteCarloResource, SingleBacktestResource,
-                                         SweepBacktestResource)
+                                         SweepBacktestResource, WalkForwardResource)
 from api.http.resources.batches import BatchListResource, BatchResource, BatchTradesResource
 from api.http.resources.catalog import CryptocurrencyListResource, CryptocurrencyResource, StrategyListResource
 from api.http.resources.health import HealthResource, ReadyResource
@@ -18,6 +18,7 @@ from api.http.resources.prices import PriceUploadResource
 ROUTES = (
     (BatchBacktestResource, "/api/crypto/backtest/all"),
     (SweepBacktestResource, "/api/crypto/backtest/sweep"),
+    (WalkForwardResource, "/api/crypto/backtest/walkforward"),
     (MonteCarloResource, "/api/crypto/backtest/montecarlo"),
     (SingleBacktestResource, "/api/crypto/backtest"),
     (BatchListResource, "/api/crypto/backtest/batches"),

@@ -10,7 +10,8 @@ from typing import Any
 
 from flask_restful import Resource
 
-from api.http.schemas import BatchBacktestRequest, MonteCarloRequest, SingleBacktestRequest, SweepBacktestRequest
+from api.http.schemas import (BatchBacktestRequest, MonteCarloRequest, SingleBacktestRequest, SweepBacktestRequest,
+                              WalkForwardRequest)
 from api.services import catalog
 from api.services.candle_checks import DATE_FORMATS, MAX_GAPS
 
@@ -122,6 +123,26 @@ MONTE_CARLO = {"type": "object", "required": ["results", "summary"], "properties
                                                "original_percentile": _NUMBER_OR_NULL,
                                                "error": {"type": ["object", "null"]}}}},
     "summary": {"type": "object"}}}
+_WINDOW = {"type": "object", "required": ["window", "train_start", "train_end", "test_start", "test_end", "parameters",
+                                          "in_sample", "out_of_sample", "error"],
+           "properties": {"window": {"type": "integer"}, "train_start": _STR, "train_end": _STR, "test_start": _STR,
+                          "test_end": _STR, "train_candles": {"type": "integer"}, "test_candles": {"type": "integer"},
+                          "parameters": {"type": ["object", "null"]}, "in_sample": {"type": ["object", "null"]},
+                          "out_of_sample": {"type": ["object", "null"]}, "error": {"type": ["object", "null"]}},
+           "description": "spans are half open: [start, end); the setting chosen on the train span, its metrics "
+                          "there and on the test span alone"}
+WALK_FORWARD = {"type": "object", "required": ["results", "summary"], "properties": {
+    "results": {"type": "array", "items": {"type": "object", "required": ["crypto_id", "symbol", "windows",
+                                                                          "out_of_sample", "error"],
+                                           "properties": {
+                                               "crypto_id": {"type": "integer"}, "symbol": _STR,
+                                               "windows": {"type": "array", "items": _WINDOW},
+                                               "out_of_sample": {"type": ["object", "null"], "description":
+                                                                 "metrics of the test runs chained into one "
+                                                                 "account"},
+                                               "equity_curve": {"type": "array", "items": {"type": "object"}},
+                                               "error": {"type": ["object", "null"]}}}},
+    "summary": {"type": "object", "required": ["in_sample", "out_of_sample", "decay_ratio"]}}}
 SINGLE = {"type": "object", "required": ["result", "strategy_id", "parameters"],
           "properties": {"result": RESULT, "strategy_id": {"type": "integer"}, "parameters": {"type": "object"},
                          "batch_id": {"type": ["string", "null"]}}}
@@ -169,7 +190,7 @@ BATCH_LIST = {"type": "object", "required": ["batches", "next_cursor"], "propert
     "batches": {"type": "array", "items": {"type": "object", "required": ["batch_id", "kind", "strategy_id",
                                                                           "created_at", "summary"],
                                            "properties": {"batch_id": _STR, "kind": {"enum": [
-                                                              "all", "sweep", "grid", "montecarlo", "single"]},
+                                                              "all", "sweep", "grid", "walkforward", "montecarlo", "single"]},
                                                           "strategy_id": {"type": "integer"}, "created_at": _STR,
                                                           "cryptos": {"type": "integer"},
                                                           "summary": {"type": "object"}}}}}}
@@ -197,8 +218,8 @@ def _parameters_ref(strategy_id: int) -> dict[str, str]:
 
 
 def _body(model: Any, field: str) -> dict[str, Any]:
-    """The request body: one variant per strategy, whose `parameters` (or each of `parameter_sets`) is that
-    strategy's own schema, generated from the engine's registry. Cross-field rules (fast < slow, ...) are
+    """The request body: one variant per strategy, whose `parameters` (or each of `parameter_sets`, or `fixed`
+    beside a `grid`) is that strategy's own schema, generated from the engine's registry. Cross-field rules (fast < slow, ...) are
     not expressible here; they answer 400 naming the field."""
     base = model.model_json_schema()
     variants = []
@@ -207,9 +228,10 @@ def _body(model: Any, field: str) -> dict[str, Any]:
         props["strategy_id"] = {"const": strategy_id}
         if field == "parameters":
             props["parameters"] = _parameters_ref(strategy_id)
-        else:  # exactly one of parameter_sets or grid (400 otherwise)
-            props["parameter_sets"] = {"type": "array", "minItems": 1, "maxItems": 500,
-                                       "items": _parameters_ref(strategy_id)}
+        else:  # a grid; a sweep takes exactly one of parameter_sets or grid (400 otherwise)
+            if field == "parameter_sets":
+                props["parameter_sets"] = {"type": "array", "minItems": 1, "maxItems": 500,
+                                           "items": _parameters_ref(strategy_id)}
             props["grid"] = {"type": "object", "minProperties": 1, "description": props["grid"].get("description"),
                              "additionalProperties": {"oneOf": [
                                  {"type": "array", "minItems": 1},
@@ -261,6 +283,12 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Run many parameter settings against every cryptocurrency", "parameters": [key_header],
                 "requestBody": _body(SweepBacktestRequest, "parameter_sets"),
                 "responses": {"200": _ok(SWEEP), **_POST_ERRORS, **_KEY_ERRORS}}},
+            "/api/crypto/backtest/walkforward": {"post": {
+                "summary": "Walk-forward of a grid on every cryptocurrency: per window the best setting on the "
+                           "train span, run alone on the test span; the test runs chained",
+                "parameters": [key_header],
+                "requestBody": _body(WalkForwardRequest, "grid"),
+                "responses": {"200": _ok(WALK_FORWARD), **_POST_ERRORS, **_KEY_ERRORS}}},
             "/api/crypto/backtest/montecarlo": {"post": {
                 "summary": "Monte Carlo robustness of a strategy on every cryptocurrency (trades or bars); the "
                            "same seed gives the same answer at any worker count",

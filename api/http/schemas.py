@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from api.services.selection import SYMBOL_PATTERN  # noqa: E402 - the one definition of a symbol's shape
+from api.services.walkforward import MAX_DAYS, MIN_DAYS, RANK_METRICS, SELECTS
 
 
 class _Strict(BaseModel):
@@ -92,6 +93,31 @@ class MonteCarloRequest(_Selected):
     block_bars: int = Field(default=20, ge=1, le=1_000_000, description="bars: the length of a bootstrap block")
     seed: int = Field(default=0, ge=0, le=2**63 - 1, description="the same seed gives the same answer, at any "
                                                                   "worker count")
+    use_parallel: ParallelMode = True
+    store: bool = True
+
+
+Days = Annotated[float, Field(ge=MIN_DAYS, le=MAX_DAYS)]
+
+
+class WalkForwardRequest(_Selected):
+    """POST /api/crypto/backtest/walkforward: does the grid's best setting hold out of sample?"""
+
+    strategy_id: Id
+    grid: dict[str, Any] = Field(description="as /sweep: parameter -> [values] or {start, stop, step}")
+    fixed: dict[str, Any] | None = Field(default=None, description="the values of other parameters")
+    train_days: Days = Field(description="length of each train span, in days")
+    test_days: Days = Field(description="length of each test span, in days")
+    step_days: Days | None = Field(default=None, description="how far each window moves on (default test_days; "
+                                                              "at least test_days)")
+    anchored: bool = Field(default=False, description="every train span starts at the first candle")
+    rank_by: str = Field(default="sharpe_ratio", description="the metric a window's best setting is chosen by "
+                                                             "(max_drawdown: the lowest)",
+                         json_schema_extra={"enum": list(RANK_METRICS)})
+    select: str = Field(default="per_crypto", description="per_crypto: each crypto's own best; universe: the "
+                                                          "setting with the best median over all cryptos",
+                        json_schema_extra={"enum": list(SELECTS)})
+    equity_curve: bool = Field(default=True, description="each crypto's chained out-of-sample equity curve")
     use_parallel: ParallelMode = True
     store: bool = True
 

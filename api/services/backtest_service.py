@@ -22,18 +22,22 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import api.engine as engine_module
 from api.db import repository as repo
-from api.db.connection import connection_lost, is_database_error, lent_connection, worker_connection
-from api.engine import StrategySpec, get_strategy, required_fields
+from api.db.connection import lent_connection
+from api.engine import StrategySpec
 from api.engine.intervals import missing_candles
 from api.services import catalog
+from api.services.crypto_reads import (DATABASE_FAILED, NO_CANDLES_IN_SPAN, failure_code, fields_for, inside_span,
+                                       read_crypto, span_missed)
 from api.services.admission import Admission
 from api.services.errors import Conflict, DatabaseUnavailable, NotFound, ValidationFailed
 from api.services.grid import MAX_COMBINATIONS, GridTooLarge, expand_grid
+from api.services.walkforward import check_options as check_walkforward
+from api.services.walkforward_run import run_walk_forward
 from api.services.montecarlo import check_options, montecarlo_crypto, montecarlo_error, montecarlo_summary
 from api.services.grid_answer import check_ranking, grid_answer
 from api.services.fanout import TaskFailure, pool_size, run_in_pool, warm_pool
-from api.services.read_ahead import plan_read_ahead, reading_ahead, take_candles
-from api.services.selection import ALL, Selection, choose, known_symbol_shape, span_of, within_span
+from api.services.read_ahead import plan_read_ahead, reading_ahead
+from api.services.selection import ALL, Selection, choose, known_symbol_shape, span_of
 from api.services.parameters import validate_parameters
 from api.services.results import (RETRYABLE_ERRORS, CryptoSettings, backtest_settings, crypto_header,
                                   crypto_settings, error_result, failed_settings, grid_row, rank_results,
@@ -56,10 +60,6 @@ AUTO_PARALLEL_MIN_WORK = 1_000_000
 MAX_SWEEP_SETTINGS = 500  # an explicit parameter_sets list; a grid is bounded by its backtests instead
 MAX_SWEEP_BACKTESTS = 1_000_000
 Progress = Callable[[int, int], None]  # (backtests done, backtests in all)
-
-# error code of a crypto whose read failed because the database did (never stored, never returned:
-# the whole batch answers DatabaseUnavailable instead)
-DATABASE_FAILED = "database_unavailable"
 
 class CryptoBacktestService:
     """Runs backtests for the HTTP layer and the CLI; owns no HTTP or SQL details.
@@ -133,11 +133,12 @@ class CryptoBacktestService:
 
     def prepare(self, strategy_id: Any, parameters: Any) -> tuple[StrategySpec, dict[str, Any]]:
         """Look up the strategy and validate parameters; returns (strategy, full parameters)."""
-        strategy = self._strategy(strategy_id)
+        strategy = self.strategy(strategy_id)
         return strategy, self._validate(strategy, parameters, "parameters")
 
     @staticmethod
-    def _strategy(strategy_id: Any) -> StrategySpec:
+    def strategy(strategy_id: Any) -> StrategySpec:
+        """The strategy of an id; ValidationFailed / NotFound naming strategy_id."""
         if isinstance(strategy_id, bool) or not isinstance(strategy_id, int):
             raise ValidationFailed("strategy_id must be an integer",
                                    [{"field": "strategy_id", "message": "must be an integer"}])
@@ -181,10 +182,10 @@ class CryptoBacktestService:
                    store: bool, selection: Selection, use_cache: bool = True) -> dict[str, Any]:
         strategy, params = self.prepare(strategy_id, parameters)
         started = time.perf_counter()
-        chosen = choose(self._cryptos(), selection)
+        chosen = choose(self.cryptos(), selection)
         stored = self._stored_results(strategy.id, params, selection, chosen) if use_cache else {}
         cryptos = [c for c in chosen if c["id"] not in stored]
-        parallel = self._choose_parallel(use_parallel, len(cryptos), settings=1)
+        parallel = self.choose_parallel(use_parallel, len(cryptos), settings=1)
         log.info("Running strategy against %d cryptocurrencies (parallel=%s)", len(cryptos), parallel)
         if parallel:
             processes = pool_size(len(cryptos), self.max_processes)
@@ -247,7 +248,7 @@ class CryptoBacktestService:
         ranked by average return.
         """
         with self.admitted():
-            strategy = self._strategy(strategy_id)
+            strategy = self.strategy(strategy_id)
             if not isinstance(parameter_sets, Sequence) or isinstance(parameter_sets, (str, bytes)) \
                     or not 1 <= len(parameter_sets) <= MAX_SWEEP_SETTINGS:
                 raise ValidationFailed("parameter_sets must be a list of 1 to 500 objects", [
@@ -270,35 +271,45 @@ class CryptoBacktestService:
         backtests). progress(done, total) is called in backtests as cryptos finish.
         """
         rank_by, top = check_ranking(rank_by, top)
-        strategy = self._strategy(strategy_id)
-        chosen = choose(self._cryptos(), selection)
-        cryptos = max(len(chosen), 1)
+        strategy = self.strategy(strategy_id)
+        chosen = choose(self.cryptos(), selection)
+        sets, skipped = self.expand_checked_grid(strategy, grid, fixed, len(chosen), "cryptos")
+        with self.admitted():
+            return self._run_grid(strategy, sets, chosen, use_parallel, store, selection, use_cache, progress,
+                                  {"skipped": skipped}, rank_by, top)
+
+    def expand_checked_grid(self, strategy: StrategySpec, grid: Any, fixed: Any, runs: int,
+                            unit: str) -> tuple[list[dict[str, Any]], int]:
+        """(settings, skipped) of a grid that will run on `runs` spans (cryptos, or crypto windows), or
+        ValidationFailed naming `grid` when those backtests would exceed max_sweep_backtests.
+
+        Expanded outside any batch slot, and only when it could fit: 4x the
+        settings the cap allows, for combinations that the rules between
+        parameters skip (fast < slow skips about half).
+        """
+        runs = max(runs, 1)
         cap = self.max_sweep_backtests
-        # expanded outside the batch slot, and only when it could fit: 4x the settings the cap allows, for
-        # combinations that the rules between parameters skip (fast < slow skips about half)
-        most = min(MAX_COMBINATIONS, max(4 * (cap // cryptos), 10_000))
+        most = min(MAX_COMBINATIONS, max(4 * (cap // runs), 10_000))
         try:
             sets, skipped = expand_grid(strategy, grid, fixed, most)
         except GridTooLarge as exc:
             n = exc.combinations
             raise ValidationFailed(
-                f"the grid has {n:,} combinations, up to {n * cryptos:,} backtests with {cryptos} cryptos; at most "
+                f"the grid has {n:,} combinations, up to {n * runs:,} backtests with {runs} {unit}; at most "
                 f"{cap:,} backtests (MAX_SWEEP_BACKTESTS) and {most:,} combinations are expanded",
-                [{"field": "grid", "message": f"{n:,} combinations x {cryptos} cryptos; at most {cap:,} backtests "
+                [{"field": "grid", "message": f"{n:,} combinations x {runs} {unit}; at most {cap:,} backtests "
                                               f"(MAX_SWEEP_BACKTESTS)"}]) from None
         if not sets:
             raise ValidationFailed(f"every one of the {skipped} combinations of the grid breaks a rule between "
                                    "parameters", [{"field": "grid", "message": "no valid combination"}])
-        if len(sets) * len(chosen) > cap:
+        if len(sets) * runs > cap:
             raise ValidationFailed(
-                f"the grid would run {len(sets) * len(chosen):,} backtests ({len(sets):,} settings x {len(chosen)} "
-                f"cryptos); at most {cap:,} (MAX_SWEEP_BACKTESTS)",
-                [{"field": "grid", "message": f"would run {len(sets) * len(chosen):,} backtests ({len(sets):,} "
-                                              f"settings x {len(chosen)} cryptos); at most {cap:,} "
+                f"the grid would run {len(sets) * runs:,} backtests ({len(sets):,} settings x {runs} {unit}); at "
+                f"most {cap:,} (MAX_SWEEP_BACKTESTS)",
+                [{"field": "grid", "message": f"would run {len(sets) * runs:,} backtests ({len(sets):,} "
+                                              f"settings x {runs} {unit}); at most {cap:,} "
                                               "(MAX_SWEEP_BACKTESTS)"}])
-        with self.admitted():
-            return self._run_grid(strategy, sets, chosen, use_parallel, store, selection, use_cache, progress,
-                                  {"skipped": skipped}, rank_by, top)
+        return sets, skipped
 
     def _run_grid(self, strategy: StrategySpec, sets: list[dict[str, Any]], chosen: list[dict[str, Any]],
                   use_parallel: ParallelMode, store: bool, selection: Selection, use_cache: bool,
@@ -309,13 +320,13 @@ class CryptoBacktestService:
         span = (selection.start, selection.end)
         stored = self._stored_grid(strategy.id, key, span, chosen) if use_cache else {}
         todo = [c for c in chosen if c["id"] not in stored]
-        parallel = self._choose_parallel(use_parallel, len(todo), settings=len(sets))
+        parallel = self.choose_parallel(use_parallel, len(todo), settings=len(sets))
         processes = pool_size(len(todo), self.max_processes) if parallel else 1
         log.info("Running a grid of %d settings against %d cryptocurrencies (%d from the store, parallel=%s)",
                  len(sets), len(todo), len(stored), parallel)
         args = [(c, strategy.id, sets, self.db_config) for c in todo]
         worker = CryptoBacktestService._run_grid_worker
-        stream = self._fan_out_iter(worker, args, processes) if parallel else _run_here(worker, args, self.db_config)
+        stream = self.stream(worker, args, parallel, processes)
         computed: dict[int, CryptoSettings] = {}
         batch_id = str(uuid.uuid4()) if store else None
 
@@ -381,8 +392,8 @@ class CryptoBacktestService:
     def _run_sweep(self, strategy: StrategySpec, sets: list[dict[str, Any]], use_parallel: ParallelMode,
                    store: bool, selection: Selection) -> dict[str, Any]:
         started = time.perf_counter()
-        cryptos = choose(self._cryptos(), selection)
-        parallel = self._choose_parallel(use_parallel, len(cryptos), settings=len(sets))
+        cryptos = choose(self.cryptos(), selection)
+        parallel = self.choose_parallel(use_parallel, len(cryptos), settings=len(sets))
         log.info("Running %d settings against %d cryptocurrencies (parallel=%s)", len(sets), len(cryptos), parallel)
         processes = pool_size(len(cryptos), self.max_processes) if parallel else 1
         batch_id = str(uuid.uuid4()) if store else None
@@ -456,7 +467,7 @@ class CryptoBacktestService:
         """
         options = check_options(method, paths, block_bars, seed)
         strategy, params = self.prepare(strategy_id, parameters)
-        chosen = choose(self._cryptos(), selection)
+        chosen = choose(self.cryptos(), selection)
         work = len(chosen) * options["paths"]
         if work > self.max_sweep_backtests:
             raise ValidationFailed(f"{options['paths']:,} paths x {len(chosen)} cryptos = {work:,} backtests; at most "
@@ -465,12 +476,11 @@ class CryptoBacktestService:
                                                                   f"at most {self.max_sweep_backtests:,}"}])
         with self.admitted():
             started = time.perf_counter()
-            parallel = self._choose_parallel(use_parallel, len(chosen), settings=options["paths"])
+            parallel = self.choose_parallel(use_parallel, len(chosen), settings=options["paths"])
             processes = pool_size(len(chosen), self.max_processes) if parallel else 1
             args = [(c, strategy.id, params, options, self.db_config) for c in chosen]
             worker = CryptoBacktestService._run_montecarlo_worker
-            stream = self._fan_out_iter(worker, args, processes) if parallel else _run_here(worker, args,
-                                                                                             self.db_config)
+            stream = self.stream(worker, args, parallel, processes)
             results = []
             with contextlib.closing(stream):  # however this ends, no task of it keeps running
                 for result in stream:
@@ -496,15 +506,32 @@ class CryptoBacktestService:
         """One crypto's Monte Carlo on this process's own connection; never raises."""
         prices = None
         try:
-            fields = _fields_for(strategy_id, [parameters], with_trades=True)
-            prices = _read_crypto(crypto, db_config, fields)
-            inside = _inside_span(crypto, prices)
-            if _span_missed(prices, inside):
+            fields = fields_for(strategy_id, [parameters], with_trades=True)
+            prices = read_crypto(crypto, db_config, fields)
+            inside = inside_span(crypto, prices)
+            if span_missed(prices, inside):
                 return {**crypto_header(crypto, inside), "error": {"code": "no_data", "message": NO_CANDLES_IN_SPAN}}
             return montecarlo_crypto(crypto, strategy_id, parameters, options["method"], options["paths"],
                                      options["block_bars"], options["seed"], inside)
         except Exception as exc:  # one crypto's failure must not sink the batch
-            return montecarlo_error(crypto, _failure_code(crypto, exc), f"{type(exc).__name__}: {exc}")
+            return montecarlo_error(crypto, failure_code(crypto, exc), f"{type(exc).__name__}: {exc}")
+
+    # ---- walk-forward (issue 12) -----------------------------------------------------------
+
+    def run_walk_forward(self, strategy_id: int, grid: Any, fixed: Any = None, train_days: Any = 365,
+                         test_days: Any = 90, step_days: Any = None, anchored: Any = False,
+                         rank_by: Any = "sharpe_ratio", select: Any = "per_crypto",
+                         use_parallel: ParallelMode = True, selection: Selection = ALL, store: bool = True,
+                         equity_curve: bool = True, progress: Progress | None = None) -> dict[str, Any]:
+        """Walk-forward of a grid on every chosen crypto (api/services/walkforward.py and walkforward_run.py).
+
+        Per window: the grid on the train span, the best setting by rank_by (per crypto or over the
+        universe), that setting alone on the test span; per crypto the test runs chained into one
+        account. Stored as a batch of kind "walkforward". progress(done, total) counts backtests.
+        """
+        options = check_walkforward(train_days, test_days, step_days, anchored, rank_by, select)
+        return run_walk_forward(self, strategy_id, grid, fixed, options, use_parallel, selection, store,
+                                equity_curve, progress)
 
     # ---- one crypto ----------------------------------------------------------------------
 
@@ -526,7 +553,7 @@ class CryptoBacktestService:
                                [{"field": field, "message": f"no cryptocurrency {value!r}"}])
             started = time.perf_counter()
             prices = repo.load_candles(conn.connection.driver_connection, crypto["id"],
-                                       _fields_for(strategy.id, [params], with_trades=True))
+                                       fields_for(strategy.id, [params], with_trades=True))
         crypto = choose([crypto], selection.span_only())[0]
         result = _run_span(crypto, strategy.id, [params], prices, started, with_trades=True)[0]
         batch_id = str(uuid.uuid4()) if store else None
@@ -539,11 +566,12 @@ class CryptoBacktestService:
 
     # ---- shared plumbing -----------------------------------------------------------------
 
-    def _cryptos(self) -> list[dict[str, Any]]:
+    def cryptos(self) -> list[dict[str, Any]]:
+        """Every crypto with candles, in id order (a batch's universe before the selection)."""
         with self.engine.connect() as conn:
             return repo.list_cryptos_with_data(conn)
 
-    def _choose_parallel(self, use_parallel: ParallelMode, n_cryptos: int, settings: int) -> bool:
+    def choose_parallel(self, use_parallel: ParallelMode, n_cryptos: int, settings: int) -> bool:
         """True/False as asked; "auto": parallel when rows x settings reaches the calibrated threshold."""
         if n_cryptos < 2 or not use_parallel:
             return False
@@ -552,6 +580,13 @@ class CryptoBacktestService:
         with self.engine.connect() as conn:
             rows = repo.total_candles(conn)
         return rows * settings >= self.auto_parallel_min_work
+
+    def stream(self, worker: Any, args: list[tuple], parallel: bool, processes: int) -> Iterator[Any]:
+        """The worker's results in input order: fanned out over the pool, or run here in sequence.
+
+        Close the iterator when leaving early: that stops the batch's busy workers.
+        """
+        return self._fan_out_iter(worker, args, processes) if parallel else _run_here(worker, args, self.db_config)
 
     def _fan_out(self, worker: Any, args: list[tuple], processes: int) -> list[Any]:
         with contextlib.closing(self._fan_out_iter(worker, args, processes)) as outcomes:
@@ -633,6 +668,9 @@ def _failed_task(worker: Any, task_args: tuple, failure: TaskFailure) -> Any:
     """What a worker would have returned for a crypto whose task was lost: error entries."""
     crypto, strategy_id = task_args[0], task_args[1]
     log.error("backtest of %s lost: %s", crypto.get("symbol"), failure.message)
+    lost = getattr(worker, "lost", None)
+    if lost is not None:  # a worker that says itself what its lost task stands for
+        return lost(task_args, failure)
     if worker is CryptoBacktestService._run_montecarlo_worker:
         return montecarlo_error(crypto, failure.code, failure.message)
     if worker is CryptoBacktestService._run_grid_worker:
@@ -681,69 +719,25 @@ def _grid_crypto(crypto: dict[str, Any], strategy_id: int, parameter_sets: list[
     started = time.perf_counter()
     prices = None
     try:
-        fields = _fields_for(strategy_id, parameter_sets, with_trades=False)
+        fields = fields_for(strategy_id, parameter_sets, with_trades=False)
         if span_of(crypto) != (None, None):
             fields = fields | {"time"}
-        prices = _read_crypto(crypto, db_config, fields)
-        inside = _inside_span(crypto, prices)
-        if _span_missed(prices, inside):
+        prices = read_crypto(crypto, db_config, fields)
+        inside = inside_span(crypto, prices)
+        if span_missed(prices, inside):
             return failed_settings(crypto_header(crypto, inside), len(parameter_sets), "no_data", NO_CANDLES_IN_SPAN,
                                    started)
         return crypto_settings(crypto, strategy_id, parameter_sets, inside, started)
     except Exception as exc:  # one crypto's failure must not sink the batch
-        code = _failure_code(crypto, exc)
+        code = failure_code(crypto, exc)
         return failed_settings(crypto_header(crypto, prices), len(parameter_sets), code,
                                f"{type(exc).__name__}: {exc}", started)
-
-
-NO_CANDLES_IN_SPAN = "no candles of this cryptocurrency in the selected span (start, end)"
-
-
-def _failure_code(crypto: Mapping[str, Any], exc: Exception) -> str:
-    """DATABASE_FAILED when the database failed (the batch answers 503), else internal_error (logged)."""
-    if is_database_error(exc):
-        log.warning("database failed while reading %s: %s", crypto.get("symbol"), exc)
-        return DATABASE_FAILED
-    log.exception("backtest of %s failed", crypto.get("symbol"))
-    return "internal_error"
-
-
-def _inside_span(crypto: Mapping[str, Any], prices: repo.PriceSeries) -> repo.PriceSeries:
-    """The candles inside the crypto's span (all of them without one)."""
-    start, end = span_of(crypto)
-    return prices if start is None and end is None else within_span(prices, start, end)
-
-
-def _span_missed(prices: repo.PriceSeries, inside: repo.PriceSeries) -> bool:
-    """The span holds none of a crypto's candles (a crypto without any is no_data for its own reason)."""
-    return len(inside) == 0 and len(prices) > 0
 
 
 def _run_span(crypto: dict[str, Any], strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]],
               prices: repo.PriceSeries, started: float, with_trades: bool = False) -> list[dict[str, Any]]:
     """backtest_settings on the candles inside the crypto's span (all of them without one)."""
-    inside = _inside_span(crypto, prices)
-    if _span_missed(prices, inside):
+    inside = inside_span(crypto, prices)
+    if span_missed(prices, inside):
         return [error_result(crypto, inside, "no_data", NO_CANDLES_IN_SPAN, started) for _ in parameter_sets]
     return backtest_settings(crypto, strategy_id, parameter_sets, inside, started, with_trades)
-
-
-def _fields_for(strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]], with_trades: bool) -> frozenset[str]:
-    """The candle fields (names of repo.CANDLE_FIELDS) a run of this strategy under these settings reads.
-
-    Reading only those keeps a closes-only run (RSI, close fills, no stops) as cheap as when only closes
-    were stored: all six fields are ~3x the read time of daily closes (benchmarks/bench_candle_reads.py).
-    """
-    return required_fields(get_strategy(strategy_id), parameter_sets, with_trades)
-
-
-def _read_crypto(crypto: dict[str, Any], db_config: dict[str, Any], fields: frozenset[str]) -> repo.PriceSeries:
-    """A crypto's candles (only `fields`), on a connection that is checked by use and re-opened once if it died."""
-    conn = worker_connection(db_config)
-    try:
-        return take_candles(conn, crypto["id"], fields)
-    except Exception as exc:
-        if not connection_lost(exc, conn):
-            raise
-    conn = worker_connection(db_config, fresh=True)
-    return take_candles(conn, crypto["id"], fields)

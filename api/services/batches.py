@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy.engine import Engine
 
 from api.db import repository as repo
+from api.db.repository import epoch_of_iso
 from api.engine import get_strategy, required_fields
 from api.services.errors import Conflict, NotFound, ValidationFailed
 from api.services.grid_answer import grid_answer
@@ -28,6 +29,7 @@ from api.services.results import (CryptoSettings, backtest_settings, rank_result
 from api.services.selection import known_symbol_shape, parse_selection, within_span
 
 MAX_PAGE = 500
+RESULTS_ON_RECORD = ("montecarlo", "walkforward")  # kinds whose results are on the batch record (migration 0014)
 CSV_HEAD = ("symbol", "crypto_id", "name", "interval", "candles", "first_time", "last_time", "data_version",
             *repo.METRIC_COLUMNS, "calculation_time_ms", "error_code", "error_message")
 
@@ -63,7 +65,7 @@ def read_batch(engine: Engine, batch_id: str) -> dict[str, Any]:
     if record["kind"] == "grid":
         return grid_answer(_grid_settings(record, rows), record["parameter_sets"], summary["rank_by"],
                            summary["top"], summary)
-    if record["kind"] == "montecarlo":
+    if record["kind"] in RESULTS_ON_RECORD:
         return {"results": record["results"], "summary": summary}
     results = [_result(r) for r in rows]
     if record["kind"] == "all":
@@ -84,6 +86,8 @@ def batch_csv(engine: Engine, batch_id: str) -> str:
     record, rows = _load(engine, batch_id)
     if record["kind"] == "montecarlo":
         return _montecarlo_csv(record["results"])
+    if record["kind"] == "walkforward":
+        return _walkforward_csv(record["results"])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     sweep = record["kind"] in ("sweep", "grid")
@@ -119,6 +123,35 @@ def _montecarlo_csv(results: list[dict[str, Any]]) -> str:
             (percentiles.get(m) or {}).get(f"p{p}") for m in ("total_return", "max_drawdown", "sharpe_ratio")
             for p in (5, 25, 50, 75, 95)] + [error.get("code", ""), error.get("message", "")]
         writer.writerow(_cells(cells))
+    return out.getvalue()
+
+
+WALK_FORWARD_HEAD = ("symbol", "crypto_id", "name", "interval", "window", "train_start", "train_end", "test_start",
+                     "test_end", "train_candles", "test_candles", "parameters",
+                     *(f"is_{m}" for m in repo.METRIC_COLUMNS), *(f"oos_{m}" for m in repo.METRIC_COLUMNS),
+                     "error_code", "error_message")
+
+
+def _walkforward_csv(results: list[dict[str, Any]]) -> str:
+    """A walk-forward batch: one row per crypto and window (spans half open), in-sample (is_) and out-of-sample
+    (oos_) metrics of the chosen setting; then per crypto a row `chained` with its chained account's metrics."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(WALK_FORWARD_HEAD)
+    for r in results:
+        lead = [r.get(k) for k in WALK_FORWARD_HEAD[:4]]
+        for w in r["windows"]:
+            error = w["error"] or {}
+            params = "" if w["parameters"] is None else orjson.dumps(w["parameters"], option=orjson.OPT_SORT_KEYS
+                                                                     ).decode()
+            writer.writerow(_cells(lead + [w.get(k) for k in WALK_FORWARD_HEAD[4:11]] + [params] + [
+                (w["in_sample"] or {}).get(m) for m in repo.METRIC_COLUMNS] + [
+                (w["out_of_sample"] or {}).get(m) for m in repo.METRIC_COLUMNS] + [
+                error.get("code", ""), error.get("message", "")]))
+        error = r["error"] or {}
+        writer.writerow(_cells(lead + ["chained"] + [None] * 7 + [None] * len(repo.METRIC_COLUMNS) + [
+            (r["out_of_sample"] or {}).get(m) for m in repo.METRIC_COLUMNS] + [
+            error.get("code", ""), error.get("message", "")]))
     return out.getvalue()
 
 
@@ -159,13 +192,16 @@ def batch_trades_csv(engine: Engine, batch_id: str) -> str:
         rows = _top_rows(record, rows)
     elif record["kind"] == "montecarlo":  # the original runs' trades
         rows = [{**r, "parameters": summary["parameters"]} for r in record["results"]]
+    elif record["kind"] == "walkforward":  # each window's test run
+        rows = _test_runs(record["results"])
     selection = summary.get("selection") or {}
     span = parse_selection(None, selection.get("start"), selection.get("end"))
     spec = get_strategy(int(record["strategy_id"]))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    sweep = record["kind"] in ("sweep", "grid")
-    writer.writerow((*TRADE_HEAD, "parameters") if sweep else TRADE_HEAD)
+    sweep = record["kind"] in ("sweep", "grid", "walkforward")
+    windowed = record["kind"] == "walkforward"
+    writer.writerow((*TRADE_HEAD, *(("window",) if windowed else ()), "parameters") if sweep else TRADE_HEAD)
     with engine.connect() as conn:
         dbapi = conn.connection.driver_connection
         for row in rows:
@@ -179,14 +215,24 @@ def batch_trades_csv(engine: Engine, batch_id: str) -> str:
                                retry_after=0)
             crypto = {"id": row["crypto_id"], "symbol": row["symbol"], "name": row["name"],
                       "interval": row["interval"]}
-            inside = within_span(prices, span.start, span.end)
+            start, end = row["span"] if "span" in row else (span.start, span.end)
+            inside = within_span(prices, start, end)
             result = backtest_settings(crypto, spec.id, [params], inside, 0.0, with_trades=True)[0]
             for trade in result.get("trades", []):
                 line = _cells([row["symbol"], *(trade[k] for k in TRADE_HEAD[1:])])
+                if windowed:
+                    line.append(row["window"])
                 if sweep:
                     line.append(orjson.dumps(params, option=orjson.OPT_SORT_KEYS).decode())
                 writer.writerow(line)
     return out.getvalue()
+
+
+def _test_runs(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A walk-forward's test runs as trade rows: each window's chosen setting on its test span [start, end)."""
+    return [{**r, "parameters": w["parameters"], "window": w["window"],
+             "span": (epoch_of_iso(w["test_start"]), epoch_of_iso(w["test_end"]) - 1)}
+            for r in results for w in r["windows"] if w["parameters"] is not None and w["error"] is None]
 
 
 def _top_rows(record: Mapping[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -211,7 +257,7 @@ def _load(engine: Engine, batch_id: str) -> tuple[dict[str, Any], list[dict[str,
             raise NotFound(f"no batch {batch_id!r}", [{"field": "batch_id", "message": f"no batch {batch_id}"}])
         if record["kind"] == "grid":
             rows = repo.batch_grid_rows(conn, batch_id, record["reused_result_ids"])
-        elif record["kind"] == "montecarlo":
+        elif record["kind"] in RESULTS_ON_RECORD:
             rows = []
         else:
             rows = repo.batch_result_rows(conn, batch_id, record["reused_result_ids"])

@@ -1,5 +1,5 @@
-"""POST /api/crypto/backtest/all (every crypto), /backtest/sweep (many settings), /backtest/montecarlo (luck?)
-and /backtest (one crypto)."""
+"""POST /api/crypto/backtest/all (every crypto), /backtest/sweep (many settings), /backtest/walkforward (out of
+sample?), /backtest/montecarlo (luck?) and /backtest (one crypto)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -12,7 +12,8 @@ from api.http.api import json_bytes
 from api.http.problems import BadRequest
 from api.http.requests import idempotency_key, json_body
 from api.http.resources.common import backtest_service
-from api.http.schemas import BatchBacktestRequest, MonteCarloRequest, SingleBacktestRequest, SweepBacktestRequest
+from api.http.schemas import (BatchBacktestRequest, MonteCarloRequest, SingleBacktestRequest, SweepBacktestRequest,
+                              WalkForwardRequest)
 from api.services.backtest_service import is_final
 from api.services.idempotency import run_once
 from api.services.selection import parse_selection
@@ -71,6 +72,17 @@ class MonteCarloResource(Resource):
         return _answer(body, lambda: backtest_service().run_monte_carlo(
             req.strategy_id, req.parameters, method=req.method, paths=req.paths, block_bars=req.block_bars,
             seed=req.seed, use_parallel=req.use_parallel, selection=selection, store=req.store))
+
+
+class WalkForwardResource(Resource):
+    def post(self):
+        body = json_body()
+        req = WalkForwardRequest.model_validate(body)
+        selection = parse_selection(req.symbols, req.start, req.end)
+        return _answer(body, lambda: backtest_service().run_walk_forward(
+            req.strategy_id, req.grid, req.fixed, train_days=req.train_days, test_days=req.test_days,
+            step_days=req.step_days, anchored=req.anchored, rank_by=req.rank_by, select=req.select,
+            use_parallel=req.use_parallel, selection=selection, store=req.store, equity_curve=req.equity_curve))
 
 
 class SingleBacktestResource(Resource):
