@@ -315,8 +315,10 @@ class WorkerPool:
     def __init__(self, start_method: str | None, initializer: Callable[[], Any] | None = None) -> None:
         self._ctx = mp.get_context(start_method)
         if start_method == "forkserver":
-            # the fork server imports these once, so each new worker starts in milliseconds, not seconds
-            self._ctx.set_forkserver_preload([__name__] + ([initializer.__module__] if initializer else []))
+            # the fork server imports these once, so each new worker starts in milliseconds, not seconds; the
+            # last one freezes its heap (api/services/fork_server_heap.py)
+            self._ctx.set_forkserver_preload([__name__] + ([initializer.__module__] if initializer else [])
+                                             + ["api.services.fork_server_heap"])
         self._initializer = initializer
         self._workers: list[_Worker] = []
         self.lock = threading.Lock()
