@@ -117,7 +117,7 @@ def run_settings(spec: StrategySpec, candles: Candles, parameter_sets: Sequence[
         for execution in executions:
             if not execution.fields <= candles.fields:
                 kernel_inputs(candles, entry[0], exit_[0], execution)  # raises, naming the missing fields
-        failed = _signal_rows(spec, candles, sets, entry, exit_)
+        failed = signal_rows(spec, candles, sets, entry, exit_)
         errors.extend(failed)
         close = candles.close  # stands in for a field these rules never read (checked above)
         _simulate_and_measure_rows(
@@ -131,7 +131,7 @@ def run_settings(spec: StrategySpec, candles: Candles, parameter_sets: Sequence[
 _CHUNK_BOOLS = 4_000_000  # entry + exit buffers of a chunk: 8 MB
 
 
-def _signal_rows(spec: StrategySpec, candles: Candles, sets: Sequence[Mapping[str, Any]], entry: np.ndarray,
+def signal_rows(spec: StrategySpec, candles: Candles, sets: Sequence[Mapping[str, Any]], entry: np.ndarray,
                  exit_: np.ndarray) -> list[EngineError | None]:
     """Rows 0..len(sets)-1 of entry/exit filled with each setting's signals; each setting's EngineError or None."""
     if spec.signal_rows is not None:

@@ -37,6 +37,7 @@ def warm_up() -> float:
     """
     from .backtest import run_backtest, run_settings
     from .candles import make_candles
+    from .resampling import bootstrap_stats, path_seeds
     from .indicators import bbands, ema, macd, rolling_max, rolling_min, rsi, sma
     from .strategies import CATALOG
 
@@ -57,4 +58,5 @@ def warm_up() -> float:
         for execution in ("close", "next_open"):
             run_backtest(spec, candles, {**params, "execution": execution}, 17520.0)
         run_settings(spec, candles, [params, {**params, "execution": "next_open"}], 17520.0)  # the grid path
+    bootstrap_stats(CATALOG[0], candles, CATALOG[0].defaults(), 17520.0, 5, path_seeds(0, 0, 1))  # Monte Carlo
     return time.perf_counter() - started

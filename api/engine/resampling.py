@@ -1,6 +1,6 @@
 """Monte Carlo resampling for robustness (issue 12): trade returns with replacement, and candles by moving blocks.
 
-Pure numpy, no I/O. Every random draw comes from one generator per path, made
+Pure numpy and numba, no I/O. Every random draw comes from one generator per path, made
 from its own `numpy.random.SeedSequence` (`path_seeds`), so a result depends
 only on the seed, the crypto and the path index: never on how many workers ran
 it, or in which order.
@@ -15,14 +15,26 @@ it, or in which order.
   original length and times, and with `block_bars` >= the number of returns
   (candles - 1) it is the original series (to rounding). It keeps the return
   distribution and short-range dependence (within a block), not regime changes.
+* `bootstrap_stats`: the strategy on many such paths, each laid by one
+  compiled call into buffers shared by all and measured into its own row:
+  ~3x faster than a Candles object and a `run_backtest` per path.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+from numba import njit
 
-from .candles import Candles, make_candles
+from .backtest import _simulate_and_measure, signal_rows
+from .candles import Candles, _first_bad_price
+from .errors import InvalidPriceDataError
+from .metrics import STATS_SIZE, checked_bars_per_year, span_days
+from .numeric import CACHE
+from .records import record
+from .registry import StrategySpec
+from .simulator import Execution, kernel_inputs, kernel_outputs
 
 
 def path_seeds(seed: int, crypto_key: int, paths: int) -> list[np.random.SeedSequence]:
@@ -40,9 +52,10 @@ def resample_trades(returns_pct: np.ndarray, seeds: Sequence[np.random.SeedSeque
     k = r.size
     if k == 0:
         return np.zeros(len(seeds)), np.zeros(len(seeds))
-    draws = np.empty((len(seeds), k), dtype=np.int64)
-    for i, ss in enumerate(seeds):
-        draws[i] = np.random.default_rng(ss).integers(0, k, size=k)
+    words = np.empty((len(seeds), k), dtype=np.uint64)
+    for i, ss in enumerate(seeds):  # one 64-bit draw per trade from the path's own PCG64
+        words[i] = np.random.PCG64(ss).random_raw(k)
+    draws = uniform_indices(words, k)
     equity = np.cumprod(1.0 + r[draws], axis=1)
     final = (equity[:, -1] - 1.0) * 100.0
     peaks = np.maximum.accumulate(np.concatenate([np.ones((len(seeds), 1)), equity], axis=1), axis=1)[:, 1:]
@@ -50,44 +63,125 @@ def resample_trades(returns_pct: np.ndarray, seeds: Sequence[np.random.SeedSeque
     return final, drawdown
 
 
+def uniform_indices(words: np.ndarray, m: int) -> np.ndarray:
+    """Indices 0 .. m-1, uniform: floor(u x m) with u in [0, 1) the top 53 bits of each 64-bit word
+    (what `_lay_path` does for block starts)."""
+    u = (words >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    return np.minimum((u * m).astype(np.int64), m - 1)
+
+
 def block_bootstrap(candles: Candles, block_bars: int, seed: np.random.SeedSequence) -> Candles:
     """A synthetic path of `candles` by a moving-block bootstrap of its log returns (see the module docstring).
 
     Blocks of `block_bars` consecutive returns start at uniform positions
-    (0 .. returns - block_bars) and are laid end to end, the last cut to fit.
+    (0 .. returns - block_bars, one 64-bit draw each from the path's own PCG64)
+    and are laid end to end, the last cut to fit.
     Needs at least 2 candles and block_bars >= 1 (ValueError otherwise).
     """
-    close = candles.close
-    n = close.size
-    if n < 2:
-        raise ValueError("a bootstrap needs at least 2 candles")
-    block = int(block_bars)
-    if block < 1:
-        raise ValueError(f"block_bars must be at least 1, got {block_bars}")
-    returns = n - 1
-    block = min(block, returns)
-    rng = np.random.default_rng(seed)
-    starts = rng.integers(0, returns - block + 1, size=-(-returns // block))
-    source = (starts[:, None] + np.arange(block)[None, :]).ravel()[:returns]  # the return each new bar copies
-    log_returns, ratios = candles.indicator(("bootstrap source",), lambda: _source(candles))  # once per crypto
-    new_close = np.empty(n)
-    new_close[0] = close[0]
-    new_close[1:] = close[0] * np.exp(np.cumsum(log_returns[source]))
-    bars = np.empty(n, dtype=np.int64)
+    paths = _Paths(candles, block_bars)
+    return paths.path(seed, copy=True)
+
+
+def bootstrap_stats(spec: StrategySpec, candles: Candles, params: Mapping[str, Any], bars_per_year: float,
+                    block_bars: int, seeds: Sequence[np.random.SeedSequence]) -> np.ndarray:
+    """The strategy's metrics (METRICS order, NaN = None) on each seed's bootstrap path: paths x STATS_SIZE.
+
+    `run_backtest(spec, block_bootstrap(candles, block_bars, seed), params, ...)`
+    for every seed, without an object per path: each path is laid into the same
+    buffers by one compiled call and measured straight into its row. An
+    EngineError (too few candles for the strategy) is raised as run_backtest raises it.
+    """
+    paths = _Paths(candles, block_bars)
+    n = len(candles)
+    stats = np.full((len(seeds), STATS_SIZE), np.nan)
+    execution = Execution.from_parameters(params)
+    outputs = kernel_outputs(n)
+    per_year, days = checked_bars_per_year(bars_per_year), span_days(candles)
+    entry, exit_ = np.empty((1, n), dtype=np.bool_), np.empty((1, n), dtype=np.bool_)
+    inputs = None  # every path lies in the same buffers: the kernel's inputs are checked once
+    for i, seed in enumerate(seeds):
+        path = paths.path(seed)
+        error = signal_rows(spec, path, [params], entry, exit_)[0]
+        if error is not None:
+            raise error
+        if inputs is None:
+            inputs = kernel_inputs(path, entry[0], exit_[0], execution)
+        _simulate_and_measure(*inputs, execution.settings, per_year, days, *outputs, stats[i])
+    return stats
+
+
+class _Paths:
+    """The source of a crypto's bootstrap paths: its log returns and bar shapes, and one set of path buffers."""
+
+    def __init__(self, candles: Candles, block_bars: int) -> None:
+        close = candles.close
+        n = close.size
+        if n < 2:
+            raise ValueError("a bootstrap needs at least 2 candles")
+        block = int(block_bars)
+        if block < 1:
+            raise ValueError(f"block_bars must be at least 1, got {block_bars}")
+        self.candles = candles
+        self.returns = n - 1
+        self.block = min(block, self.returns)
+        self.blocks = -(-self.returns // self.block)
+        self.growth, self.ratios = candles.indicator(("bootstrap source",), lambda: _source(candles))
+        self.shaped = [name for name in ("open", "high", "low") if self.ratios[name] is not None]
+        self.buffers = {name: np.empty(n) for name in ("close", *self.shaped)}
+        self.bars = np.empty(n, dtype=np.int64)
+
+    def path(self, seed: np.random.SeedSequence, copy: bool = False) -> Candles:
+        """The path of this seed, in the shared buffers (copy=True: in arrays of its own). The prices are
+        positive and finite by construction (exp of finite sums times the first close), checked all the same."""
+        words = np.random.PCG64(seed).random_raw(self.blocks)  # a block's start: one 64-bit draw
+        b = {name: np.empty_like(arr) for name, arr in self.buffers.items()} if copy else self.buffers
+        bars = np.empty_like(self.bars) if copy else self.bars
+        _lay_path(self.candles.close[0], self.growth, words, self.returns - self.block + 1, self.block,
+                  b["close"], bars)
+        for name in self.shaped:
+            _carry(b["close"], self.ratios[name], bars, b[name])
+        c = self.candles
+        for name, arr in b.items():
+            if _first_bad_price(arr) >= 0:
+                raise InvalidPriceDataError(f"a bootstrap path's {name} left the finite positive range")
+        volume = None if c.volume is None else c.volume[bars]
+        return record(Candles, {"close": b["close"], "open": b.get("open"), "high": b.get("high"),
+                                "low": b.get("low"), "volume": volume, "time": c.time, "first_time": c.first_time,
+                                "last_time": c.last_time, "interval_seconds": c.interval_seconds,
+                                "fields": c.fields, "memo": {}})
+
+
+@njit(cache=CACHE, nogil=True)
+def _lay_path(first_close, growth, words, positions, block, close, bars):
+    """close[0] = first_close; bar t >= 1 copies return source[t - 1] (blocks end to end, block j starting
+    at floor(u_j x positions), u_j in [0, 1) the top 53 bits of words[j]) and its shape from bar source + 1;
+    close[t] = close[t - 1] x growth[source], the close-to-close ratio (exp of the log return, without an exp
+    per bar: the product drifts from exp(sum) by a few ulps over thousands of bars)."""
+    returns = growth.size
+    close[0] = first_close
     bars[0] = 0
-    bars[1:] = source + 1
+    level = first_close
+    t = 0
+    for j in range(words.size):
+        start = min(int((words[j] >> np.uint64(11)) * 2.0 ** -53 * positions), positions - 1)
+        for k in range(block):
+            if t == returns:
+                return
+            src = start + k
+            level = level * growth[src]
+            t += 1
+            close[t] = level
+            bars[t] = src + 1
 
-    def carried(name: str) -> np.ndarray | None:
-        return None if ratios[name] is None else new_close * ratios[name][bars]
 
-    volume = None if candles.volume is None else candles.volume[bars]
-    return make_candles(carried("open"), carried("high"), carried("low"), new_close, volume,
-                        candles.time, candles.interval_seconds, candles.first_time, candles.last_time)
-
-
+@njit(cache=CACHE, nogil=True)
+def _carry(close, ratio, bars, out):
+    for t in range(close.size):
+        out[t] = close[t] * ratio[bars[t]]
 def _source(candles: Candles) -> tuple[np.ndarray, dict[str, np.ndarray | None]]:
-    """The log returns of the closes and each bar's open, high and low over its close, computed once."""
+    """The close-to-close ratios (exp of the log returns) and each bar's open, high and low over its close,
+    computed once per crypto."""
     close = candles.close
     ratios = {name: None if getattr(candles, name) is None else getattr(candles, name) / close
               for name in ("open", "high", "low")}
-    return np.log(close[1:] / close[:-1]), ratios
+    return close[1:] / close[:-1], ratios

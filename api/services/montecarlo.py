@@ -7,7 +7,7 @@ Pure, no I/O: the service reads the candles and fans cryptos out. Methods:
   (engine.resampling.resample_trades): distributions of final return and max
   drawdown (of the trade-by-trade equity).
 * ``bars``: `paths` synthetic candle series by a moving-block bootstrap of the
-  log returns (engine.resampling.block_bootstrap), the strategy re-run on each:
+  log returns (engine.resampling.bootstrap_stats), the strategy re-run on each:
   distributions of total_return, max_drawdown and sharpe_ratio.
 
 Per crypto: the original metrics, percentiles 5/25/50/75/95 of each
@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from api.engine import EngineError, get_strategy, run_backtest
-from api.engine.resampling import block_bootstrap, path_seeds, resample_trades
+from api.engine import METRIC_NAMES, EngineError, get_strategy, run_backtest
+from api.engine.resampling import bootstrap_stats, path_seeds, resample_trades
 from api.services.errors import ValidationFailed
 from api.services.results import candles_of, crypto_header, bars_per_year_of, error_code
 
@@ -64,9 +64,8 @@ def montecarlo_crypto(crypto: Mapping[str, Any], strategy_id: int, params: Mappi
             final, drawdown = resample_trades(closed, seeds)
             distributions = {"total_return": final, "max_drawdown": drawdown}
         else:
-            runs = [run_backtest(spec, block_bootstrap(candles, block_bars, s), params, per_year,
-                                 with_trades=False).metrics for s in seeds]
-            distributions = {name: np.array([np.nan if r[name] is None else r[name] for r in runs])
+            stats = bootstrap_stats(spec, candles, params, per_year, block_bars, seeds)
+            distributions = {name: stats[:, METRIC_NAMES.index(name)]
                              for name in ("total_return", "max_drawdown", "sharpe_ratio")}
     except EngineError as exc:
         return {**header, "error": {"code": error_code(exc), "message": str(exc)}}
