@@ -28,22 +28,22 @@ def test_seeds_depend_on_seed_crypto_and_path_only() -> None:
 
 
 def test_one_trade_repeated_gives_a_degenerate_distribution_equal_to_it() -> None:
-    final, drawdown = resample_trades(np.array([2.0, 2.0, 2.0]), path_seeds(1, 1, 50))
+    final, drawdown = resample_trades(np.array([2.0, 2.0, 2.0]), 1, 1, 50)
     assert np.allclose(final, (1.02 ** 3 - 1) * 100, rtol=0, atol=1e-12) and np.all(drawdown == 0.0)
-    final, drawdown = resample_trades(np.array([-5.0]), path_seeds(1, 1, 10))
+    final, drawdown = resample_trades(np.array([-5.0]), 1, 1, 10)
     assert np.allclose(final, -5.0) and np.allclose(drawdown, 5.0)
 
 
 def test_trades_are_drawn_with_replacement_so_the_final_return_varies() -> None:
     returns = np.array([10.0, -8.0, 3.0, -1.0, 7.0, -4.0])
-    final, drawdown = resample_trades(returns, path_seeds(5, 9, 2_000))
+    final, drawdown = resample_trades(returns, 5, 9, 2_000)
     assert final.std() > 1.0  # a permutation would give one value: prod(1 + r) is order-free
     assert np.all((drawdown >= 0) & (drawdown <= 100))
     q = np.percentile(final, [5, 25, 50, 75, 95])
     assert np.all(np.diff(q) >= 0)
-    again, _ = resample_trades(returns, path_seeds(5, 9, 2_000))
+    again, _ = resample_trades(returns, 5, 9, 2_000)
     assert np.array_equal(final, again)
-    assert np.array_equal(resample_trades(np.array([]), path_seeds(5, 9, 4))[0], np.zeros(4))
+    assert np.array_equal(resample_trades(np.array([]), 5, 9, 4)[0], np.zeros(4))
 
 
 @pytest.mark.parametrize("block", [299, 300, 10_000])
@@ -83,10 +83,10 @@ def test_bootstrap_stats_are_run_backtest_on_each_path(params) -> None:
     full = validate_parameters(spec.parameter_schema(), params, spec.check)
     c = _candles()
     seeds = path_seeds(4, 2, 25)
-    stats = bootstrap_stats(spec, c, full, 365.0, 15, seeds)
+    stats = bootstrap_stats(spec, c, full, 365.0, 15, 4, 2, 25)
     rows = [metrics_of(row) for row in stats]
     assert rows == [run_backtest(spec, block_bootstrap(c, 15, s), full, 365.0, with_trades=False).metrics
                     for s in seeds]
     assert len({r["total_return"] for r in rows}) > 5  # the paths differ
     with pytest.raises(InsufficientDataError):
-        bootstrap_stats(spec, c, {**full, "rsi_period": 400}, 365.0, 15, seeds)
+        bootstrap_stats(spec, c, {**full, "rsi_period": 400}, 365.0, 15, 4, 2, 25)

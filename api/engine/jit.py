@@ -37,7 +37,7 @@ def warm_up() -> float:
     """
     from .backtest import run_backtest, run_settings
     from .candles import make_candles
-    from .resampling import bootstrap_stats, path_seeds
+    from .resampling import bootstrap_stats, resample_trades
     from .indicators import bbands, ema, macd, rolling_max, rolling_min, rsi, sma
     from .strategies import CATALOG
 
@@ -58,5 +58,6 @@ def warm_up() -> float:
         for execution in ("close", "next_open"):
             run_backtest(spec, candles, {**params, "execution": execution}, 17520.0)
         run_settings(spec, candles, [params, {**params, "execution": "next_open"}], 17520.0)  # the grid path
-    bootstrap_stats(CATALOG[0], candles, CATALOG[0].defaults(), 17520.0, 5, path_seeds(0, 0, 1))  # Monte Carlo
+    bootstrap_stats(CATALOG[0], candles, CATALOG[0].defaults(), 17520.0, 5, 0, 0, 1)  # Monte Carlo
+    resample_trades(np.array([1.0, -1.0]), 0, 0, 1)
     return time.perf_counter() - started

@@ -1,9 +1,10 @@
 """Monte Carlo resampling for robustness (issue 12): trade returns with replacement, and candles by moving blocks.
 
-Pure numpy and numba, no I/O. Every random draw comes from one generator per path, made
-from its own `numpy.random.SeedSequence` (`path_seeds`), so a result depends
-only on the seed, the crypto and the path index: never on how many workers ran
-it, or in which order.
+Pure numpy and numba, no I/O. Every random draw comes from one generator per path,
+PCG64 seeded by its own `numpy.random.SeedSequence` spawned from (seed, crypto)
+(`path_seeds`; `seeding.path_words` gives the same words without the objects),
+so a result depends only on the seed, the crypto and the path index: never on
+how many workers ran it, or in which order.
 
 * `resample_trades`: each path draws as many closed-trade returns as there are,
   with replacement, and compounds them. A permutation would not do: a product
@@ -21,7 +22,7 @@ it, or in which order.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from .errors import InvalidPriceDataError
 from .metrics import STATS_SIZE, checked_bars_per_year, span_days
 from .numeric import CACHE
 from .records import record
+from .seeding import path_words
 from .registry import StrategySpec
 from .simulator import Execution, kernel_inputs, kernel_outputs
 
@@ -42,7 +44,8 @@ def path_seeds(seed: int, crypto_key: int, paths: int) -> list[np.random.SeedSeq
     return np.random.SeedSequence(int(seed), spawn_key=(int(crypto_key),)).spawn(int(paths))
 
 
-def resample_trades(returns_pct: np.ndarray, seeds: Sequence[np.random.SeedSequence]) -> tuple[np.ndarray, np.ndarray]:
+def resample_trades(returns_pct: np.ndarray, seed: int, crypto_key: int,
+                    paths: int) -> tuple[np.ndarray, np.ndarray]:
     """(final return %, max drawdown %) of each path: len(returns) draws with replacement, compounded.
 
     The drawdown is measured on the compounded trade-by-trade equity, from a
@@ -51,14 +54,11 @@ def resample_trades(returns_pct: np.ndarray, seeds: Sequence[np.random.SeedSeque
     r = np.asarray(returns_pct, dtype=np.float64) / 100.0
     k = r.size
     if k == 0:
-        return np.zeros(len(seeds)), np.zeros(len(seeds))
-    words = np.empty((len(seeds), k), dtype=np.uint64)
-    for i, ss in enumerate(seeds):  # one 64-bit draw per trade from the path's own PCG64
-        words[i] = np.random.PCG64(ss).random_raw(k)
-    draws = uniform_indices(words, k)
+        return np.zeros(paths), np.zeros(paths)
+    draws = uniform_indices(path_words(seed, crypto_key, 0, paths, k), k)  # one 64-bit draw per trade
     equity = np.cumprod(1.0 + r[draws], axis=1)
     final = (equity[:, -1] - 1.0) * 100.0
-    peaks = np.maximum.accumulate(np.concatenate([np.ones((len(seeds), 1)), equity], axis=1), axis=1)[:, 1:]
+    peaks = np.maximum.accumulate(np.concatenate([np.ones((paths, 1)), equity], axis=1), axis=1)[:, 1:]
     drawdown = ((peaks - equity) / peaks).max(axis=1) * 100.0
     return final, drawdown
 
@@ -78,29 +78,31 @@ def block_bootstrap(candles: Candles, block_bars: int, seed: np.random.SeedSeque
     and are laid end to end, the last cut to fit.
     Needs at least 2 candles and block_bars >= 1 (ValueError otherwise).
     """
-    paths = _Paths(candles, block_bars)
-    return paths.path(seed, copy=True)
+    source = _Paths(candles, block_bars)
+    return source.path(np.random.PCG64(seed).random_raw(source.blocks), copy=True)
 
 
 def bootstrap_stats(spec: StrategySpec, candles: Candles, params: Mapping[str, Any], bars_per_year: float,
-                    block_bars: int, seeds: Sequence[np.random.SeedSequence]) -> np.ndarray:
+                    block_bars: int, seed: int, crypto_key: int, paths: int) -> np.ndarray:
     """The strategy's metrics (METRICS order, NaN = None) on each seed's bootstrap path: paths x STATS_SIZE.
 
-    `run_backtest(spec, block_bootstrap(candles, block_bars, seed), params, ...)`
-    for every seed, without an object per path: each path is laid into the same
-    buffers by one compiled call and measured straight into its row. An
+    `run_backtest(spec, block_bootstrap(candles, block_bars, path_seeds(seed, crypto_key, paths)[i]),
+    params, ...)` for every path i, without an object per path: the seeds' words come from
+    `seeding.path_words`, each path is laid into the same buffers by one compiled call and measured
+    straight into its row. An
     EngineError (too few candles for the strategy) is raised as run_backtest raises it.
     """
-    paths = _Paths(candles, block_bars)
+    source = _Paths(candles, block_bars)
     n = len(candles)
-    stats = np.full((len(seeds), STATS_SIZE), np.nan)
+    stats = np.full((paths, STATS_SIZE), np.nan)
+    words = path_words(seed, crypto_key, 0, paths, source.blocks)
     execution = Execution.from_parameters(params)
     outputs = kernel_outputs(n)
     per_year, days = checked_bars_per_year(bars_per_year), span_days(candles)
     entry, exit_ = np.empty((1, n), dtype=np.bool_), np.empty((1, n), dtype=np.bool_)
     inputs = None  # every path lies in the same buffers: the kernel's inputs are checked once
-    for i, seed in enumerate(seeds):
-        path = paths.path(seed)
+    for i in range(paths):
+        path = source.path(words[i])
         error = signal_rows(spec, path, [params], entry, exit_)[0]
         if error is not None:
             raise error
@@ -130,10 +132,10 @@ class _Paths:
         self.buffers = {name: np.empty(n) for name in ("close", *self.shaped)}
         self.bars = np.empty(n, dtype=np.int64)
 
-    def path(self, seed: np.random.SeedSequence, copy: bool = False) -> Candles:
-        """The path of this seed, in the shared buffers (copy=True: in arrays of its own). The prices are
-        positive and finite by construction (exp of finite sums times the first close), checked all the same."""
-        words = np.random.PCG64(seed).random_raw(self.blocks)  # a block's start: one 64-bit draw
+    def path(self, words: np.ndarray, copy: bool = False) -> Candles:
+        """The path whose block starts are these 64-bit words (one each, `blocks` of them), in the shared
+        buffers (copy=True: in arrays of its own). The prices are positive and finite by construction
+        (products of positive finite ratios), checked all the same."""
         b = {name: np.empty_like(arr) for name, arr in self.buffers.items()} if copy else self.buffers
         bars = np.empty_like(self.bars) if copy else self.bars
         _lay_path(self.candles.close[0], self.growth, words, self.returns - self.block + 1, self.block,

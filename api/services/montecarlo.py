@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from api.engine import METRIC_NAMES, EngineError, get_strategy, run_backtest
-from api.engine.resampling import bootstrap_stats, path_seeds, resample_trades
+from api.engine.resampling import bootstrap_stats, resample_trades
 from api.services.errors import ValidationFailed
 from api.services.results import candles_of, crypto_header, bars_per_year_of, error_code
 
@@ -58,13 +58,12 @@ def montecarlo_crypto(crypto: Mapping[str, Any], strategy_id: int, params: Mappi
     try:
         candles = candles_of(prices, crypto.get("interval", "1d"))
         original = run_backtest(spec, candles, params, per_year, with_trades=method == "trades")
-        seeds = path_seeds(seed, int(crypto["id"]), paths)
         if method == "trades":
             closed = np.array([t.return_pct for t in original.trades if not t.is_open])
-            final, drawdown = resample_trades(closed, seeds)
+            final, drawdown = resample_trades(closed, seed, int(crypto["id"]), paths)
             distributions = {"total_return": final, "max_drawdown": drawdown}
         else:
-            stats = bootstrap_stats(spec, candles, params, per_year, block_bars, seeds)
+            stats = bootstrap_stats(spec, candles, params, per_year, block_bars, seed, int(crypto["id"]), paths)
             distributions = {name: stats[:, METRIC_NAMES.index(name)]
                              for name in ("total_return", "max_drawdown", "sharpe_ratio")}
     except EngineError as exc:
