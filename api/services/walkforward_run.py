@@ -16,7 +16,6 @@ fails the whole request (503) and stores nothing.
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -36,8 +35,6 @@ from api.services.walkforward import (TrainedCrypto, WalkForwardOptions, choose_
 
 if TYPE_CHECKING:
     from api.services.backtest_service import CryptoBacktestService
-
-log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
