@@ -103,6 +103,19 @@ def _parse_grid(grid: tuple[str, ...]) -> dict[str, Any]:
     return axes
 
 
+def _batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every robustness command takes: which cryptos and span, sequential, no store, JSON."""
+    for option in reversed((
+            click.option("--symbols", default=None, metavar="SYM,SYM,..."),
+            click.option("--start", default=None, metavar="DATE"),
+            click.option("--end", default=None, metavar="DATE"),
+            click.option("--sequential", is_flag=True),
+            click.option("--no-store", is_flag=True, help="do not store the batch"),
+            click.option("--json", "as_json", is_flag=True, help="print the full JSON answer"))):
+        command = option(command)
+    return command
+
+
 @click.command("walkforward")
 @with_appcontext
 @click.option("--strategy", "strategy", default="1", show_default=True, metavar="ID|CODE")
@@ -116,12 +129,7 @@ def _parse_grid(grid: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--anchored", is_flag=True, help="every train span starts at the first candle")
 @click.option("--rank-by", default="sharpe_ratio", type=click.Choice(list(RANK_METRICS)), show_default=True)
 @click.option("--select", "select", default="per_crypto", type=click.Choice(list(SELECTS)), show_default=True)
-@click.option("--symbols", default=None, metavar="SYM,SYM,...")
-@click.option("--start", default=None, metavar="DATE")
-@click.option("--end", default=None, metavar="DATE")
-@click.option("--sequential", is_flag=True)
-@click.option("--no-store", is_flag=True, help="do not store the batch")
-@click.option("--json", "as_json", is_flag=True, help="print the full JSON answer")
+@_batch_options
 def walkforward_command(strategy: str, grid: tuple[str, ...], fixed: tuple[str, ...], train_days: float,
                         test_days: float, step_days: float | None, anchored: bool, rank_by: str, select: str,
                         symbols: str | None, start: str | None, end: str | None, sequential: bool, no_store: bool,
@@ -175,12 +183,7 @@ def _advance(bar: tqdm) -> Callable[[int, int], None]:
 @click.option("--paths", default=1_000, type=click.IntRange(1, 10_000), show_default=True)
 @click.option("--block-bars", default=20, type=click.IntRange(min=1), show_default=True)
 @click.option("--seed", default=0, type=click.IntRange(min=0), show_default=True)
-@click.option("--symbols", default=None, metavar="SYM,SYM,...")
-@click.option("--start", default=None, metavar="DATE")
-@click.option("--end", default=None, metavar="DATE")
-@click.option("--sequential", is_flag=True)
-@click.option("--no-store", is_flag=True, help="do not store the batch")
-@click.option("--json", "as_json", is_flag=True, help="print the full JSON answer")
+@_batch_options
 def montecarlo_command(strategy: str, params: tuple[str, ...], method: str, paths: int, block_bars: int, seed: int,
                        symbols: str | None, start: str | None, end: str | None, sequential: bool, no_store: bool,
                        as_json: bool) -> None:

@@ -89,6 +89,17 @@ def demo_db_module(db_engine: Engine) -> Engine:
     return db_engine
 
 
+@pytest.fixture
+def services(db_engine: Engine, db_url: str, settings: Settings) -> Iterator[dict[int, Any]]:
+    """Services whose pools have 1 and 2 workers, by size (their pools shut down after the test)."""
+    from api.services import CryptoBacktestService
+    from api.services.fanout import shutdown_pools
+
+    config = db_config_for(db_url, settings)
+    yield {n: CryptoBacktestService(db_engine, config, max_processes=n) for n in (1, 2)}
+    shutdown_pools()
+
+
 @pytest.fixture(scope="session")
 def app(settings: Settings) -> Any:
     app = create_app(settings)

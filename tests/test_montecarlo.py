@@ -3,20 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from api.db.connection import db_config_for
-from api.services.backtest_service import CryptoBacktestService
 from api.services.errors import ValidationFailed
-from api.services.fanout import shutdown_pools
 from api.services.selection import Selection
 
 PICK = Selection(symbols=("SYN001", "SYN002", "SYN003", "SYN004"))
-
-
-@pytest.fixture
-def services(db_engine, db_url, settings):
-    config = db_config_for(db_url, settings)
-    yield {n: CryptoBacktestService(db_engine, config, max_processes=n) for n in (1, 2)}
-    shutdown_pools()
 
 
 def _results(answer):

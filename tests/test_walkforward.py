@@ -10,13 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from api.db.connection import db_config_for
 from api.db.repository import epoch_of_iso
 from api.services import walkforward_run
-from api.services.backtest_service import CryptoBacktestService
 from api.services.batches import WALK_FORWARD_HEAD
 from api.services.errors import ValidationFailed
-from api.services.fanout import shutdown_pools
 from api.services.price_import import import_csv
 from api.services.results import iso_utc
 from api.services.selection import Selection
@@ -26,13 +23,6 @@ WF = "/api/crypto/backtest/walkforward"
 GRID = {"rsi_period": [5, 9], "oversold_threshold": [30, 40]}
 FIXED = {"overbought_threshold": 60}
 PICK = Selection(symbols=("SYN001", "SYN002", "SYN003", "SYN004"))
-
-
-@pytest.fixture
-def services(db_engine, db_url, settings):
-    config = db_config_for(db_url, settings)
-    yield {n: CryptoBacktestService(db_engine, config, max_processes=n) for n in (1, 2)}
-    shutdown_pools()
 
 
 def _candles(n: int, seed: int, start: str = "2024-01-01") -> pd.DataFrame:
