@@ -165,6 +165,7 @@ def test_a_crypto_too_short_for_a_window_gets_its_own_error(services, empty_db, 
     by = {r["symbol"]: r for r in answer["results"]}
     assert by["LONGUSDT"]["error"] is None and by["SHORTUSDT"]["error"]["code"] == "insufficient_data"
     assert "40 days" in by["SHORTUSDT"]["error"]["message"]
+    assert all(w["test_candles"] == 10 for w in by["LONGUSDT"]["windows"])
     assert answer["summary"]["failed"] == 1 and answer["summary"]["successful"] == 1
 
 
@@ -187,7 +188,7 @@ def test_candles_changed_between_the_passes_are_that_cryptos_error(services, dem
     ({"train_days": 0}, "train_days"), ({"test_days": -1}, "test_days"), ({"train_days": "30"}, "train_days"),
     ({"step_days": 5}, "step_days"), ({"rank_by": "luck"}, "rank_by"), ({"select": "all"}, "select"),
     ({"anchored": "yes"}, "anchored"), ({"train_days": 5000}, "train_days"), ({"test_days": 1e-9}, "test_days"),
-    ({"train_days": 1, "test_days": 0.001}, "test_days"), ({"train_days": 1, "test_days": 1, "step_days": 0.001},
+    ({"train_days": 1, "test_days": 0.001}, "test_days"), ({"train_days": 0.5}, "train_days"), ({"train_days": 1, "test_days": 1, "step_days": 0.001},
                                                           "step_days"),
     ({"grid": {"rsi_period": list(range(2, 400))}, "fixed": None}, "grid"), ({"grid": {"nope": [1]}}, "grid.nope")])
 def test_bad_options_name_the_field(services, demo_db, options, field) -> None:
@@ -252,3 +253,14 @@ def test_the_cli_prints_a_table_and_stores_a_batch(runner, demo_db) -> None:
     assert "walkforward" in listed.output and "2 settings x 8 windows" in listed.output
     bad = runner.invoke(args=["walkforward", "--grid", "rsi_period=5", "--train-days", "9000", "--test-days", "5"])
     assert bad.exit_code != 0 and "train_days" in bad.output
+
+
+def test_a_window_where_no_setting_ranks_says_so_and_still_counts_its_candles(services, empty_db, tmp_path) -> None:
+    _load(empty_db, tmp_path, "ABCUSDT", _candles(100, seed=7))
+    answer = _run(services[2], grid={"rsi_period": [5, 9]}, fixed={"oversold_threshold": 0.5,
+                                                                     "overbought_threshold": 99.5})
+    windows = answer["results"][0]["windows"]
+    assert len(windows) == 7 and all(w["error"]["code"] == "no_ranked_setting" for w in windows)
+    assert all((w["parameters"], w["in_sample"], w["out_of_sample"], w["test_candles"]) == (None, None, None, 10)
+               for w in windows)
+    assert answer["results"][0]["out_of_sample"] is None and answer["summary"]["windows_tested"] == 0

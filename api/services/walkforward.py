@@ -60,9 +60,13 @@ class WalkForwardOptions:
     select: str
 
     def windows(self, first_time: int, last_time: int, interval: str) -> list[Window]:
-        """The windows on a span from its first candle's open time to its last one's."""
-        return walk_forward_windows(first_time, last_time, SECONDS_PER_INTERVAL.get(interval, DAY), self.train_days,
-                                    self.test_days, self.step_days, self.anchored)
+        """The windows on a span from its first candle's open time to its last one's; none when a train or
+        test span would be shorter than one candle (it could hold one candle at most)."""
+        seconds = SECONDS_PER_INTERVAL.get(interval, DAY)
+        if min(self.train_days, self.test_days) * DAY < seconds:
+            return []
+        return walk_forward_windows(first_time, last_time, seconds, self.train_days, self.test_days, self.step_days,
+                                    self.anchored)
 
     def describe(self) -> dict[str, Any]:
         return {"train_days": self.train_days, "test_days": self.test_days,
@@ -123,11 +127,15 @@ def train_crypto(crypto: Mapping[str, Any], strategy_id: int, sets: Sequence[Map
     except TooManyWindows as exc:
         return TrainedCrypto(header, (), (), {"code": "too_many_windows", "message": str(exc)})
     if not windows:
-        days = (prices.last_time - prices.first_time + SECONDS_PER_INTERVAL.get(crypto.get("interval", "1d"), DAY)) \
-            / DAY
-        return TrainedCrypto(header, (), (), {"code": "insufficient_data", "message": (
-            f"{days:g} days of candles; one window needs train_days + test_days = "
-            f"{options.train_days + options.test_days:g} days")})
+        seconds = SECONDS_PER_INTERVAL.get(crypto.get("interval", "1d"), DAY)
+        days = (prices.last_time - prices.first_time + seconds) / DAY
+        if min(options.train_days, options.test_days) * DAY < seconds:
+            message = (f"train_days and test_days must each cover one candle at least "
+                       f"({seconds / DAY:g} days at {crypto.get('interval', '1d')})")
+        else:
+            message = (f"{days:g} days of candles; one window needs train_days + test_days = "
+                       f"{options.train_days + options.test_days:g} days")
+        return TrainedCrypto(header, (), (), {"code": "insufficient_data", "message": message})
     train = tuple(crypto_settings(crypto, strategy_id, sets, _span(prices, w.train_start, w.train_end),
                                   time.perf_counter()) for w in windows)
     return TrainedCrypto(header, windows, train, None)
@@ -202,10 +210,10 @@ def run_test_spans(crypto: Mapping[str, Any], strategy_id: int, windows: Sequenc
     per_year = bars_per_year_of(interval)
     entries, runs = [], []
     for window, params in zip(windows, chosen):
-        if params is None:
-            entries.append({"metrics": None, "candles": 0, "error": None})
-            continue
         span = _span(prices, window.test_start, window.test_end)
+        if params is None:
+            entries.append({"metrics": None, "candles": len(span), "error": None})
+            continue
         try:
             candles = candles_of(span, interval)
             outcome = run_backtest(spec, candles, params, per_year, with_trades=False)

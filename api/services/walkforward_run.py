@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from api.db import repository as repo
+from api.engine.intervals import SECONDS_PER_INTERVAL
 from api.engine.windows import MAX_WINDOWS, TooManyWindows, Window
 from api.services.crypto_reads import (DATABASE_FAILED, NO_CANDLES_IN_SPAN, failure_code, fields_for, inside_span,
                                        read_crypto, span_missed)
@@ -47,6 +48,11 @@ def run_walk_forward(service: CryptoBacktestService, strategy_id: int, grid: Any
     chosen = choose(service.cryptos(), selection)
     spans = _estimated_windows(service, chosen, options, selection)
     if chosen and not any(spans.values()):
+        shortest = min((c.get("interval", "1d") for c in chosen), key=lambda i: SECONDS_PER_INTERVAL.get(i, 86_400))
+        if min(options.train_days, options.test_days) * 86_400 < SECONDS_PER_INTERVAL.get(shortest, 86_400):
+            field = "train_days" if options.train_days <= options.test_days else "test_days"
+            raise ValidationFailed(f"{field} is shorter than one candle of every chosen crypto",
+                                   [{"field": field, "message": f"shorter than one candle (at least {shortest})"}])
         raise ValidationFailed(
             f"no chosen crypto has a whole window: train_days + test_days = "
             f"{options.train_days + options.test_days:g} days, the longest history in the span is "
