@@ -62,7 +62,7 @@ def db_engine(db_url: str, settings: Settings) -> Iterator[Engine]:
 def reset_data(engine: Engine) -> None:
     """Empty every data table (strategies stay: they are schema-owned reference data)."""
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE crypto_backtest_results, grid_results, backtest_batches, crypto_prices, cryptocurrencies, "
+        conn.execute(text("TRUNCATE crypto_backtest_results, grid_results, backtest_batches, jobs, crypto_prices, cryptocurrencies, "
                           "idempotency_keys "
                           "RESTART IDENTITY CASCADE"))
 
