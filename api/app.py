@@ -12,8 +12,11 @@ from api.cli import register_cli
 from api.config import Settings
 from api.db.connection import db_config_for, make_engine, resolve_database_url
 from api.http import register_http
+from api.http.problems import problem_body
+from api.http.resources.backtests import JOB_KINDS, check_body
 from api.services import CryptoBacktestService
 from api.services.backtest_service import warm_worker
+from api.services.jobs import Jobs
 
 
 def build_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -37,6 +40,10 @@ def build_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         max_sweep_backtests=settings.max_sweep_backtests,
         max_concurrent_batches=settings.max_concurrent_batches, max_queued_batches=settings.max_queued_batches,
         batch_queue_seconds=settings.batch_queue_seconds)
+    app.extensions["jobs"] = Jobs(engine, {kind: run for kind, (run, _) in JOB_KINDS.items()},
+                                  {kind: check_body(model) for kind, (_, model) in JOB_KINDS.items()},
+                                  max_running=settings.max_running_jobs,
+                                  heartbeat_timeout=settings.job_heartbeat_timeout_s, problem=problem_body)
     register_http(app)
     register_cli(app)
     warm_worker()  # compile/load engine kernels now, so no request pays for it

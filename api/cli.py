@@ -32,6 +32,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(import_prices_command)
     app.cli.add_command(montecarlo_command)
     app.cli.add_command(walkforward_command)
+    app.cli.add_command(jobs_worker_command)
     app.cli.add_command(delete_cryptos_command)
     app.cli.add_command(batches_command)
     app.cli.add_command(sweep_command)
@@ -219,6 +220,25 @@ def montecarlo_command(strategy: str, params: tuple[str, ...], method: str, path
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+@click.command("jobs-worker")
+@with_appcontext
+@click.option("--poll-seconds", default=0.5, type=click.FloatRange(min=0.05), show_default=True,
+              help="how long to wait when no job is queued")
+def jobs_worker_command(poll_seconds: float) -> None:
+    """Run queued jobs (POST /api/jobs) until SIGTERM or SIGINT, MAX_RUNNING_JOBS at a time over all runners."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    jobs = current_app.extensions["jobs"]
+    click.echo(f"jobs-worker: waiting for jobs (at most {jobs.max_running} running, heartbeat timeout "
+               f"{jobs.heartbeat_timeout:g} s)", err=True)
+    jobs.run_forever(stop, poll_seconds=poll_seconds)
+    click.echo("jobs-worker: stopped", err=True)
 
 
 @click.command("batches")

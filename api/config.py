@@ -46,6 +46,8 @@ class Settings:
     lock_timeout_ms: int = 5_000
     gunicorn_threads: int = 4
     request_body_timeout_s: int = 900
+    max_running_jobs: int = 1
+    job_heartbeat_timeout_s: int = 30
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -71,4 +73,6 @@ class Settings:
             lock_timeout_ms=_int_env("LOCK_TIMEOUT_MS", 5_000),
             gunicorn_threads=max(1, _int_env("GUNICORN_THREADS", 4)),
             request_body_timeout_s=max(1, _int_env("REQUEST_BODY_TIMEOUT_SECONDS", 900)),
+            max_running_jobs=max(1, _int_env("MAX_RUNNING_JOBS", 1)),
+            job_heartbeat_timeout_s=max(2, _int_env("JOB_HEARTBEAT_TIMEOUT_SECONDS", 30)),
         )

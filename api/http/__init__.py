@@ -13,6 +13,7 @@ from api.http.resources.backtests import (BatchBacktestResource, MonteCarloResou
 from api.http.resources.batches import BatchListResource, BatchResource, BatchTradesResource
 from api.http.resources.catalog import CryptocurrencyListResource, CryptocurrencyResource, StrategyListResource
 from api.http.resources.health import HealthResource, ReadyResource
+from api.http.resources.jobs import JobCancelResource, JobListResource, JobResource
 from api.http.resources.prices import PriceUploadResource
 
 ROUTES = (
@@ -24,6 +25,9 @@ ROUTES = (
     (BatchListResource, "/api/crypto/backtest/batches"),
     (BatchResource, "/api/crypto/backtest/batches/<string:batch_id>"),
     (BatchTradesResource, "/api/crypto/backtest/batches/<string:batch_id>/trades"),
+    (JobListResource, "/api/jobs"),
+    (JobResource, "/api/jobs/<string:job_id>"),
+    (JobCancelResource, "/api/jobs/<string:job_id>/cancel"),
     (StrategyListResource, "/api/strategies"),
     (CryptocurrencyListResource, "/api/crypto/cryptocurrencies"),
     (CryptocurrencyResource, "/api/crypto/cryptocurrencies/<string:symbol>"),

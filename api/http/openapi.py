@@ -10,8 +10,8 @@ from typing import Any
 
 from flask_restful import Resource
 
-from api.http.schemas import (BatchBacktestRequest, MonteCarloRequest, SingleBacktestRequest, SweepBacktestRequest,
-                              WalkForwardRequest)
+from api.http.schemas import (BatchBacktestRequest, JobRequest, MonteCarloRequest, SingleBacktestRequest,
+                              SweepBacktestRequest, WalkForwardRequest)
 from api.services import catalog
 from api.services.candle_checks import DATE_FORMATS, MAX_GAPS
 
@@ -143,6 +143,20 @@ WALK_FORWARD = {"type": "object", "required": ["results", "summary"], "propertie
                                                "equity_curve": {"type": "array", "items": {"type": "object"}},
                                                "error": {"type": ["object", "null"]}}}},
     "summary": {"type": "object", "required": ["in_sample", "out_of_sample", "decay_ratio"]}}}
+JOB = {"type": "object", "required": ["job_id", "kind", "state", "progress", "eta_seconds", "created_at",
+                                      "started_at", "finished_at", "error", "batch_id", "result_url"],
+       "properties": {"job_id": _STR, "kind": _STR,
+                      "state": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+                      "progress": {"type": "object", "properties": {"done": {"type": "integer"},
+                                                                    "total": {"type": ["integer", "null"]}}},
+                      "eta_seconds": _NUMBER_OR_NULL, "created_at": _STR,
+                      "started_at": {"type": ["string", "null"]}, "finished_at": {"type": ["string", "null"]},
+                      "attempts": {"type": "integer"}, "cancel_requested": {"type": "boolean"},
+                      "error": {"type": ["object", "null"], "description": "a failed job's problem+json"},
+                      "batch_id": {"type": ["string", "null"]}, "result_url": {"type": ["string", "null"]},
+                      "request": {"type": "object"}}}
+JOB_LIST = {"type": "object", "required": ["jobs", "next_cursor"],
+            "properties": {"jobs": {"type": "array", "items": JOB}, "next_cursor": {"type": ["string", "null"]}}}
 SINGLE = {"type": "object", "required": ["result", "strategy_id", "parameters"],
           "properties": {"result": RESULT, "strategy_id": {"type": "integer"}, "parameters": {"type": "object"},
                          "batch_id": {"type": ["string", "null"]}}}
@@ -353,6 +367,31 @@ def openapi_document() -> dict[str, Any]:
                                               "LOCK_TIMEOUT_MS; nothing stored, retry after Retry-After"),
                               "413": _problem("the upload is larger than MAX_UPLOAD_MB"),
                               "415": _problem("the body is not multipart/form-data")}}},
+            "/api/jobs": {
+                "post": {"summary": "Queue a long request (kind all, sweep, walkforward or montecarlo, with the body "
+                                    "its route takes); checked first like that route",
+                         "requestBody": {"required": True, "content": {"application/json": {
+                             "schema": JobRequest.model_json_schema()}}},
+                         "responses": {"202": {**_ok(JOB, "queued"), "headers": {"Location": {
+                             "description": "the job's URL", "schema": {"type": "string"}}}},
+                             **{k: v for k, v in _POST_ERRORS.items() if k != "429"}}},
+                "get": {"summary": "Jobs, newest first; `next_cursor` gives the next page",
+                        "parameters": [
+                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                        "maximum": 500}},
+                            {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
+                        "responses": {"200": _ok(JOB_LIST), "400": _problem("a bad limit or cursor"),
+                                      "503": _problem("database unavailable", retry_after=True)}}},
+            "/api/jobs/{job_id}": {"get": {
+                "summary": "A job: state, progress, eta, its error or its result's URL",
+                "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _ok(JOB), "404": _problem("no such job"),
+                              "503": _problem("database unavailable", retry_after=True)}}},
+            "/api/jobs/{job_id}/cancel": {"post": {
+                "summary": "Cancel a queued job, or stop a running one (nothing of it is stored)",
+                "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"202": _ok(JOB, "cancelled, or asked to stop"), "404": _problem("no such job"),
+                              "503": _problem("database unavailable", retry_after=True)}}},
             "/api/strategies": {"get": {"summary": "The strategy catalog with parameter schemas",
                                         "responses": {"200": _ok(STRATEGY_LIST),
                                                       "503": _problem("database unavailable", retry_after=True)}}},

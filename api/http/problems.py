@@ -62,6 +62,11 @@ def pydantic_errors(exc: PydanticValidationError) -> list[dict[str, str]]:
     return out
 
 
+def problem_body(exc: BaseException) -> dict[str, Any]:
+    """The problem+json body `problem_for` answers for `exc` (what a failed job keeps as its `error`)."""
+    return orjson.loads(problem_for(exc).get_data())
+
+
 def problem_for(exc: BaseException) -> Response:
     """Map any exception to its problem response."""
     if isinstance(exc, BadRequest):

@@ -129,3 +129,11 @@ class SingleBacktestRequest(_Span):
     parameters: dict[str, Any]
     crypto_id: Id | None = None
     symbol: str | None = Field(default=None, pattern=SYMBOL_PATTERN)
+
+
+class JobRequest(_Strict):
+    """POST /api/jobs: one of the long routes' bodies, run by a job runner."""
+
+    kind: str = Field(description="all, sweep, walkforward or montecarlo", json_schema_extra={
+        "enum": ["all", "sweep", "walkforward", "montecarlo"]})
+    request: dict[str, Any] = Field(description="the body that route takes")

@@ -163,23 +163,25 @@ class CryptoBacktestService:
 
     def run_strategy_against_all_cryptos(self, strategy_id: int, parameters: Mapping[str, Any] | None,
                                          use_parallel: ParallelMode = True, store: bool = True,
-                                         selection: Selection = ALL, use_cache: bool = True) -> dict[str, Any]:
+                                         selection: Selection = ALL, use_cache: bool = True,
+                                         progress: Progress | None = None) -> dict[str, Any]:
         """Backtest every crypto with data (or those `selection` names, over its span); returns
         {"results": [...ranked], "summary": {...}}.
 
         With use_cache, a crypto whose result for this strategy, these parameters, this span and its current
         data version is stored answers from the store (summary.from_store); the others are computed
-        (summary.computed) and stored.
+        (summary.computed) and stored. progress(done, total) is called in cryptos as they finish.
         """
         with self.admitted():
-            return self._run_batch(strategy_id, parameters, use_parallel, store, selection, use_cache)
+            return self._run_batch(strategy_id, parameters, use_parallel, store, selection, use_cache, progress)
 
     def admitted(self) -> contextlib.AbstractContextManager[None]:
         """Hold one of this process's batch slots (waiting a bounded time in a bounded queue), or raise Busy."""
         return self._admission.admitted()
 
     def _run_batch(self, strategy_id: int, parameters: Mapping[str, Any] | None, use_parallel: ParallelMode,
-                   store: bool, selection: Selection, use_cache: bool = True) -> dict[str, Any]:
+                   store: bool, selection: Selection, use_cache: bool = True,
+                   progress: Progress | None = None) -> dict[str, Any]:
         strategy, params = self.prepare(strategy_id, parameters)
         started = time.perf_counter()
         chosen = choose(self.cryptos(), selection)
@@ -187,13 +189,16 @@ class CryptoBacktestService:
         cryptos = [c for c in chosen if c["id"] not in stored]
         parallel = self.choose_parallel(use_parallel, len(cryptos), settings=1)
         log.info("Running strategy against %d cryptocurrencies (parallel=%s)", len(cryptos), parallel)
-        if parallel:
-            processes = pool_size(len(cryptos), self.max_processes)
-            log.info("Using %d parallel processes", processes)
-            results = self._run_parallel_backtests(cryptos, strategy.id, params, processes)
-        else:
-            processes = 1
-            results = self._run_sequential_backtests(cryptos, strategy.id, params)
+        processes = pool_size(len(cryptos), self.max_processes) if parallel else 1
+        log.info("Using %d parallel processes", processes)
+        args = [(c, strategy.id, params, self.db_config) for c in cryptos]
+        results = []
+        with contextlib.closing(self.stream(CryptoBacktestService._run_single_backtest_worker, args, parallel,
+                                            processes)) as stream:
+            for result in stream:
+                results.append(result)
+                if progress is not None:
+                    progress(len(stored) + len(results), len(chosen))
         _raise_if_database_failed(results)
         computed = results
         results = rank_results(results + [stored_result(c, stored[c["id"]]) for c in chosen if c["id"] in stored])
@@ -219,16 +224,6 @@ class CryptoBacktestService:
         versions = {c["id"]: c["data_version"] for c in cryptos if c.get("data_version") is not None}
         with self.engine.connect() as conn:
             return repo.find_stored_results(conn, strategy_id, params, (selection.start, selection.end), versions)
-
-    def _run_parallel_backtests(self, cryptos: list[dict[str, Any]], strategy_id: int,
-                                parameters: dict[str, Any], processes: int) -> list[dict[str, Any]]:
-        args = [(c, strategy_id, parameters, self.db_config) for c in cryptos]
-        return self._fan_out(CryptoBacktestService._run_single_backtest_worker, args, processes)
-
-    def _run_sequential_backtests(self, cryptos: list[dict[str, Any]], strategy_id: int,
-                                  parameters: dict[str, Any]) -> list[dict[str, Any]]:
-        args = [(c, strategy_id, parameters, self.db_config) for c in cryptos]
-        return list(_run_here(CryptoBacktestService._run_single_backtest_worker, args, self.db_config))
 
     @staticmethod
     def _run_single_backtest_worker(crypto: dict[str, Any], strategy_id: int, parameters: dict[str, Any],

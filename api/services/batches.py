@@ -300,7 +300,17 @@ def _instant(value: Any) -> None:
 
 
 def _encode_cursor(row: Mapping[str, Any]) -> str:
-    return base64.urlsafe_b64encode(f"{row['created_at']}|{row['batch_id']}".encode()).decode().rstrip("=")
+    return encode_cursor(row["created_at"], row["batch_id"])
+
+
+def encode_cursor(created_at: Any, row_id: str) -> str:
+    """The next page's cursor after a row (its creation time and id): opaque to the client."""
+    return base64.urlsafe_b64encode(f"{created_at}|{row_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(value: Any) -> tuple[str, str]:
+    """(created_at, id) of a cursor `encode_cursor` gave; ValidationFailed naming `cursor` otherwise."""
+    return _cursor(value)
 
 
 def _cursor(value: Any) -> tuple[str, str]:

@@ -23,11 +23,13 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from api.db import job_store
+from api.services.batches import MAX_PAGE, decode_cursor, encode_cursor
 from api.services.errors import NotFound, ServiceError, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ class Jobs:
 
     def __init__(self, engine: Engine, work: Mapping[str, Work], checks: Mapping[str, Check] | None = None,
                  max_running: int = 1, heartbeat_timeout: float = 30.0, heartbeat_seconds: float = 0.5,
-                 problem: Callable[[ServiceError], dict[str, Any]] | None = None) -> None:
+                 problem: Callable[[Exception], dict[str, Any]] | None = None) -> None:
         """problem(exc): the problem+json body a failed job's `error` holds (the HTTP layer's own mapping, given
         by the app; without it a plain one)."""
         self.engine = engine
@@ -96,6 +98,21 @@ class Jobs:
         with self.engine.connect() as conn:
             return job_store.list_jobs(conn, limit, after)
 
+    def page(self, limit: Any = 50, cursor: Any = None) -> dict[str, Any]:
+        """{"jobs": [...newest first], "next_cursor"}, like the batch list; ValidationFailed naming a bad one."""
+        try:
+            size = int(limit)
+        except (TypeError, ValueError):
+            size = 0
+        if str(limit).strip() != str(size) or not 1 <= size <= MAX_PAGE:
+            raise ValidationFailed(f"limit must be an integer from 1 to {MAX_PAGE}",
+                                   [{"field": "limit", "message": f"must be an integer from 1 to {MAX_PAGE}"}])
+        rows = self.list(size + 1, None if cursor is None else decode_cursor(cursor))
+        page = rows[:size]
+        more = len(rows) > size
+        return {"jobs": [job_view(j) for j in page],
+                "next_cursor": encode_cursor(page[-1]["created_at"], page[-1]["job_id"]) if more else None}
+
     # ---- the runner's side ----------------------------------------------------------------
 
     def run_next(self, runner: str | None = None) -> dict[str, Any] | None:
@@ -131,12 +148,10 @@ class Jobs:
             state, batch_id = "succeeded", _batch_of(answer)
         except JobCancelled:
             state = "cancelled"
-        except ServiceError as exc:
+        except Exception as exc:  # the route's 4xx/503, or a bug: the job fails with its problem, the next one runs
+            if not isinstance(exc, ServiceError):
+                log.exception("job %s failed", job["job_id"])
             error = self.problem(exc)
-        except Exception as exc:  # a bug must not kill the runner: the job fails, the next one runs
-            log.exception("job %s failed", job["job_id"])
-            error = {"type": "about:blank", "title": "Internal error", "status": 500,
-                     "detail": f"{type(exc).__name__}: {exc}", "errors": [{"field": "job", "message": "failed"}]}
         finally:
             beat.stop()
         with self.engine.begin() as conn:
@@ -186,6 +201,29 @@ class _Heartbeat(threading.Thread):
         self._beat()  # the last progress
 
 
+def job_view(job: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """A job as the API shows it: state, progress, an estimate of the time left, its error or its result."""
+    now = now or datetime.now(timezone.utc)
+    done, total = job["progress_done"], job["progress_total"]
+    eta = None
+    if job["state"] == "running" and job["started_at"] is not None and total and 0 < done < total:
+        eta = (now - job["started_at"]).total_seconds() / done * (total - done)
+    elif job["state"] == "running" and total and done >= total:
+        eta = 0.0
+    batch = job["batch_id"]
+    return {"job_id": job["job_id"], "kind": job["kind"], "state": job["state"],
+            "progress": {"done": done, "total": total}, "eta_seconds": eta,
+            "created_at": _iso(job["created_at"]), "started_at": _iso(job["started_at"]),
+            "finished_at": _iso(job["finished_at"]), "attempts": job["attempts"],
+            "cancel_requested": job["cancel_requested"], "error": job["error"], "batch_id": batch,
+            "result_url": None if batch is None else f"/api/crypto/backtest/batches/{batch}",
+            "request": job["request"]}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def runner_name() -> str:
     """host:pid:thread, unique among live runners."""
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
@@ -210,6 +248,9 @@ def _checked_id(value: Any) -> str:
     return str(uuid.UUID(str(value)))
 
 
-def _plain_problem(exc: ServiceError) -> dict[str, Any]:
-    return {"type": "about:blank", "title": type(exc).__name__, "detail": exc.detail,
-            "errors": exc.errors or [{"field": "request", "message": exc.detail}]}
+def _plain_problem(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, ServiceError):
+        return {"type": "about:blank", "title": type(exc).__name__, "detail": exc.detail,
+                "errors": exc.errors or [{"field": "request", "message": exc.detail}]}
+    return {"type": "about:blank", "title": "Internal error", "status": 500, "detail": f"{type(exc).__name__}: {exc}",
+            "errors": [{"field": "job", "message": "failed"}]}

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Response
 from flask_restful import Resource
+from pydantic import BaseModel
 
 from api.http.api import json_bytes
 from api.http.problems import BadRequest
@@ -16,7 +17,11 @@ from api.http.schemas import (BatchBacktestRequest, MonteCarloRequest, SingleBac
                               WalkForwardRequest)
 from api.services.backtest_service import is_final
 from api.services.idempotency import run_once
-from api.services.selection import parse_selection
+from api.services.montecarlo import check_options as check_montecarlo
+from api.services.selection import choose, parse_selection
+from api.services.walkforward import check_options as check_walkforward
+
+Progress = Callable[[int, int], None]
 
 
 def _answer(body: dict[str, Any], run: Callable[[], dict[str, Any]]) -> Any:
@@ -34,55 +39,109 @@ def _answer(body: dict[str, Any], run: Callable[[], dict[str, Any]]) -> Any:
                     headers={"Idempotent-Replayed": "true"} if replayed else None)
 
 
+# ---- a body -> the service call: one function per kind, shared by its route and by the job runner ----------------
+
+def run_all(body: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
+    req = BatchBacktestRequest.model_validate(body)
+    selection = parse_selection(req.symbols, req.start, req.end)
+    return backtest_service().run_strategy_against_all_cryptos(
+        req.strategy_id, req.parameters, use_parallel=req.use_parallel, selection=selection,
+        use_cache=req.use_cache, progress=progress)
+
+
+def _sweep_request(body: dict[str, Any]) -> SweepBacktestRequest:
+    req = SweepBacktestRequest.model_validate(body)
+    if (req.parameter_sets is None) == (req.grid is None):
+        raise BadRequest(400, "Invalid request", "give exactly one of parameter_sets or grid",
+                         [{"field": "parameter_sets", "message": "give exactly one of parameter_sets or grid"}])
+    if req.fixed is not None and req.grid is None:
+        raise BadRequest(400, "Invalid request", "fixed goes with grid",
+                         [{"field": "fixed", "message": "only with grid"}])
+    return req
+
+
+def run_sweep(body: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
+    req = _sweep_request(body)
+    selection = parse_selection(req.symbols, req.start, req.end)
+    if req.grid is not None:
+        return backtest_service().run_grid_sweep(
+            req.strategy_id, req.grid, req.fixed, use_parallel=req.use_parallel, store=req.store,
+            selection=selection, rank_by=req.rank_by, top=req.top, use_cache=req.use_cache, progress=progress)
+    return backtest_service().run_parameter_sweep(
+        req.strategy_id, req.parameter_sets, use_parallel=req.use_parallel, store=req.store, selection=selection)
+
+
+def run_walkforward(body: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
+    req = WalkForwardRequest.model_validate(body)
+    selection = parse_selection(req.symbols, req.start, req.end)
+    return backtest_service().run_walk_forward(
+        req.strategy_id, req.grid, req.fixed, train_days=req.train_days, test_days=req.test_days,
+        step_days=req.step_days, anchored=req.anchored, rank_by=req.rank_by, select=req.select,
+        use_parallel=req.use_parallel, selection=selection, store=req.store, equity_curve=req.equity_curve,
+        progress=progress)
+
+
+def run_montecarlo(body: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
+    req = MonteCarloRequest.model_validate(body)
+    selection = parse_selection(req.symbols, req.start, req.end)
+    return backtest_service().run_monte_carlo(
+        req.strategy_id, req.parameters, method=req.method, paths=req.paths, block_bars=req.block_bars,
+        seed=req.seed, use_parallel=req.use_parallel, selection=selection, store=req.store, progress=progress)
+
+
+def check_body(model: type[BaseModel]) -> Callable[[dict[str, Any]], None]:
+    """A job kind's check before it is queued: the body's shape, its strategy and parameters, its selection (the
+    400/404 its route would give first; what only running finds stays for the job's `error`)."""
+    def check(body: dict[str, Any]) -> None:
+        req = _sweep_request(body) if model is SweepBacktestRequest else model.model_validate(body)
+        service = backtest_service()
+        if getattr(req, "parameters", None) is not None:
+            service.prepare(req.strategy_id, req.parameters)
+        strategy = service.strategy(req.strategy_id)
+        chosen = choose(service.cryptos(), parse_selection(req.symbols, req.start, req.end))
+        if isinstance(req, SweepBacktestRequest) and req.grid is not None:
+            service.expand_checked_grid(strategy, req.grid, req.fixed, len(chosen), "cryptos")
+        elif isinstance(req, SweepBacktestRequest):
+            for params in req.parameter_sets or []:
+                service.prepare(req.strategy_id, params)
+        elif isinstance(req, WalkForwardRequest):
+            check_walkforward(req.train_days, req.test_days, req.step_days, req.anchored, req.rank_by, req.select)
+        elif isinstance(req, MonteCarloRequest):
+            check_montecarlo(req.method, req.paths, req.block_bars, req.seed)
+    return check
+
+
+JOB_KINDS: dict[str, tuple[Callable[..., dict[str, Any]], type[BaseModel]]] = {
+    "all": (run_all, BatchBacktestRequest), "sweep": (run_sweep, SweepBacktestRequest),
+    "walkforward": (run_walkforward, WalkForwardRequest), "montecarlo": (run_montecarlo, MonteCarloRequest)}
+
+
 class BatchBacktestResource(Resource):
     def post(self):
         body = json_body()
-        req = BatchBacktestRequest.model_validate(body)
-        selection = parse_selection(req.symbols, req.start, req.end)
-        return _answer(body, lambda: backtest_service().run_strategy_against_all_cryptos(
-            req.strategy_id, req.parameters, use_parallel=req.use_parallel, selection=selection,
-            use_cache=req.use_cache))
+        BatchBacktestRequest.model_validate(body)  # a bad body is a 400 before an Idempotency-Key is taken
+        return _answer(body, lambda: run_all(body))
 
 
 class SweepBacktestResource(Resource):
     def post(self):
         body = json_body()
-        req = SweepBacktestRequest.model_validate(body)
-        if (req.parameter_sets is None) == (req.grid is None):
-            raise BadRequest(400, "Invalid request", "give exactly one of parameter_sets or grid",
-                             [{"field": "parameter_sets", "message": "give exactly one of parameter_sets or grid"}])
-        if req.fixed is not None and req.grid is None:
-            raise BadRequest(400, "Invalid request", "fixed goes with grid",
-                             [{"field": "fixed", "message": "only with grid"}])
-        selection = parse_selection(req.symbols, req.start, req.end)
-        if req.grid is not None:
-            return _answer(body, lambda: backtest_service().run_grid_sweep(
-                req.strategy_id, req.grid, req.fixed, use_parallel=req.use_parallel, store=req.store,
-                selection=selection, rank_by=req.rank_by, top=req.top, use_cache=req.use_cache))
-        return _answer(body, lambda: backtest_service().run_parameter_sweep(
-            req.strategy_id, req.parameter_sets, use_parallel=req.use_parallel, store=req.store,
-            selection=selection))
-
-
-class MonteCarloResource(Resource):
-    def post(self):
-        body = json_body()
-        req = MonteCarloRequest.model_validate(body)
-        selection = parse_selection(req.symbols, req.start, req.end)
-        return _answer(body, lambda: backtest_service().run_monte_carlo(
-            req.strategy_id, req.parameters, method=req.method, paths=req.paths, block_bars=req.block_bars,
-            seed=req.seed, use_parallel=req.use_parallel, selection=selection, store=req.store))
+        _sweep_request(body)  # a bad body is a 400 before an Idempotency-Key is taken
+        return _answer(body, lambda: run_sweep(body))
 
 
 class WalkForwardResource(Resource):
     def post(self):
         body = json_body()
-        req = WalkForwardRequest.model_validate(body)
-        selection = parse_selection(req.symbols, req.start, req.end)
-        return _answer(body, lambda: backtest_service().run_walk_forward(
-            req.strategy_id, req.grid, req.fixed, train_days=req.train_days, test_days=req.test_days,
-            step_days=req.step_days, anchored=req.anchored, rank_by=req.rank_by, select=req.select,
-            use_parallel=req.use_parallel, selection=selection, store=req.store, equity_curve=req.equity_curve))
+        WalkForwardRequest.model_validate(body)
+        return _answer(body, lambda: run_walkforward(body))
+
+
+class MonteCarloResource(Resource):
+    def post(self):
+        body = json_body()
+        MonteCarloRequest.model_validate(body)
+        return _answer(body, lambda: run_montecarlo(body))
 
 
 class SingleBacktestResource(Resource):
