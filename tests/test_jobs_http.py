@@ -57,6 +57,10 @@ def test_a_job_answers_what_its_route_answers(client, app, demo_db, kind) -> Non
     ({"kind": "all", "request": {"strategy_id": 1, "parameters": {}, "symbols": ["NOPE"]}}, 404, "symbols"),
     ({"kind": "sweep", "request": {"strategy_id": 1}}, 400, "parameter_sets"),
     ({"kind": "walkforward", "request": {"strategy_id": 1, "grid": {"rsi_period": [7]}}}, 400, "train_days"),
+    ({"kind": "walkforward", "request": {"strategy_id": 1, "grid": {"rsi_period": [7]}, "train_days": 9000,
+                                         "test_days": 10}}, 400, "train_days"),
+    ({"kind": "walkforward", "request": {"strategy_id": 1, "grid": {"nope": [7]}, "train_days": 90,
+                                         "test_days": 10}}, 400, "grid.nope"),
     ({"kind": "montecarlo", "request": {"strategy_id": 1, "parameters": {}, "paths": 0}}, 400, "paths"),
 ])
 def test_a_bad_job_is_the_routes_4xx_and_nothing_is_queued(client, demo_db, body, status, field) -> None:

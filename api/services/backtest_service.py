@@ -32,7 +32,7 @@ from api.services.admission import Admission
 from api.services.errors import Conflict, DatabaseUnavailable, NotFound, ValidationFailed
 from api.services.grid import MAX_COMBINATIONS, GridTooLarge, expand_grid
 from api.services.walkforward import check_options as check_walkforward
-from api.services.walkforward_run import run_walk_forward
+from api.services.walkforward_run import plan_walk_forward, run_walk_forward
 from api.services.montecarlo import check_options, montecarlo_crypto, montecarlo_error, montecarlo_summary
 from api.services.grid_answer import check_ranking, grid_answer
 from api.services.fanout import TaskFailure, pool_size, run_in_pool, warm_pool
@@ -527,6 +527,13 @@ class CryptoBacktestService:
         options = check_walkforward(train_days, test_days, step_days, anchored, rank_by, select)
         return run_walk_forward(self, strategy_id, grid, fixed, options, use_parallel, selection, store,
                                 equity_curve, progress)
+
+    def check_walk_forward(self, strategy_id: int, grid: Any, fixed: Any, train_days: Any, test_days: Any,
+                           step_days: Any = None, anchored: Any = False, rank_by: Any = "sharpe_ratio",
+                           select: Any = "per_crypto", selection: Selection = ALL) -> None:
+        """Everything run_walk_forward checks before it runs (a job's check before it is queued)."""
+        options = check_walkforward(train_days, test_days, step_days, anchored, rank_by, select)
+        plan_walk_forward(self, strategy_id, grid, fixed, options, selection)
 
     # ---- one crypto ----------------------------------------------------------------------
 

@@ -44,23 +44,8 @@ def run_walk_forward(service: CryptoBacktestService, strategy_id: int, grid: Any
                      options: WalkForwardOptions, use_parallel: Any, selection: Selection, store: bool,
                      equity_curve: bool, progress: Progress | None) -> dict[str, Any]:
     """The walk-forward answer {"results": [per crypto], "summary": {...}}, stored as a batch of kind walkforward."""
-    strategy = service.strategy(strategy_id)
-    chosen = choose(service.cryptos(), selection)
-    spans = _estimated_windows(service, chosen, options, selection)
-    if chosen and not any(spans.values()):
-        shortest = min((c.get("interval", "1d") for c in chosen), key=lambda i: SECONDS_PER_INTERVAL.get(i, 86_400))
-        if min(options.train_days, options.test_days) * 86_400 < SECONDS_PER_INTERVAL.get(shortest, 86_400):
-            field = "train_days" if options.train_days <= options.test_days else "test_days"
-            raise ValidationFailed(f"{field} is shorter than one candle of every chosen crypto",
-                                   [{"field": field, "message": f"shorter than one candle (at least {shortest})"}])
-        raise ValidationFailed(
-            f"no chosen crypto has a whole window: train_days + test_days = "
-            f"{options.train_days + options.test_days:g} days, the longest history in the span is "
-            f"{max(_days(service, chosen, selection).values()):g} days",
-            [{"field": "train_days", "message": f"train_days + test_days ({options.train_days + options.test_days:g}"
-                                                f" days) is longer than every chosen crypto's history"}])
-    windows = sum(spans.values())
-    sets, skipped = service.expand_checked_grid(strategy, grid, fixed, windows, "crypto windows")
+    strategy, chosen, windows, sets, skipped = plan_walk_forward(service, strategy_id, grid, fixed, options,
+                                                                 selection)
     with service.admitted():
         started = time.perf_counter()
         parallel = service.choose_parallel(use_parallel, len(chosen), settings=len(sets) * max(1, windows) //
@@ -115,6 +100,30 @@ def run_walk_forward(service: CryptoBacktestService, strategy_id: int, grid: Any
                 repo.insert_batch(conn, batch_id, "walkforward", strategy.id, summary,
                                   [c["id"] for c in chosen if c["id"] in present], results=kept)
         return {"results": results, "summary": summary}
+
+
+def plan_walk_forward(service: CryptoBacktestService, strategy_id: int, grid: Any, fixed: Any,
+                      options: WalkForwardOptions, selection: Selection) -> tuple[Any, list, int, list, int]:
+    """(strategy, chosen cryptos, windows in all, settings, skipped combinations), or the 400/404 the request
+    gets before anything runs (a job is checked with it before it is queued)."""
+    strategy = service.strategy(strategy_id)
+    chosen = choose(service.cryptos(), selection)
+    spans = _estimated_windows(service, chosen, options, selection)
+    if chosen and not any(spans.values()):
+        shortest = min((c.get("interval", "1d") for c in chosen), key=lambda i: SECONDS_PER_INTERVAL.get(i, 86_400))
+        if min(options.train_days, options.test_days) * 86_400 < SECONDS_PER_INTERVAL.get(shortest, 86_400):
+            field = "train_days" if options.train_days <= options.test_days else "test_days"
+            raise ValidationFailed(f"{field} is shorter than one candle of every chosen crypto",
+                                   [{"field": field, "message": f"shorter than one candle (at least {shortest})"}])
+        raise ValidationFailed(
+            f"no chosen crypto has a whole window: train_days + test_days = "
+            f"{options.train_days + options.test_days:g} days, the longest history in the span is "
+            f"{max(_days(service, chosen, selection).values()):g} days",
+            [{"field": "train_days", "message": f"train_days + test_days ({options.train_days + options.test_days:g}"
+                                                f" days) is longer than every chosen crypto's history"}])
+    windows = sum(spans.values())
+    sets, skipped = service.expand_checked_grid(strategy, grid, fixed, windows, "crypto windows")
+    return strategy, chosen, windows, sets, skipped
 
 
 def _choices(trained: Sequence[TrainedCrypto], options: WalkForwardOptions

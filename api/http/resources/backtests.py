@@ -19,7 +19,6 @@ from api.services.backtest_service import is_final
 from api.services.idempotency import run_once
 from api.services.montecarlo import check_options as check_montecarlo
 from api.services.selection import choose, parse_selection
-from api.services.walkforward import check_options as check_walkforward
 
 Progress = Callable[[int, int], None]
 
@@ -105,7 +104,9 @@ def check_body(model: type[BaseModel]) -> Callable[[dict[str, Any]], None]:
             for params in req.parameter_sets or []:
                 service.prepare(req.strategy_id, params)
         elif isinstance(req, WalkForwardRequest):
-            check_walkforward(req.train_days, req.test_days, req.step_days, req.anchored, req.rank_by, req.select)
+            service.check_walk_forward(req.strategy_id, req.grid, req.fixed, req.train_days, req.test_days,
+                                       req.step_days, req.anchored, req.rank_by, req.select,
+                                       parse_selection(req.symbols, req.start, req.end))
         elif isinstance(req, MonteCarloRequest):
             check_montecarlo(req.method, req.paths, req.block_bars, req.seed)
     return check
