@@ -249,7 +249,7 @@ def _cells(values: list[Any]) -> list[Any]:
 
 
 def _load(engine: Engine, batch_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    if not _is_uuid(batch_id):
+    if not is_uuid(batch_id):
         raise NotFound(f"no batch {batch_id!r}", [{"field": "batch_id", "message": "not a batch id (a UUID)"}])
     with engine.connect() as conn:
         record = repo.get_batch(conn, batch_id)
@@ -272,7 +272,8 @@ def _crypto(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"id": row["crypto_id"], "symbol": row["symbol"], "name": row["name"], "interval": row["interval"]}
 
 
-def _is_uuid(value: str) -> bool:
+def is_uuid(value: Any) -> bool:
+    """The value reads as a UUID (ids of batches and jobs): anything else is an unknown id, a 404."""
     try:
         uuid.UUID(str(value))
     except ValueError:
@@ -318,7 +319,7 @@ def _cursor(value: Any) -> tuple[str, str]:
         text = base64.urlsafe_b64decode(str(value) + "=" * (-len(str(value)) % 4)).decode()
         at, batch_id = text.split("|")
         datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(timezone.utc)
-        if not _is_uuid(batch_id):
+        if not is_uuid(batch_id):
             raise ValueError(batch_id)
     except (ValueError, UnicodeDecodeError):
         raise ValidationFailed("cursor is not one this API gave",

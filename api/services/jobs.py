@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from api.db import job_store
-from api.services.batches import MAX_PAGE, decode_cursor, encode_cursor
+from api.services.batches import MAX_PAGE, decode_cursor, encode_cursor, is_uuid
 from api.services.errors import NotFound, ServiceError, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -79,14 +79,14 @@ class Jobs:
 
     def get(self, job_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            job = job_store.get_job(conn, _checked_id(job_id)) if _is_uuid(job_id) else None
+            job = job_store.get_job(conn, _checked_id(job_id)) if is_uuid(job_id) else None
         if job is None:
             raise NotFound(f"no job {job_id!r}", [{"field": "job_id", "message": f"no job {job_id}"}])
         return job
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued job at once, ask a running one to stop; a finished job stays as it is."""
-        if not _is_uuid(job_id):
+        if not is_uuid(job_id):
             raise NotFound(f"no job {job_id!r}", [{"field": "job_id", "message": f"no job {job_id}"}])
         with self.engine.begin() as conn:
             job = job_store.request_cancel(conn, job_id)
@@ -234,14 +234,6 @@ def _batch_of(answer: Mapping[str, Any]) -> str | None:
     if isinstance(summary, Mapping):
         return summary.get("batch_id")
     return answer.get("batch_id") if isinstance(answer, Mapping) else None
-
-
-def _is_uuid(value: Any) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 def _checked_id(value: Any) -> str:
