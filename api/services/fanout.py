@@ -219,6 +219,10 @@ class _Worker:
     tasks: collections.deque = field(default_factory=collections.deque)  # sent, not yet answered, in order
     chunk_ends: collections.deque = field(default_factory=collections.deque)  # last task of each chunk sent
     since: float = 0.0  # when the task now running began: chunk sent, or the previous answer
+    stopped: bool = False  # stop() was called: never handed a task again, whether or not it is gone yet
+    # the thread that started it: when that thread ends the kernel kills the worker (PR_SET_PDEATHSIG, see
+    # _die_with_parent), maybe a moment later, so from then on it is doomed and is not handed a task
+    starter: threading.Thread | None = None
 
     @property
     def fd(self) -> int:
@@ -267,7 +271,11 @@ class _Worker:
         return messages, closed
 
     def stop(self) -> None:
-        """SIGKILL and a bounded join: nothing here can wait on a lock or on the worker itself."""
+        """SIGKILL and a bounded join: nothing here can wait on a lock or on the worker itself.
+
+        A worker once stopped is never used again, even if the join ran out before it was gone (a loaded
+        machine can take seconds to tear a process down): it is still running then, but it is dying."""
+        self.stopped = True
         if self.process.exitcode is None:
             try:
                 self.process.kill()
@@ -287,11 +295,13 @@ class _Worker:
         return None, self.since
 
     def usable(self) -> bool:
-        """Alive and not stopped (SIGSTOP): a worker that cannot answer is replaced before use.
+        """Alive, not stopped (SIGSTOP), not killed by us and not doomed (its starting thread is gone): a
+        worker that cannot answer, or soon will not, is replaced before use.
 
         A tracing stop (`t`: a debugger or py-spy sampling it) is not a fault.
         """
-        return self.process.exitcode is None and _process_state(self.process.pid) not in (b"T", b"Z", b"X", b"")
+        return not self.stopped and (self.starter is None or self.starter.is_alive()) and \
+            self.process.exitcode is None and _process_state(self.process.pid) not in (b"T", b"Z", b"X", b"")
 
 
 def _process_state(pid: int | None) -> bytes:
@@ -336,7 +346,7 @@ class WorkerPool:
         process.start()
         child_end.close()  # the child's copy alone keeps it open: its death is EOF here
         os.set_blocking(parent_end.fileno(), False)
-        return _Worker(process, parent_end, slot)
+        return _Worker(process, parent_end, slot, starter=threading.current_thread())
 
     def _ready_workers(self, count: int) -> list[_Worker]:
         """`count` workers for a batch: warm ones that still answer, new ones for the rest.
@@ -441,7 +451,7 @@ class _Batch:
             for worker in workers:  # a batch left early must leave no task running for the next one
                 if worker.tasks or worker.outbox:
                     worker.stop()
-            self.pool._workers = [w for w in self.pool._workers if w.process.exitcode is None]
+            self.pool._workers = [w for w in self.pool._workers if w.process.exitcode is None and not w.stopped]
 
     def _step(self, selector: selectors.BaseSelector, workers: list[_Worker]) -> None:
         """Hand out chunks, move bytes, collect answers, and fail what died or overran."""
