@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -88,7 +89,32 @@ def main() -> None:
     gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or "gunicorn"
     args = [gunicorn, "-c", str(REPO_ROOT / "gunicorn.conf.py"), "api:create_app()"]
     os.chdir(REPO_ROOT)
-    os.execv(gunicorn, args)
+    if os.environ.get("JOBS_WORKER", "1") == "0":
+        os.execv(gunicorn, args)
+    sys.exit(serve_with_job_runner(args))
+
+
+def serve_with_job_runner(gunicorn_args: list[str]) -> int:
+    """gunicorn and a job runner side by side (JOBS_WORKER=0: gunicorn alone): the runner is started again if it
+    dies; SIGTERM or SIGINT stops gunicorn, then the runner; returns gunicorn's exit code.
+
+    This process stays their parent (not gunicorn's master, which reaps every child it has as its own worker)."""
+    from api.job_runner_supervisor import JobRunnerSupervisor
+
+    server = subprocess.Popen(gunicorn_args)
+    runner = JobRunnerSupervisor()
+
+    def stop(signum: int, _frame: object) -> None:
+        if server.poll() is None:
+            server.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    runner.start()
+    try:
+        return server.wait()
+    finally:
+        runner.stop()
 
 
 if __name__ == "__main__":
