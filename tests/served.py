@@ -88,6 +88,13 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL a process started with start_new_session and its whole group, if it still runs; reap it."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
 def port_of(base: str) -> int:
     return int(base.rsplit(":", 1)[1])
 

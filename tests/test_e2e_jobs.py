@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.served import ROOT, free_port, request_json
+from tests.served import ROOT, free_port, kill_group, request_json
 
 
 def _runners(server: int) -> list[psutil.Process]:
@@ -78,9 +78,7 @@ def test_make_runs_server_keeps_a_job_runner_that_runs_jobs_and_comes_back_when_
             sys.stderr.write((Path(folder) / "serve.log").read_text(errors="replace")[-10_000:])
             raise
         finally:
-            if server.poll() is None:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(10)
+            kill_group(server)
             for p in tree:
                 if p.is_running():
                     p.kill()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from api.services.jobs import Jobs
+from tests.served import kill_group
 
 ROOT = Path(__file__).resolve().parent.parent
 FLASK = Path(sys.executable).parent / "flask"
@@ -66,16 +67,12 @@ def test_a_runner_process_runs_jobs_and_a_killed_ones_job_is_taken_over(app, job
                 second.send_signal(signal.SIGTERM)  # a runner stops when told
                 assert second.wait(30) == 0
             finally:
-                if second.poll() is None:
-                    os.killpg(second.pid, signal.SIGKILL)
-                    second.wait(10)
+                kill_group(second)
         except BaseException:
             sys.stderr.write((Path(folder) / "worker.log").read_text(errors="replace")[-10_000:])
             raise
         finally:
-            if first.poll() is None:
-                os.killpg(first.pid, signal.SIGKILL)
-                first.wait(10)
+            kill_group(first)
 
 
 def test_two_jobs_queue_in_order_behind_one_runner(app, jobs) -> None:
