@@ -99,6 +99,16 @@ def test_a_job_that_fails_keeps_the_routes_problem(client, app, demo_db) -> None
     assert shown["error"]["errors"] == route.get_json()["errors"] and shown["batch_id"] is None
 
 
+def test_a_monte_carlo_too_large_is_refused_before_it_is_queued(app, client, demo_db, monkeypatch) -> None:
+    monkeypatch.setattr(app.extensions["backtest_service"], "max_sweep_backtests", 1_000)
+    body = {"strategy_id": 1, "parameters": {}, "method": "trades", "paths": 100}  # 24 cryptos: 2,400 backtests
+    resp = client.post(JOBS, json={"kind": "montecarlo", "request": body})
+    route = client.post("/api/crypto/backtest/montecarlo", json=body)
+    assert resp.status_code == route.status_code == 400
+    assert resp.get_json()["errors"] == route.get_json()["errors"] and resp.get_json()["errors"][0]["field"] == "paths"
+    assert client.get(JOBS).get_json()["jobs"] == []
+
+
 def test_a_grid_too_large_is_refused_before_it_is_queued(client, demo_db) -> None:
     body = {"strategy_id": 1, "grid": {"rsi_period": list(range(2, 1000)),
                                        "oversold_threshold": {"start": 1, "stop": 29, "step": 0.5}}}

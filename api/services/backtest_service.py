@@ -460,15 +460,8 @@ class CryptoBacktestService:
         identical sequential or parallel, at any pool size. Stored as a batch of
         kind "montecarlo" (its results on the batch record), read back by the batch routes.
         """
-        options = check_options(method, paths, block_bars, seed)
-        strategy, params = self.prepare(strategy_id, parameters)
-        chosen = choose(self.cryptos(), selection)
-        work = len(chosen) * options["paths"]
-        if work > self.max_sweep_backtests:
-            raise ValidationFailed(f"{options['paths']:,} paths x {len(chosen)} cryptos = {work:,} backtests; at most "
-                                   f"{self.max_sweep_backtests:,} (MAX_SWEEP_BACKTESTS)",
-                                   [{"field": "paths", "message": f"{work:,} backtests over {len(chosen)} cryptos; "
-                                                                  f"at most {self.max_sweep_backtests:,}"}])
+        options, strategy, params, chosen = self.check_monte_carlo(strategy_id, parameters, method, paths,
+                                                                   block_bars, seed, selection)
         with self.admitted():
             started = time.perf_counter()
             parallel = self.choose_parallel(use_parallel, len(chosen), settings=options["paths"])
@@ -494,6 +487,22 @@ class CryptoBacktestService:
                     repo.insert_batch(conn, batch_id, "montecarlo", strategy.id, summary,
                                       [c["id"] for c in chosen if c["id"] in present], results=results)
             return {"results": results, "summary": summary}
+
+    def check_monte_carlo(self, strategy_id: int, parameters: Mapping[str, Any] | None, method: Any, paths: Any,
+                          block_bars: Any, seed: Any, selection: Selection = ALL
+                          ) -> tuple[dict[str, Any], StrategySpec, dict[str, Any], list[dict[str, Any]]]:
+        """(options, strategy, parameters, chosen cryptos) of a Monte Carlo that may run, or the 400/404 it gets
+        before anything runs (a job is checked with it before it is queued)."""
+        options = check_options(method, paths, block_bars, seed)
+        strategy, params = self.prepare(strategy_id, parameters)
+        chosen = choose(self.cryptos(), selection)
+        work = len(chosen) * options["paths"]
+        if work > self.max_sweep_backtests:
+            raise ValidationFailed(f"{options['paths']:,} paths x {len(chosen)} cryptos = {work:,} backtests; at most "
+                                   f"{self.max_sweep_backtests:,} (MAX_SWEEP_BACKTESTS)",
+                                   [{"field": "paths", "message": f"{work:,} backtests over {len(chosen)} cryptos; "
+                                                                  f"at most {self.max_sweep_backtests:,}"}])
+        return options, strategy, params, chosen
 
     @staticmethod
     def _run_montecarlo_worker(crypto: dict[str, Any], strategy_id: int, parameters: dict[str, Any],

@@ -17,7 +17,6 @@ from api.http.schemas import (BatchBacktestRequest, MonteCarloRequest, SingleBac
                               WalkForwardRequest)
 from api.services.backtest_service import is_final
 from api.services.idempotency import run_once
-from api.services.montecarlo import check_options as check_montecarlo
 from api.services.selection import choose, parse_selection
 
 Progress = Callable[[int, int], None]
@@ -108,7 +107,8 @@ def check_body(model: type[BaseModel]) -> Callable[[dict[str, Any]], None]:
                                        req.step_days, req.anchored, req.rank_by, req.select,
                                        parse_selection(req.symbols, req.start, req.end))
         elif isinstance(req, MonteCarloRequest):
-            check_montecarlo(req.method, req.paths, req.block_bars, req.seed)
+            service.check_monte_carlo(req.strategy_id, req.parameters, req.method, req.paths, req.block_bars,
+                                      req.seed, parse_selection(req.symbols, req.start, req.end))
     return check
 
 
