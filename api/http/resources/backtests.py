@@ -93,22 +93,21 @@ def check_body(model: type[BaseModel]) -> Callable[[dict[str, Any]], None]:
     def check(body: dict[str, Any]) -> None:
         req = _sweep_request(body) if model is SweepBacktestRequest else model.model_validate(body)
         service = backtest_service()
-        if getattr(req, "parameters", None) is not None:
-            service.prepare(req.strategy_id, req.parameters)
+        selection = parse_selection(req.symbols, req.start, req.end)
+        if isinstance(req, WalkForwardRequest):
+            service.check_walk_forward(req.strategy_id, req.grid, req.fixed, req.train_days, req.test_days,
+                                       req.step_days, req.anchored, req.rank_by, req.select, selection)
+            return
+        if isinstance(req, MonteCarloRequest):
+            service.check_monte_carlo(req.strategy_id, req.parameters, req.method, req.paths, req.block_bars,
+                                      req.seed, selection)
+            return
         strategy = service.strategy(req.strategy_id)
-        chosen = choose(service.cryptos(), parse_selection(req.symbols, req.start, req.end))
+        for params in [req.parameters] if isinstance(req, BatchBacktestRequest) else (req.parameter_sets or []):
+            service.prepare(req.strategy_id, params)
+        chosen = choose(service.cryptos(), selection)  # NotFound naming unknown symbols
         if isinstance(req, SweepBacktestRequest) and req.grid is not None:
             service.expand_checked_grid(strategy, req.grid, req.fixed, len(chosen), "cryptos")
-        elif isinstance(req, SweepBacktestRequest):
-            for params in req.parameter_sets or []:
-                service.prepare(req.strategy_id, params)
-        elif isinstance(req, WalkForwardRequest):
-            service.check_walk_forward(req.strategy_id, req.grid, req.fixed, req.train_days, req.test_days,
-                                       req.step_days, req.anchored, req.rank_by, req.select,
-                                       parse_selection(req.symbols, req.start, req.end))
-        elif isinstance(req, MonteCarloRequest):
-            service.check_monte_carlo(req.strategy_id, req.parameters, req.method, req.paths, req.block_bars,
-                                      req.seed, parse_selection(req.symbols, req.start, req.end))
     return check
 
 
