@@ -1,9 +1,10 @@
 """Flask CLI commands: `flask --app api seed-demo | backtest-all | sweep | walkforward | montecarlo | batches | ...`."""
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -39,6 +40,23 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(export_command)
 
 
+PROGRESS_OPTION = click.option("--progress", "force_progress", is_flag=True,
+                               help="show the progress bar even when stderr is not a terminal")
+
+
+@contextlib.contextmanager
+def progress_bar(unit: str, force: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar on stderr (only on a terminal, unless `force`), moved by the service's progress(done, total):
+    the same counter a job's progress is fed by."""
+    with tqdm(unit=unit, unit_scale=unit != "crypto", file=sys.stderr, disable=None if not force else False,
+              leave=False) as bar:
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+        yield advance
+
+
 @click.command("sweep")
 @with_appcontext
 @click.option("--strategy", "strategy", default="1", show_default=True, metavar="ID|CODE")
@@ -55,18 +73,19 @@ def register_cli(app: Flask) -> None:
               help="the best settings the answer carries with their rows (and that are printed)")
 @click.option("--rank-by", default="median_return", type=click.Choice(RANKINGS), show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print the full JSON answer")
+@PROGRESS_OPTION
 def sweep_command(strategy: str, grid: tuple[str, ...], fixed: tuple[str, ...], symbols: str | None,
                   start: str | None, end: str | None, sequential: bool, no_store: bool, no_cache: bool, top: int,
-                  rank_by: str, as_json: bool) -> None:
+                  rank_by: str, as_json: bool, force_progress: bool) -> None:
     """Run every valid combination of a parameter grid against the cryptos; print the best settings."""
     service = current_app.extensions["backtest_service"]
     axes = _parse_grid(grid)
     try:
         selection = _selection(symbols, start, end)
-        with tqdm(unit="backtest", unit_scale=True, file=sys.stderr, disable=None, leave=False) as bar:
+        with progress_bar("backtest", force_progress) as advance:
             answer = service.run_grid_sweep(service.resolve_strategy_id(strategy), axes, _parse_params(fixed),
                                             use_parallel=not sequential, store=not no_store, selection=selection,
-                                            use_cache=not no_cache, progress=_advance(bar), rank_by=rank_by,
+                                            use_cache=not no_cache, progress=advance, rank_by=rank_by,
                                             top=top)
     except ServiceError as exc:
         raise _failed(exc) from None
@@ -105,14 +124,14 @@ def _parse_grid(grid: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options every robustness command takes: which cryptos and span, sequential, no store, JSON."""
+    """The options every robustness command takes: which cryptos and span, sequential, no store, JSON, progress."""
     for option in reversed((
             click.option("--symbols", default=None, metavar="SYM,SYM,..."),
             click.option("--start", default=None, metavar="DATE"),
             click.option("--end", default=None, metavar="DATE"),
             click.option("--sequential", is_flag=True),
             click.option("--no-store", is_flag=True, help="do not store the batch"),
-            click.option("--json", "as_json", is_flag=True, help="print the full JSON answer"))):
+            click.option("--json", "as_json", is_flag=True, help="print the full JSON answer"), PROGRESS_OPTION)):
         command = option(command)
     return command
 
@@ -134,17 +153,17 @@ def _batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def walkforward_command(strategy: str, grid: tuple[str, ...], fixed: tuple[str, ...], train_days: float,
                         test_days: float, step_days: float | None, anchored: bool, rank_by: str, select: str,
                         symbols: str | None, start: str | None, end: str | None, sequential: bool, no_store: bool,
-                        as_json: bool) -> None:
+                        as_json: bool, force_progress: bool) -> None:
     """Walk-forward of a grid on every crypto: does the setting chosen in sample hold out of sample?"""
     service = current_app.extensions["backtest_service"]
     try:
         selection = _selection(symbols, start, end)
-        with tqdm(unit="backtest", unit_scale=True, file=sys.stderr, disable=None, leave=False) as bar:
+        with progress_bar("backtest", force_progress) as advance:
             answer = service.run_walk_forward(
                 service.resolve_strategy_id(strategy), _parse_grid(grid), _parse_params(fixed),
                 train_days=train_days, test_days=test_days, step_days=step_days, anchored=anchored,
                 rank_by=rank_by, select=select, use_parallel=not sequential, selection=selection,
-                store=not no_store, equity_curve=as_json, progress=_advance(bar))
+                store=not no_store, equity_curve=as_json, progress=advance)
     except ServiceError as exc:
         raise _failed(exc) from None
     if as_json:
@@ -167,15 +186,6 @@ def walkforward_command(strategy: str, grid: tuple[str, ...], fixed: tuple[str, 
                f"batch {s['batch_id']}")
 
 
-def _advance(bar: tqdm) -> Callable[[int, int], None]:
-    """A progress callback (done, total) that moves a tqdm bar."""
-    def advance(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-    return advance
-
-
 @click.command("montecarlo")
 @with_appcontext
 @click.option("--strategy", default="1", show_default=True, metavar="ID|CODE")
@@ -187,16 +197,16 @@ def _advance(bar: tqdm) -> Callable[[int, int], None]:
 @_batch_options
 def montecarlo_command(strategy: str, params: tuple[str, ...], method: str, paths: int, block_bars: int, seed: int,
                        symbols: str | None, start: str | None, end: str | None, sequential: bool, no_store: bool,
-                       as_json: bool) -> None:
+                       as_json: bool, force_progress: bool) -> None:
     """Monte Carlo robustness of a strategy on every crypto: percentiles of its return, and the chance of a loss."""
     service = current_app.extensions["backtest_service"]
     try:
         selection = _selection(symbols, start, end)
-        with tqdm(unit="path", unit_scale=True, file=sys.stderr, disable=None, leave=False) as bar:
+        with progress_bar("path", force_progress) as advance:
             answer = service.run_monte_carlo(service.resolve_strategy_id(strategy), _parse_params(params),
                                              method=method, paths=paths, block_bars=block_bars, seed=seed,
                                              use_parallel=not sequential, selection=selection, store=not no_store,
-                                             progress=_advance(bar))
+                                             progress=advance)
     except ServiceError as exc:
         raise _failed(exc) from None
     if as_json:
@@ -367,16 +377,19 @@ def seed_demo_command(cryptos: int | None, candles: int | None, seed: int | None
 @click.option("--no-cache", is_flag=True, help="compute every crypto again (default: stored results answer)")
 @click.option("--top", default=0, type=click.IntRange(min=0), help="show only the best N rows (0 = all)")
 @click.option("--json", "as_json", is_flag=True, help="print the full JSON answer instead of a table")
+@PROGRESS_OPTION
 def backtest_all_command(strategy: str, params: tuple[str, ...], symbols: str | None, start: str | None,
-                         end: str | None, sequential: bool, no_cache: bool, top: int, as_json: bool) -> None:
+                         end: str | None, sequential: bool, no_cache: bool, top: int, as_json: bool,
+                         force_progress: bool) -> None:
     """Run a strategy against every crypto and print the ranked table (the CLI twin of the API)."""
     service = current_app.extensions["backtest_service"]
     try:
         parameters = _parse_params(params)
         selection = _selection(symbols, start, end)
-        answer = service.run_strategy_against_all_cryptos(service.resolve_strategy_id(strategy), parameters,
-                                                          use_parallel=not sequential, selection=selection,
-                                                          use_cache=not no_cache)
+        with progress_bar("crypto", force_progress) as advance:
+            answer = service.run_strategy_against_all_cryptos(service.resolve_strategy_id(strategy), parameters,
+                                                              use_parallel=not sequential, selection=selection,
+                                                              use_cache=not no_cache, progress=advance)
     except ServiceError as exc:
         raise _failed(exc) from None
     if as_json:

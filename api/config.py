@@ -37,6 +37,7 @@ class Settings:
     mp_start_method: str | None = None
     auto_parallel_min_work: int = 1_000_000
     max_sweep_backtests: int = 1_000_000
+    sync_max_backtests: int = 200_000
     task_timeout_s: int = 60
     max_concurrent_batches: int = 1
     max_queued_batches: int = 2
@@ -64,6 +65,7 @@ class Settings:
             mp_start_method=os.environ.get("MP_START_METHOD") or None,
             auto_parallel_min_work=_int_env("AUTO_PARALLEL_MIN_WORK", 1_000_000),
             max_sweep_backtests=_int_env("MAX_SWEEP_BACKTESTS", 1_000_000),
+            sync_max_backtests=max(1, _int_env("SYNC_MAX_BACKTESTS", 200_000)),
             task_timeout_s=max(1, _int_env("TASK_TIMEOUT_SECONDS", 60)),
             max_concurrent_batches=max(1, _int_env("MAX_CONCURRENT_BATCHES", 1)),
             max_queued_batches=max(0, _int_env("MAX_QUEUED_BATCHES", 2)),

@@ -1,6 +1,10 @@
 """The flask CLI: seed-demo loads with COPY and is idempotent; backtest-all prints the ranked table."""
 from __future__ import annotations
 
+import re
+
+import pytest
+
 import orjson
 
 import numpy as np
@@ -76,6 +80,21 @@ def test_backtest_all_prints_ranked_table(runner, demo_db) -> None:
     returns = [float(ln.split()[2]) for ln in lines]
     assert returns == sorted(returns, reverse=True)
     assert "24 successful, 0 failed" in out.output and "parallel=False" in out.output
+
+
+@pytest.mark.parametrize("args, total", [
+    (["backtest-all", "--sequential"], 24),  # in cryptos
+    (["sweep", "--grid", "rsi_period=7,14", "--sequential", "--no-store"], 48),  # in backtests
+    (["montecarlo", "--paths", "5", "--symbols", "SYN001,SYN002", "--sequential", "--no-store"], 10),  # in paths
+])
+def test_the_progress_bar_is_fed_by_the_service_counter_and_ends_at_its_total(runner, demo_db, args, total) -> None:
+    out = runner.invoke(args=[*args, "--progress"])
+    assert out.exit_code == 0, out.output
+    counts = [tuple(float(n) for n in m) for m in re.findall(r"([\d.]+)/([\d.]+) \[", out.stderr)]
+    assert counts and counts[-1] == (total, total) and all(t == total for _, t in counts), out.stderr
+    assert [d for d, _ in counts] == sorted(d for d, _ in counts)  # it only moves forward
+    assert "/" not in out.stdout.splitlines()[0]  # the bar stays on stderr, out of the table
+    assert "[" not in runner.invoke(args=args).stderr  # no terminal, no --progress: no bar
 
 
 def test_backtest_all_reports_bad_parameters(runner, demo_db) -> None:

@@ -273,6 +273,12 @@ _KEY_ERRORS = {
     "422": _problem("this Idempotency-Key was used with another request"),
 }
 
+_BATCH_ERRORS = {  # the routes that fan out over many cryptos
+    **_KEY_ERRORS,
+    "422": _problem("this Idempotency-Key was used with another request, or the request would run more than "
+                    "SYNC_MAX_BACKTESTS backtests: `detail` says how many and to submit it to POST /api/jobs"),
+}
+
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the whole API."""
@@ -292,23 +298,23 @@ def openapi_document() -> dict[str, Any]:
             "/api/crypto/backtest/all": {"post": {
                 "summary": "Run a strategy against every cryptocurrency", "parameters": [key_header],
                 "requestBody": _body(BatchBacktestRequest, "parameters"),
-                "responses": {"200": _ok(BATCH), **_POST_ERRORS, **_KEY_ERRORS}}},
+                "responses": {"200": _ok(BATCH), **_POST_ERRORS, **_BATCH_ERRORS}}},
             "/api/crypto/backtest/sweep": {"post": {
                 "summary": "Run many parameter settings against every cryptocurrency", "parameters": [key_header],
                 "requestBody": _body(SweepBacktestRequest, "parameter_sets"),
-                "responses": {"200": _ok(SWEEP), **_POST_ERRORS, **_KEY_ERRORS}}},
+                "responses": {"200": _ok(SWEEP), **_POST_ERRORS, **_BATCH_ERRORS}}},
             "/api/crypto/backtest/walkforward": {"post": {
                 "summary": "Walk-forward of a grid on every cryptocurrency: per window the best setting on the "
                            "train span, run alone on the test span; the test runs chained",
                 "parameters": [key_header],
                 "requestBody": _body(WalkForwardRequest, "grid"),
-                "responses": {"200": _ok(WALK_FORWARD), **_POST_ERRORS, **_KEY_ERRORS}}},
+                "responses": {"200": _ok(WALK_FORWARD), **_POST_ERRORS, **_BATCH_ERRORS}}},
             "/api/crypto/backtest/montecarlo": {"post": {
                 "summary": "Monte Carlo robustness of a strategy on every cryptocurrency (trades or bars); the "
                            "same seed gives the same answer at any worker count",
                 "parameters": [key_header],
                 "requestBody": _body(MonteCarloRequest, "parameters"),
-                "responses": {"200": _ok(MONTE_CARLO), **_POST_ERRORS, **_KEY_ERRORS}}},
+                "responses": {"200": _ok(MONTE_CARLO), **_POST_ERRORS, **_BATCH_ERRORS}}},
             "/api/crypto/backtest": {"post": {
                 "summary": "Backtest one cryptocurrency, with trades and equity curve", "parameters": [key_header],
                 "requestBody": _body(SingleBacktestRequest, "parameters"),

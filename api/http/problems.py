@@ -18,7 +18,8 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllo
 from werkzeug.exceptions import NotFound as NoRoute
 
 from api.http.body import BodyTimeout, BodyUnreadable
-from api.services.errors import Busy, Conflict, DatabaseUnavailable, NotFound, ServiceError, ValidationFailed
+from api.services.errors import (Busy, Conflict, DatabaseUnavailable, NotFound, ServiceError, TooLargeForRequest,
+                                 ValidationFailed)
 from api.services.idempotency import IdempotencyConflict
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ def problem_for(exc: BaseException) -> Response:
         return problem_response(503, "Database unavailable", exc.detail,
                                 [{"field": "database", "message": "unavailable; nothing was stored"}],
                                 headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, TooLargeForRequest):
+        return problem_response(422, "Unprocessable content", exc.detail, exc.errors)
     if isinstance(exc, NotFound):
         return problem_response(404, "Not found", exc.detail, exc.errors)
     if isinstance(exc, ValidationFailed):

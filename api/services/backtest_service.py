@@ -31,6 +31,7 @@ from api.services.crypto_reads import (DATABASE_FAILED, NO_CANDLES_IN_SPAN, fail
 from api.services.admission import Admission
 from api.services.errors import Conflict, DatabaseUnavailable, NotFound, ValidationFailed
 from api.services.grid import MAX_COMBINATIONS, GridTooLarge, expand_grid
+from api.services.request_size import check_request_size
 from api.services.walkforward import check_options as check_walkforward
 from api.services.walkforward_run import plan_walk_forward, run_walk_forward
 from api.services.montecarlo import check_options, montecarlo_crypto, montecarlo_error, montecarlo_summary
@@ -164,16 +165,20 @@ class CryptoBacktestService:
     def run_strategy_against_all_cryptos(self, strategy_id: int, parameters: Mapping[str, Any] | None,
                                          use_parallel: ParallelMode = True, store: bool = True,
                                          selection: Selection = ALL, use_cache: bool = True,
-                                         progress: Progress | None = None) -> dict[str, Any]:
+                                         progress: Progress | None = None,
+                                         max_backtests: int | None = None) -> dict[str, Any]:
         """Backtest every crypto with data (or those `selection` names, over its span); returns
         {"results": [...ranked], "summary": {...}}.
 
         With use_cache, a crypto whose result for this strategy, these parameters, this span and its current
         data version is stored answers from the store (summary.from_store); the others are computed
         (summary.computed) and stored. progress(done, total) is called in cryptos as they finish.
+        max_backtests: the most cryptos it may run (a synchronous request's SYNC_MAX_BACKTESTS), else
+        TooLargeForRequest before anything runs; each run_* method takes it alike.
         """
         with self.admitted():
-            return self._run_batch(strategy_id, parameters, use_parallel, store, selection, use_cache, progress)
+            return self._run_batch(strategy_id, parameters, use_parallel, store, selection, use_cache, progress,
+                                   max_backtests)
 
     def admitted(self) -> contextlib.AbstractContextManager[None]:
         """Hold one of this process's batch slots (waiting a bounded time in a bounded queue), or raise Busy."""
@@ -181,10 +186,11 @@ class CryptoBacktestService:
 
     def _run_batch(self, strategy_id: int, parameters: Mapping[str, Any] | None, use_parallel: ParallelMode,
                    store: bool, selection: Selection, use_cache: bool = True,
-                   progress: Progress | None = None) -> dict[str, Any]:
+                   progress: Progress | None = None, max_backtests: int | None = None) -> dict[str, Any]:
         strategy, params = self.prepare(strategy_id, parameters)
         started = time.perf_counter()
         chosen = choose(self.cryptos(), selection)
+        check_request_size(len(chosen), max_backtests, "all")
         stored = self._stored_results(strategy.id, params, selection, chosen) if use_cache else {}
         cryptos = [c for c in chosen if c["id"] not in stored]
         parallel = self.choose_parallel(use_parallel, len(cryptos), settings=1)
@@ -193,6 +199,8 @@ class CryptoBacktestService:
         log.info("Using %d parallel processes", processes)
         args = [(c, strategy.id, params, self.db_config) for c in cryptos]
         results = []
+        if progress is not None:
+            progress(len(stored), len(chosen))
         with contextlib.closing(self.stream(CryptoBacktestService._run_single_backtest_worker, args, parallel,
                                             processes)) as stream:
             for result in stream:
@@ -235,7 +243,7 @@ class CryptoBacktestService:
 
     def run_parameter_sweep(self, strategy_id: int, parameter_sets: Sequence[Mapping[str, Any]],
                             use_parallel: ParallelMode = True, store: bool = True,
-                            selection: Selection = ALL) -> dict[str, Any]:
+                            selection: Selection = ALL, max_backtests: int | None = None) -> dict[str, Any]:
         """Every parameter set against every crypto through the same fan-out.
 
         Each task is one crypto with all settings, so its prices are read once.
@@ -249,11 +257,12 @@ class CryptoBacktestService:
                 raise ValidationFailed("parameter_sets must be a list of 1 to 500 objects", [
                     {"field": "parameter_sets", "message": f"must be a list of 1 to {MAX_SWEEP_SETTINGS} objects"}])
             sets = [self._validate(strategy, p, f"parameter_sets.{i}") for i, p in enumerate(parameter_sets)]
-            return self._run_sweep(strategy, sets, use_parallel, store, selection)
+            return self._run_sweep(strategy, sets, use_parallel, store, selection, max_backtests)
 
     def run_grid_sweep(self, strategy_id: int, grid: Any, fixed: Any = None, use_parallel: ParallelMode = True,
                        store: bool = True, selection: Selection = ALL, rank_by: str = "median_return",
-                       top: int = 10, use_cache: bool = True, progress: Progress | None = None) -> dict[str, Any]:
+                       top: int = 10, use_cache: bool = True, progress: Progress | None = None,
+                       max_backtests: int | None = None) -> dict[str, Any]:
         """A sweep over every valid combination of a grid (api/services/grid.py).
 
         The answer (api/services/grid_answer.py): every setting's aggregate,
@@ -269,6 +278,7 @@ class CryptoBacktestService:
         strategy = self.strategy(strategy_id)
         chosen = choose(self.cryptos(), selection)
         sets, skipped = self.expand_checked_grid(strategy, grid, fixed, len(chosen), "cryptos")
+        check_request_size(len(sets) * len(chosen), max_backtests, "sweep", "grid")
         with self.admitted():
             return self._run_grid(strategy, sets, chosen, use_parallel, store, selection, use_cache, progress,
                                   {"skipped": skipped}, rank_by, top)
@@ -385,9 +395,10 @@ class CryptoBacktestService:
         return _grid_crypto(crypto, strategy_id, parameter_sets, db_config)
 
     def _run_sweep(self, strategy: StrategySpec, sets: list[dict[str, Any]], use_parallel: ParallelMode,
-                   store: bool, selection: Selection) -> dict[str, Any]:
+                   store: bool, selection: Selection, max_backtests: int | None = None) -> dict[str, Any]:
         started = time.perf_counter()
         cryptos = choose(self.cryptos(), selection)
+        check_request_size(len(cryptos) * len(sets), max_backtests, "sweep", "parameter_sets")
         parallel = self.choose_parallel(use_parallel, len(cryptos), settings=len(sets))
         log.info("Running %d settings against %d cryptocurrencies (parallel=%s)", len(sets), len(cryptos), parallel)
         processes = pool_size(len(cryptos), self.max_processes) if parallel else 1
@@ -453,7 +464,8 @@ class CryptoBacktestService:
     def run_monte_carlo(self, strategy_id: int, parameters: Mapping[str, Any] | None, method: str = "trades",
                         paths: int = 1_000, block_bars: int = 20, seed: int = 0,
                         use_parallel: ParallelMode = True, selection: Selection = ALL,
-                        store: bool = True, progress: Progress | None = None) -> dict[str, Any]:
+                        store: bool = True, progress: Progress | None = None,
+                        max_backtests: int | None = None) -> dict[str, Any]:
         """The strategy's Monte Carlo robustness on every chosen crypto (api/services/montecarlo.py).
 
         Each crypto's paths are seeded from (seed, crypto id), so the answer is
@@ -462,6 +474,7 @@ class CryptoBacktestService:
         """
         options, strategy, params, chosen = self.check_monte_carlo(strategy_id, parameters, method, paths,
                                                                    block_bars, seed, selection)
+        check_request_size(len(chosen) * options["paths"], max_backtests, "montecarlo", "paths")
         with self.admitted():
             started = time.perf_counter()
             parallel = self.choose_parallel(use_parallel, len(chosen), settings=options["paths"])
@@ -526,7 +539,8 @@ class CryptoBacktestService:
                          test_days: Any = 90, step_days: Any = None, anchored: Any = False,
                          rank_by: Any = "sharpe_ratio", select: Any = "per_crypto",
                          use_parallel: ParallelMode = True, selection: Selection = ALL, store: bool = True,
-                         equity_curve: bool = True, progress: Progress | None = None) -> dict[str, Any]:
+                         equity_curve: bool = True, progress: Progress | None = None,
+                         max_backtests: int | None = None) -> dict[str, Any]:
         """Walk-forward of a grid on every chosen crypto (api/services/walkforward.py and walkforward_run.py).
 
         Per window: the grid on the train span, the best setting by rank_by (per crypto or over the
@@ -535,7 +549,7 @@ class CryptoBacktestService:
         """
         options = check_walkforward(train_days, test_days, step_days, anchored, rank_by, select)
         return run_walk_forward(self, strategy_id, grid, fixed, options, use_parallel, selection, store,
-                                equity_curve, progress)
+                                equity_curve, progress, max_backtests)
 
     def check_walk_forward(self, strategy_id: int, grid: Any, fixed: Any, train_days: Any, test_days: Any,
                            step_days: Any = None, anchored: Any = False, rank_by: Any = "sharpe_ratio",

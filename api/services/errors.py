@@ -19,6 +19,11 @@ class NotFound(ServiceError):
     """A strategy or cryptocurrency the request names does not exist."""
 
 
+class TooLargeForRequest(ServiceError):
+    """A synchronous request would run more backtests than SYNC_MAX_BACKTESTS (HTTP 422): it must be a job, so
+    that no request outlives the server's timeout. Nothing was run."""
+
+
 class Busy(ServiceError):
     """The service is at its bound of concurrent batches; the caller should retry after `retry_after` s."""
 

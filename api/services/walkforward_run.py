@@ -29,6 +29,7 @@ from api.services.crypto_reads import (DATABASE_FAILED, NO_CANDLES_IN_SPAN, fail
 from api.services.errors import DatabaseUnavailable, ValidationFailed
 from api.services.fanout import TaskFailure, pool_size
 from api.services.results import RETRYABLE_ERRORS, crypto_header
+from api.services.request_size import check_request_size
 from api.services.selection import Selection, choose
 from api.services.walkforward import (TrainedCrypto, WalkForwardOptions, choose_per_crypto, choose_universe,
                                       lost_training, run_test_spans, train_crypto, walkforward_summary,
@@ -42,10 +43,12 @@ Progress = Callable[[int, int], None]
 
 def run_walk_forward(service: CryptoBacktestService, strategy_id: int, grid: Any, fixed: Any,
                      options: WalkForwardOptions, use_parallel: Any, selection: Selection, store: bool,
-                     equity_curve: bool, progress: Progress | None) -> dict[str, Any]:
+                     equity_curve: bool, progress: Progress | None, max_backtests: int | None = None
+                     ) -> dict[str, Any]:
     """The walk-forward answer {"results": [per crypto], "summary": {...}}, stored as a batch of kind walkforward."""
     strategy, chosen, windows, sets, skipped = plan_walk_forward(service, strategy_id, grid, fixed, options,
                                                                  selection)
+    check_request_size(windows * (len(sets) + 1), max_backtests, "walkforward", "grid")
     with service.admitted():
         started = time.perf_counter()
         parallel = service.choose_parallel(use_parallel, len(chosen), settings=len(sets) * max(1, windows) //

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from api.http.api import json_bytes
 from api.http.problems import BadRequest
 from api.http.requests import idempotency_key, json_body
-from api.http.resources.common import backtest_service
+from api.http.resources.common import backtest_service, sync_max_backtests
 from api.http.schemas import (BatchBacktestRequest, MonteCarloRequest, SingleBacktestRequest, SweepBacktestRequest,
                               WalkForwardRequest)
 from api.services.backtest_service import is_final
@@ -38,13 +38,15 @@ def _answer(body: dict[str, Any], run: Callable[[], dict[str, Any]]) -> Any:
 
 
 # ---- a body -> the service call: one function per kind, shared by its route and by the job runner ----------------
+# A route passes max_backtests=SYNC_MAX_BACKTESTS (more answers 422 naming /api/jobs); a job passes none.
 
-def run_all(body: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
+def run_all(body: dict[str, Any], progress: Progress | None = None,
+            max_backtests: int | None = None) -> dict[str, Any]:
     req = BatchBacktestRequest.model_validate(body)
     selection = parse_selection(req.symbols, req.start, req.end)
     return backtest_service().run_strategy_against_all_cryptos(
         req.strategy_id, req.parameters, use_parallel=req.use_parallel, selection=selection,
-        use_cache=req.use_cache, progress=progress)
+        use_cache=req.use_cache, progress=progress, max_backtests=max_backtests)
 
 
 def _sweep_request(body: dict[str, Any]) -> SweepBacktestRequest:
@@ -58,33 +60,39 @@ def _sweep_request(body: dict[str, Any]) -> SweepBacktestRequest:
     return req
 
 
-def run_sweep(body: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
+def run_sweep(body: dict[str, Any], progress: Progress | None = None,
+              max_backtests: int | None = None) -> dict[str, Any]:
     req = _sweep_request(body)
     selection = parse_selection(req.symbols, req.start, req.end)
     if req.grid is not None:
         return backtest_service().run_grid_sweep(
             req.strategy_id, req.grid, req.fixed, use_parallel=req.use_parallel, store=req.store,
-            selection=selection, rank_by=req.rank_by, top=req.top, use_cache=req.use_cache, progress=progress)
+            selection=selection, rank_by=req.rank_by, top=req.top, use_cache=req.use_cache, progress=progress,
+            max_backtests=max_backtests)
     return backtest_service().run_parameter_sweep(
-        req.strategy_id, req.parameter_sets, use_parallel=req.use_parallel, store=req.store, selection=selection)
+        req.strategy_id, req.parameter_sets, use_parallel=req.use_parallel, store=req.store, selection=selection,
+        max_backtests=max_backtests)
 
 
-def run_walkforward(body: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
+def run_walkforward(body: dict[str, Any], progress: Progress | None = None,
+                    max_backtests: int | None = None) -> dict[str, Any]:
     req = WalkForwardRequest.model_validate(body)
     selection = parse_selection(req.symbols, req.start, req.end)
     return backtest_service().run_walk_forward(
         req.strategy_id, req.grid, req.fixed, train_days=req.train_days, test_days=req.test_days,
         step_days=req.step_days, anchored=req.anchored, rank_by=req.rank_by, select=req.select,
         use_parallel=req.use_parallel, selection=selection, store=req.store, equity_curve=req.equity_curve,
-        progress=progress)
+        progress=progress, max_backtests=max_backtests)
 
 
-def run_montecarlo(body: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
+def run_montecarlo(body: dict[str, Any], progress: Progress | None = None,
+                   max_backtests: int | None = None) -> dict[str, Any]:
     req = MonteCarloRequest.model_validate(body)
     selection = parse_selection(req.symbols, req.start, req.end)
     return backtest_service().run_monte_carlo(
         req.strategy_id, req.parameters, method=req.method, paths=req.paths, block_bars=req.block_bars,
-        seed=req.seed, use_parallel=req.use_parallel, selection=selection, store=req.store, progress=progress)
+        seed=req.seed, use_parallel=req.use_parallel, selection=selection, store=req.store, progress=progress,
+        max_backtests=max_backtests)
 
 
 def check_body(model: type[BaseModel]) -> Callable[[dict[str, Any]], None]:
@@ -120,28 +128,28 @@ class BatchBacktestResource(Resource):
     def post(self):
         body = json_body()
         BatchBacktestRequest.model_validate(body)  # a bad body is a 400 before an Idempotency-Key is taken
-        return _answer(body, lambda: run_all(body))
+        return _answer(body, lambda: run_all(body, max_backtests=sync_max_backtests()))
 
 
 class SweepBacktestResource(Resource):
     def post(self):
         body = json_body()
         _sweep_request(body)  # a bad body is a 400 before an Idempotency-Key is taken
-        return _answer(body, lambda: run_sweep(body))
+        return _answer(body, lambda: run_sweep(body, max_backtests=sync_max_backtests()))
 
 
 class WalkForwardResource(Resource):
     def post(self):
         body = json_body()
         WalkForwardRequest.model_validate(body)
-        return _answer(body, lambda: run_walkforward(body))
+        return _answer(body, lambda: run_walkforward(body, max_backtests=sync_max_backtests()))
 
 
 class MonteCarloResource(Resource):
     def post(self):
         body = json_body()
         MonteCarloRequest.model_validate(body)
-        return _answer(body, lambda: run_montecarlo(body))
+        return _answer(body, lambda: run_montecarlo(body, max_backtests=sync_max_backtests()))
 
 
 class SingleBacktestResource(Resource):
