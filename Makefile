@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-dev stop-db bench bench-all bench-peers bench-grid bench-vectorbt-stops bench-strategies bench-robustness bench-load bench-import bench-cold clean
+.PHONY: run test browser install install-dev stop-db bench bench-all bench-peers bench-grid bench-vectorbt-stops bench-strategies bench-robustness bench-load bench-import bench-cold clean
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
@@ -24,7 +24,15 @@ install-dev: $(VENV)/.installed-dev
 run: $(VENV)/.installed
 	$(BIN)/python -m api.serve
 
-test: $(VENV)/.installed-dev
+# The dashboard's browser test drives Debian's chromium (Playwright, never a browser download): installed here
+# when it is missing (needs root, as on CI; elsewhere install the package chromium yourself).
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	apt-get install -y --no-install-recommends chromium || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+browser: $(CHROMIUM)
+
+test: $(VENV)/.installed-dev $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev

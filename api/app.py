@@ -17,6 +17,7 @@ from api.http.resources.backtests import JOB_KINDS, check_body
 from api.services import CryptoBacktestService
 from api.services.backtest_service import warm_worker
 from api.services.jobs import Jobs
+from api.web import register_web
 
 
 def build_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -25,7 +26,7 @@ def build_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     if overrides:
         settings = dataclasses.replace(settings, **overrides)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
-    app = Flask("api")
+    app = Flask("api", static_folder=None)  # the dashboard serves /static (api/web)
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_mb * 1024 * 1024  # larger uploads answer 413
     url = resolve_database_url(settings)
@@ -45,6 +46,7 @@ def build_app(settings: Settings | None = None, **overrides: Any) -> Flask:
                                   max_running=settings.max_running_jobs,
                                   heartbeat_timeout=settings.job_heartbeat_timeout_s, problem=problem_body)
     register_http(app)
+    register_web(app)
     register_cli(app)
     warm_worker()  # compile/load engine kernels now, so no request pays for it
     return app

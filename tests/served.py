@@ -88,6 +88,39 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def running_serve(db_url: str, **env: str) -> Iterator[tuple[str, subprocess.Popen, Path]]:
+    """`make run`'s server (`python -m api.serve`: gunicorn and a job runner) on a free loopback port, ready;
+    yields (base URL, its process, its log). Stopped (its whole group) and its folder removed afterwards."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": db_url, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "1",
+           **env}
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="bt-serve-") as folder, open(Path(folder) / "serve.log", "wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "api.serve"], cwd=ROOT, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait_until_ready(base, server)
+            yield base, server, Path(folder) / "serve.log"
+        except BaseException:
+            sys.stderr.write((Path(folder) / "serve.log").read_text(errors="replace")[-10_000:])
+            raise
+        finally:
+            kill_group(server)
+
+
+def _wait_until_ready(base: str, proc: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if request_json(base + "/api/ready", timeout=5)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the server did not become ready (exit code {proc.poll()})")
+
+
 def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL a process started with start_new_session and its whole group, if it still runs; reap it."""
     if proc.poll() is None:

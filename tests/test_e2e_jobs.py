@@ -2,18 +2,13 @@
 a job queued over HTTP is run, a killed runner is started again, and nothing is left once the server stops."""
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.served import ROOT, free_port, kill_group, request_json
+from tests.served import request_json, running_serve
 
 
 def _runners(server: int) -> list[psutil.Process]:
@@ -50,16 +45,9 @@ def _run_job(base: str, body: dict) -> dict:
 @pytest.mark.e2e
 @pytest.mark.timeout(240)
 def test_make_runs_server_keeps_a_job_runner_that_runs_jobs_and_comes_back_when_killed(db_url, demo_db) -> None:
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": db_url, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "1",
-           "JOB_HEARTBEAT_TIMEOUT_SECONDS": "2"}
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="bt-serve-") as folder, open(Path(folder) / "serve.log", "wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "api.serve"], cwd=ROOT, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+    with running_serve(db_url, JOB_HEARTBEAT_TIMEOUT_SECONDS="2") as (base, server, _):
         tree: list[psutil.Process] = []
         try:
-            _wait_for(lambda: _healthy(base), 120)
             runner = _wait_for(lambda: _runners(server.pid))[0]
             done = _run_job(base, {"strategy_id": 1, "grid": {"rsi_period": [7, 14]}})
             assert done["state"] == "succeeded" and done["progress"]["done"] == done["progress"]["total"] == 48
@@ -74,18 +62,7 @@ def test_make_runs_server_keeps_a_job_runner_that_runs_jobs_and_comes_back_when_
             assert server.wait(60) == 0
             _, alive = psutil.wait_procs(tree, timeout=20)
             assert alive == [] and not replacement.is_running()  # nothing is left behind
-        except BaseException:
-            sys.stderr.write((Path(folder) / "serve.log").read_text(errors="replace")[-10_000:])
-            raise
         finally:
-            kill_group(server)
             for p in tree:
                 if p.is_running():
                     p.kill()
-
-
-def _healthy(base: str) -> bool:
-    try:
-        return request_json(base + "/api/ready", timeout=5)[0] == 200
-    except OSError:
-        return False

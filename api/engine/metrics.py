@@ -92,6 +92,28 @@ def metrics_of(stats: np.ndarray) -> dict[str, float | int | bool | None]:
 
 
 @njit(cache=CACHE, nogil=True)
+def hold_value(initial, fee_rate, first_close, close):
+    """Buy and hold's value at `close` (a number, or an array for its curve): all cash bought at the first close,
+    paying the fee, no exit fee. buy_and_hold_return is its value at the last close."""
+    return initial * (1.0 - fee_rate) / first_close * close
+
+
+def buy_and_hold_curve(close: np.ndarray, initial: float, fee_rate: float) -> np.ndarray:
+    """Buy and hold's value at every close (the benchmark a chart draws beside the equity curve)."""
+    close = np.ascontiguousarray(close, dtype=np.float64)
+    return hold_value(float(initial), float(fee_rate), float(close[0]), close) if close.size else close.copy()
+
+
+def drawdown_curve(equity: np.ndarray) -> np.ndarray:
+    """% below the running peak at every bar, >= 0: (peak - equity) / peak x 100, 0 while the peak is not
+    positive. Its largest value is max_drawdown (the kernel takes the same quotient at each run's low)."""
+    equity = np.asarray(equity, dtype=np.float64)
+    peak = np.maximum.accumulate(equity) if equity.size else equity
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(peak > 0.0, (peak - equity) / peak * 100.0, 0.0)
+
+
+@njit(cache=CACHE, nogil=True)
 def metrics_kernel(close, equity, trade_bars, trade_values, k, initial, fee_rate, bars_per_year, days, stats):
     """Fill `stats` in METRICS order (NaN = None) from the equity curve and the first k trades."""
     n = equity.size
@@ -192,8 +214,7 @@ def metrics_kernel(close, equity, trade_bars, trade_values, k, initial, fee_rate
     final_value = equity[n - 1]
     stats[0] = (final_value / initial - 1.0) * 100.0
     stats[1] = final_value
-    hold_value = initial * (1.0 - fee_rate) / close[0] * close[n - 1]
-    stats[2] = (hold_value / initial - 1.0) * 100.0
+    stats[2] = (hold_value(initial, fee_rate, close[0], close[n - 1]) / initial - 1.0) * 100.0
     stats[3] = closed
     stats[4] = wins / closed * 100.0 if closed > 0 else 0.0
     if finite:

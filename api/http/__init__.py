@@ -11,7 +11,8 @@ from api.http.problems import problem_for
 from api.http.resources.backtests import (BatchBacktestResource, MonteCarloResource, SingleBacktestResource,
                                          SweepBacktestResource, WalkForwardResource)
 from api.http.resources.batches import BatchListResource, BatchResource, BatchTradesResource
-from api.http.resources.catalog import CryptocurrencyListResource, CryptocurrencyResource, StrategyListResource
+from api.http.resources.catalog import (CryptoCandlesResource, CryptocurrencyListResource, CryptocurrencyResource,
+                                       StrategyListResource)
 from api.http.resources.health import HealthResource, ReadyResource
 from api.http.resources.jobs import JobCancelResource, JobListResource, JobResource
 from api.http.resources.prices import PriceUploadResource
@@ -31,6 +32,7 @@ ROUTES = (
     (StrategyListResource, "/api/strategies"),
     (CryptocurrencyListResource, "/api/crypto/cryptocurrencies"),
     (CryptocurrencyResource, "/api/crypto/cryptocurrencies/<string:symbol>"),
+    (CryptoCandlesResource, "/api/crypto/cryptocurrencies/<string:symbol>/candles"),
     (PriceUploadResource, "/api/crypto/prices"),
     (HealthResource, "/api/health"),
     (ReadyResource, "/api/ready"),

@@ -61,9 +61,23 @@ RESULT = {
         "error": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["code", "message"],
                                                "properties": {"code": _STR, "message": _STR}}]},
         "trades": {"type": "array", "items": TRADE},
-        "equity_curve": {"type": "array", "items": {"type": "object", "required": ["time", "equity"],
-                                                    "properties": {"time": _STR, "equity": {"type": "number"}}}},
+        "equity_curve": {"type": "array", "items": {
+            "type": "object", "required": ["time", "equity", "buy_and_hold", "drawdown"],
+            "properties": {"time": _STR, "equity": {"type": "number"},
+                           "buy_and_hold": {"type": "number", "description": "buy and hold's value at that close"},
+                           "drawdown": {"type": ["number", "null"], "description": "% below the running peak"}}}},
     },
+}
+
+_PRICE = {"type": "number"}
+CANDLES = {
+    "type": "object", "required": ["symbol", "interval", "count", "candles"],
+    "properties": {"symbol": _STR, "interval": _STR, "count": {"type": "integer"},
+                   "candles": {"type": "array", "items": {
+                       "type": "object", "required": ["time", "open", "high", "low", "close", "volume"],
+                       "properties": {"time": {"type": "integer", "description": "epoch seconds (UTC)"},
+                                      "open": _PRICE, "high": _PRICE, "low": _PRICE, "close": _PRICE,
+                                      "volume": _PRICE}}}},
 }
 
 SUMMARY = {
@@ -419,6 +433,15 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": _ok(DELETED), "404": _problem("no such cryptocurrency"),
                               "409": _problem("a batch is storing results for it or an import is writing it; "
                                               "nothing deleted", retry_after=True),
+                              "503": _problem("database unavailable", retry_after=True)}}},
+            "/api/crypto/cryptocurrencies/{symbol}/candles": {"get": {
+                "summary": "One cryptocurrency's candles (inside start..end), as a price chart takes them",
+                "parameters": [{"name": "symbol", "in": "path", "required": True,
+                                "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"}},
+                               {"name": "start", "in": "query", "required": False, "schema": _STR},
+                               {"name": "end", "in": "query", "required": False, "schema": _STR}],
+                "responses": {"200": _ok(CANDLES), "400": _problem("start or end is no date or datetime"),
+                              "404": _problem("no such cryptocurrency"),
                               "503": _problem("database unavailable", retry_after=True)}}},
             "/api/health": {"get": {"summary": "The process answers", "responses": {"200": _ok(HEALTH)}}},
             "/api/ready": {"get": {"summary": "Database reachable and migrations at head",

@@ -129,6 +129,8 @@ class SingleBacktestRequest(_Span):
     parameters: dict[str, Any]
     crypto_id: Id | None = None
     symbol: str | None = Field(default=None, pattern=SYMBOL_PATTERN)
+    store: bool = Field(default=True, description="store it as a batch of kind single (false: only answer it, "
+                                                 "as the dashboard does when it opens a crypto)")
 
 
 class JobRequest(_Strict):

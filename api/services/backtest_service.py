@@ -38,7 +38,7 @@ from api.services.montecarlo import check_options, montecarlo_crypto, montecarlo
 from api.services.grid_answer import check_ranking, grid_answer
 from api.services.fanout import TaskFailure, pool_size, run_in_pool, warm_pool
 from api.services.read_ahead import plan_read_ahead, reading_ahead
-from api.services.selection import ALL, Selection, choose, known_symbol_shape, span_of
+from api.services.selection import ALL, Selection, choose, known_symbol_shape, span_of, within_span
 from api.services.parameters import validate_parameters
 from api.services.results import (RETRYABLE_ERRORS, CryptoSettings, backtest_settings, crypto_header,
                                   crypto_settings, error_result, failed_settings, grid_row, rank_results,
@@ -131,6 +131,22 @@ class CryptoBacktestService:
                  "last_time": r["last_time"].isoformat().replace("+00:00", "Z"),
                  "missing_candles": missing_candles(int(r["first_time"].timestamp()), int(r["last_time"].timestamp()),
                                                     r["rows"], r["interval"])} for r in rows]
+
+    def candles(self, symbol: Any, selection: Selection = ALL) -> dict[str, Any]:
+        """One crypto's candles inside the selection's span, as rows a price chart takes:
+        {"symbol", "interval", "count", "candles": [{"time": epoch s, "open", "high", "low", "close", "volume"}]}."""
+        known_symbol_shape(symbol)
+        with self.engine.connect() as conn:
+            crypto = repo.find_crypto(conn, symbol=symbol)
+            if crypto is None:
+                raise NotFound(f"cryptocurrency {symbol!r} does not exist",
+                               [{"field": "symbol", "message": f"no cryptocurrency {symbol!r}"}])
+            prices = within_span(repo.load_candles(conn.connection.driver_connection, crypto["id"]),
+                                 selection.start, selection.end)
+        names = ("time", "open", "high", "low", "close", "volume")
+        columns = [getattr(prices, name).tolist() for name in names]
+        return {"symbol": crypto["symbol"], "interval": crypto["interval"], "count": len(prices),
+                "candles": [dict(zip(names, row)) for row in zip(*columns)]}
 
     def prepare(self, strategy_id: Any, parameters: Any) -> tuple[StrategySpec, dict[str, Any]]:
         """Look up the strategy and validate parameters; returns (strategy, full parameters)."""

@@ -17,7 +17,7 @@ import numpy as np
 from api.db.repository import CACHEABLE_ERRORS, METRIC_COLUMNS, PriceSeries, epoch_of_iso
 from api.engine import (Candles, EngineError, Trade, get_strategy, make_candles, metrics_of, run_backtest,
                         run_settings)
-from api.engine.metrics import STATS_SIZE
+from api.engine.metrics import STATS_SIZE, buy_and_hold_curve, drawdown_curve
 from api.engine.intervals import SECONDS_PER_INTERVAL, bars_per_year
 
 def iso_utc(epoch_seconds: int | float) -> str:
@@ -140,7 +140,7 @@ def backtest_settings(crypto: Mapping[str, Any], strategy_id: int, parameter_set
         result.update(outcome.metrics)  # the engine's METRICS, which are METRIC_COLUMNS in order (a test checks)
         times = prices.time.tolist()
         result["trades"] = [_trade_dict(t, times) for t in outcome.trades]
-        result["equity_curve"] = [{"time": iso_utc(t), "equity": e} for t, e in zip(times, outcome.equity.tolist())]
+        result["equity_curve"] = equity_curve(times, outcome, candles.close)
         result["calculation_time_ms"] = (clock() - began) * 1000.0
         result["error"] = None
         out.append(result)
@@ -247,6 +247,17 @@ def _trade_dict(trade: Trade, times: list[int]) -> dict[str, Any]:
         "exit_reason": trade.exit_reason,
         "is_open": trade.is_open,
     }
+
+
+def equity_curve(times: list[int], outcome: Any, close: np.ndarray) -> list[dict[str, Any]]:
+    """Per bar: the time, the run's equity, buy and hold's value and the drawdown % (what a chart draws), from
+    the engine's own formulas (the curve's last buy_and_hold is buy_and_hold_return's value, its largest
+    drawdown max_drawdown)."""
+    execution = outcome.simulation.execution
+    hold = buy_and_hold_curve(close, execution.initial, execution.fee_rate).tolist()
+    drawdown = drawdown_curve(outcome.equity).tolist()
+    return [{"time": iso_utc(t), "equity": e, "buy_and_hold": h, "drawdown": d}
+            for t, e, h, d in zip(times, outcome.equity.tolist(), hold, drawdown)]
 
 
 def rank_results(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

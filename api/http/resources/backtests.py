@@ -161,4 +161,5 @@ class SingleBacktestResource(Resource):
                              [{"field": "crypto_id", "message": "give exactly one of crypto_id or symbol"}])
         selection = parse_selection(None, req.start, req.end)
         return _answer(body, lambda: backtest_service().run_single_backtest(
-            req.strategy_id, req.parameters, crypto_id=req.crypto_id, symbol=req.symbol, selection=selection))
+            req.strategy_id, req.parameters, crypto_id=req.crypto_id, symbol=req.symbol, store=req.store,
+            selection=selection))

@@ -1,4 +1,5 @@
-"""GET /api/strategies, GET and DELETE /api/crypto/cryptocurrencies, DELETE /api/crypto/cryptocurrencies/{symbol}."""
+"""GET /api/strategies, GET and DELETE /api/crypto/cryptocurrencies, DELETE /api/crypto/cryptocurrencies/{symbol},
+GET /api/crypto/cryptocurrencies/{symbol}/candles."""
 from __future__ import annotations
 
 from flask import request
@@ -7,6 +8,7 @@ from flask_restful import Resource
 from api.http.problems import BadRequest
 
 from api.http.resources.common import backtest_service
+from api.services.selection import parse_selection
 
 
 class StrategyListResource(Resource):
@@ -32,3 +34,10 @@ class CryptocurrencyListResource(Resource):
 class CryptocurrencyResource(Resource):
     def delete(self, symbol: str):
         return backtest_service().delete_cryptocurrencies(symbol=symbol), 200
+
+
+class CryptoCandlesResource(Resource):
+    def get(self, symbol: str):
+        """?start=&end= (ISO dates or datetimes, as a batch's span): the candles a price chart draws."""
+        selection = parse_selection(None, request.args.get("start") or None, request.args.get("end") or None)
+        return backtest_service().candles(symbol, selection), 200
