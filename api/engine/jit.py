@@ -37,6 +37,7 @@ def warm_up() -> float:
     """
     from .backtest import run_backtest, run_settings
     from .candles import make_candles
+    from .metrics import buy_and_hold_curve
     from .resampling import bootstrap_stats, resample_trades
     from .indicators import bbands, ema, macd, rolling_max, rolling_min, rsi, sma
     from .strategies import CATALOG
@@ -60,4 +61,5 @@ def warm_up() -> float:
         run_settings(spec, candles, [params, {**params, "execution": "next_open"}], 17520.0)  # the grid path
     bootstrap_stats(CATALOG[0], candles, CATALOG[0].defaults(), 17520.0, 5, 0, 0, 1)  # Monte Carlo
     resample_trades(np.array([1.0, -1.0]), 0, 0, 1)
+    buy_and_hold_curve(close, 1000.0, 0.001)  # a single backtest's curve (the array form of hold_value)
     return time.perf_counter() - started

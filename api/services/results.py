@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from api.db.repository import CACHEABLE_ERRORS, METRIC_COLUMNS, PriceSeries, epoch_of_iso
-from api.engine import (Candles, EngineError, Trade, get_strategy, make_candles, metrics_of, run_backtest,
-                        run_settings)
+from api.engine import (BacktestOutcome, Candles, EngineError, Trade, get_strategy, make_candles, metrics_of,
+                        run_backtest, run_settings)
 from api.engine.metrics import STATS_SIZE, buy_and_hold_curve, drawdown_curve
 from api.engine.intervals import SECONDS_PER_INTERVAL, bars_per_year
 
@@ -249,7 +249,7 @@ def _trade_dict(trade: Trade, times: list[int]) -> dict[str, Any]:
     }
 
 
-def equity_curve(times: list[int], outcome: Any, close: np.ndarray) -> list[dict[str, Any]]:
+def equity_curve(times: list[int], outcome: BacktestOutcome, close: np.ndarray) -> list[dict[str, Any]]:
     """Per bar: the time, the run's equity, buy and hold's value and the drawdown % (what a chart draws), from
     the engine's own formulas (the curve's last buy_and_hold is buy_and_hold_return's value, its largest
     drawdown max_drawdown)."""
