@@ -48,7 +48,7 @@ PROGRESS_OPTION = click.option("--progress", "force_progress", is_flag=True,
 def progress_bar(unit: str, force: bool = False) -> Iterator[Callable[[int, int], None]]:
     """A tqdm bar on stderr (only on a terminal, unless `force`), moved by the service's progress(done, total):
     the same counter a job's progress is fed by."""
-    with tqdm(unit=unit, unit_scale=unit != "crypto", file=sys.stderr, disable=None if not force else False,
+    with tqdm(unit=unit, unit_scale=unit != "crypto", file=sys.stderr, disable=False if force else None,
               leave=False) as bar:
         def advance(done: int, total: int) -> None:
             bar.total = total

@@ -121,7 +121,8 @@ def test_the_dashboard_runs_a_job_sorts_opens_a_chart_and_shows_problems(browser
     for chart in ("#price-chart", "#equity-chart", "#drawdown-chart"):
         assert page.locator(f"{chart} canvas").count() > 0
     assert page.locator("#attribution").is_visible() and "TradingView" in page.locator("#attribution").inner_text()
-    assert page.locator("#price-chart a[href*='tradingview']").count() == 1  # the chart's own attribution logo
+    logo = page.locator("#price-chart a[href*='tradingview']")  # the chart's own attribution logo, named
+    assert logo.count() == 1 and logo.get_attribute("aria-label")
     page.locator("#detail").scroll_into_view_if_needed()
     _shot(page, "3-chart")
 
@@ -134,6 +135,10 @@ def test_the_dashboard_runs_a_job_sorts_opens_a_chart_and_shows_problems(browser
     text = error.inner_text()
     assert "rsi_period" in text and "must be at least 2" in text and "{" not in text and "[object" not in text
     assert page.locator("#param-rsi_period").get_attribute("aria-invalid") == "true"
+    covered = page.evaluate("""() => { const r = document.querySelector('#param-rsi_period').getBoundingClientRect();
+        const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+        return hit === null ? 'nothing' : (hit.id === 'param-rsi_period' ? '' : hit.outerHTML.slice(0, 80)); }""")
+    assert covered == "", f"the invalid field is hidden under {covered}"  # in view, not under the run bar
     _shot(page, "4-problem")
     assert [e for e in errors if not e.startswith("console:")] == [f"400 {base}/api/jobs"]  # that one, no other
     errors.clear()

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from api.db import job_store
 from api.services import batches
-from api.services.errors import ValidationFailed
+from api.services.errors import Conflict, ValidationFailed
 from api.services.jobs import Jobs
 from api.services.selection import parse_selection
 
@@ -79,7 +79,9 @@ def test_a_queued_job_cancelled_never_runs(demo_db, services) -> None:
     cancelled = jobs.cancel(job["job_id"])
     assert cancelled["state"] == "cancelled" and cancelled["finished_at"] is not None
     assert jobs.run_next() is None and _count(demo_db, "backtest_batches") == 0
-    assert jobs.cancel(job["job_id"])["state"] == "cancelled"  # a finished job stays as it is
+    with pytest.raises(Conflict, match="already cancelled"):  # a finished job stays as it is
+        jobs.cancel(job["job_id"])
+    assert jobs.get(job["job_id"])["state"] == "cancelled"
 
 
 @pytest.mark.parametrize("use_parallel", [False, True], ids=["sequential", "parallel"])

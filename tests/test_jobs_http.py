@@ -17,6 +17,11 @@ UNTIMED = {"calculation_time_ms", "total_time", "batch_id", "requested_parallel"
            "computed", "from_store"}  # the route answers from what the job stored
 
 
+def _inside_request(errors):
+    """The route's errors as a job names them: inside its request."""
+    return [{**e, "field": f"request.{e['field']}"} for e in errors]
+
+
 def _run_one(app):
     with app.app_context():
         return app.extensions["jobs"].run_next("test-runner")
@@ -52,16 +57,21 @@ def test_a_job_answers_what_its_route_answers(client, app, demo_db, kind) -> Non
     ({"kind": "luck", "request": {}}, 400, "kind"),
     ({"kind": "all", "request": []}, 400, "request"),
     ({"kind": "all"}, 400, "request"),
-    ({"kind": "all", "request": {"strategy_id": 999, "parameters": {}}}, 404, "strategy_id"),
-    ({"kind": "all", "request": {"strategy_id": 1, "parameters": {"rsi_period": 1}}}, 400, "parameters.rsi_period"),
-    ({"kind": "all", "request": {"strategy_id": 1, "parameters": {}, "symbols": ["NOPE"]}}, 404, "symbols"),
-    ({"kind": "sweep", "request": {"strategy_id": 1}}, 400, "parameter_sets"),
-    ({"kind": "walkforward", "request": {"strategy_id": 1, "grid": {"rsi_period": [7]}}}, 400, "train_days"),
+    ({"kind": "all", "request": {"strategy_id": 999, "parameters": {}}}, 404, "request.strategy_id"),
+    ({"kind": "all", "request": {"strategy_id": "1", "parameters": {}}}, 400, "request.strategy_id"),
+    ({"kind": "all", "request": {"strategy_id": 1, "parameters": {"rsi_period": 1}}}, 400,
+     "request.parameters.rsi_period"),
+    ({"kind": "all", "request": {"strategy_id": 1, "parameters": {}, "symbols": ["NOPE"]}}, 404, "request.symbols"),
+    ({"kind": "sweep", "request": {"strategy_id": 1}}, 400, "request.parameter_sets"),
+    ({"kind": "sweep", "request": {"strategy_id": 1, "grid": {"rsi_period": [5]}, "store": False}}, 400,
+     "request.store"),
+    ({"kind": "montecarlo", "request": {"strategy_id": 1, "parameters": {}, "store": False}}, 400, "request.store"),
+    ({"kind": "walkforward", "request": {"strategy_id": 1, "grid": {"rsi_period": [7]}}}, 400, "request.train_days"),
     ({"kind": "walkforward", "request": {"strategy_id": 1, "grid": {"rsi_period": [7]}, "train_days": 9000,
-                                         "test_days": 10}}, 400, "train_days"),
+                                         "test_days": 10}}, 400, "request.train_days"),
     ({"kind": "walkforward", "request": {"strategy_id": 1, "grid": {"nope": [7]}, "train_days": 90,
-                                         "test_days": 10}}, 400, "grid.nope"),
-    ({"kind": "montecarlo", "request": {"strategy_id": 1, "parameters": {}, "paths": 0}}, 400, "paths"),
+                                         "test_days": 10}}, 400, "request.grid.nope"),
+    ({"kind": "montecarlo", "request": {"strategy_id": 1, "parameters": {}, "paths": 0}}, 400, "request.paths"),
 ])
 def test_a_bad_job_is_the_routes_4xx_and_nothing_is_queued(client, demo_db, body, status, field) -> None:
     resp = client.post(JOBS, json=body)
@@ -80,6 +90,11 @@ def test_cancel_list_and_unknown_jobs(client, app, demo_db) -> None:
     rest = client.get(f"{JOBS}?limit=2&cursor={first['next_cursor']}").get_json()
     assert [j["job_id"] for j in rest["jobs"]] == [ids[0]] and rest["next_cursor"] is None
     assert _run_one(app)["job_id"] == ids[1]  # the cancelled one is skipped, the oldest queued runs
+    again = client.post(f"{JOBS}/{ids[0]}/cancel")  # finished: nothing to cancel, and nothing changes
+    assert again.status_code == 409 and "already cancelled" in again.get_json()["detail"]
+    assert "Retry-After" not in again.headers and client.get(f"{JOBS}/{ids[0]}").get_json()["state"] == "cancelled"
+    done = client.post(f"{JOBS}/{ids[1]}/cancel")
+    assert done.status_code == 409 and client.get(f"{JOBS}/{ids[1]}").get_json()["state"] == "succeeded"
     for bad in ("0d9f0a0e-0000-4000-8000-000000000000", "not-a-uuid"):
         assert client.get(f"{JOBS}/{bad}").status_code == 404
         assert client.post(f"{JOBS}/{bad}/cancel").status_code == 404
@@ -105,7 +120,8 @@ def test_a_monte_carlo_too_large_is_refused_before_it_is_queued(app, client, dem
     resp = client.post(JOBS, json={"kind": "montecarlo", "request": body})
     route = client.post("/api/crypto/backtest/montecarlo", json=body)
     assert resp.status_code == route.status_code == 400
-    assert resp.get_json()["errors"] == route.get_json()["errors"] and resp.get_json()["errors"][0]["field"] == "paths"
+    assert resp.get_json()["errors"] == _inside_request(route.get_json()["errors"])
+    assert resp.get_json()["errors"][0]["field"] == "request.paths"
     assert client.get(JOBS).get_json()["jobs"] == []
 
 
@@ -115,5 +131,5 @@ def test_a_grid_too_large_is_refused_before_it_is_queued(client, demo_db) -> Non
     resp = client.post(JOBS, json={"kind": "sweep", "request": body})
     route = client.post("/api/crypto/backtest/sweep", json=body)
     assert resp.status_code == route.status_code == 400
-    assert resp.get_json()["errors"] == route.get_json()["errors"]
+    assert resp.get_json()["errors"] == _inside_request(route.get_json()["errors"])
     assert client.get(JOBS).get_json()["jobs"] == []

@@ -89,15 +89,19 @@ def finish_job(conn: Connection, job_id: str, runner: str, state: str, error: Ma
     return done.rowcount == 1
 
 
-def request_cancel(conn: Connection, job_id: str) -> dict[str, Any] | None:
+def request_cancel(conn: Connection, job_id: str) -> tuple[str, dict[str, Any]] | None:
     """A queued job is cancelled at once; a running one is asked to stop (its runner ends it); a finished one
-    stays as it is. The job after that, None if there is no such job."""
+    stays as it is. (its state before, the job after that), None if there is no such job."""
+    before = conn.execute(text("SELECT state FROM jobs WHERE job_id = CAST(:id AS uuid) FOR UPDATE"),
+                          {"id": job_id}).scalar_one_or_none()
+    if before is None:
+        return None
     conn.execute(text(
         "UPDATE jobs SET state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END, "
         "finished_at = CASE WHEN state = 'queued' THEN now() ELSE finished_at END, "
         "cancel_requested = state IN ('queued', 'running') OR cancel_requested "
         "WHERE job_id = CAST(:id AS uuid)"), {"id": job_id})
-    return get_job(conn, job_id)
+    return before, get_job(conn, job_id)
 
 
 def reap_stale(conn: Connection, timeout_seconds: float, max_attempts: int = 2) -> list[dict[str, Any]]:

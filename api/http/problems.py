@@ -91,8 +91,9 @@ def problem_for(exc: BaseException) -> Response:
         status = 409 if exc.reason == "in_progress" else 422
         return problem_response(status, "Conflict" if status == 409 else "Unprocessable content", exc.detail,
                                 exc.errors, headers={"Retry-After": "1"} if status == 409 else None)
-    if isinstance(exc, Conflict):
-        return problem_response(409, "Conflict", exc.detail, exc.errors, headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, Conflict):  # retry_after 0: trying again will not help (a finished job, changed candles)
+        return problem_response(409, "Conflict", exc.detail, exc.errors,
+                                headers={"Retry-After": str(exc.retry_after)} if exc.retry_after else None)
     if isinstance(exc, Busy):
         return problem_response(429, "Too many requests", exc.detail,
                                 [{"field": "request", "message": f"{exc.detail} (Retry-After: {exc.retry_after} s)"}],

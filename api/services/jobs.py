@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 
 from api.db import job_store
 from api.services.batches import MAX_PAGE, decode_cursor, encode_cursor, is_uuid
-from api.services.errors import NotFound, ServiceError, ValidationFailed
+from api.services.errors import Conflict, NotFound, ServiceError, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +85,17 @@ class Jobs:
         return job
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        """Cancel a queued job at once, ask a running one to stop; a finished job stays as it is."""
+        """Cancel a queued job at once, ask a running one to stop; a finished job stays as it is (Conflict)."""
         if not is_uuid(job_id):
             raise NotFound(f"no job {job_id!r}", [{"field": "job_id", "message": f"no job {job_id}"}])
         with self.engine.begin() as conn:
-            job = job_store.request_cancel(conn, job_id)
-        if job is None:
+            found = job_store.request_cancel(conn, job_id)
+        if found is None:
             raise NotFound(f"no job {job_id!r}", [{"field": "job_id", "message": f"no job {job_id}"}])
+        before, job = found
+        if before in job_store.FINISHED:
+            raise Conflict(f"job {job_id} already {before}: there is nothing to cancel",
+                           [{"field": "job_id", "message": f"already {before}"}], retry_after=0)
         return job
 
     def list(self, limit: int = 50, after: tuple[str, str] | None = None) -> list[dict[str, Any]]:
@@ -207,7 +211,7 @@ def job_view(job: Mapping[str, Any], now: datetime | None = None) -> dict[str, A
     done, total = job["progress_done"], job["progress_total"]
     eta = None
     if job["state"] == "running" and job["started_at"] is not None and total and 0 < done < total:
-        eta = (now - job["started_at"]).total_seconds() / done * (total - done)
+        eta = round((now - job["started_at"]).total_seconds() / done * (total - done), 1)
     elif job["state"] == "running" and total and done >= total:
         eta = 0.0
     batch = job["batch_id"]

@@ -8,14 +8,16 @@ from typing import Any
 from flask import Response
 from flask_restful import Resource
 from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 
 from api.http.api import json_bytes
-from api.http.problems import BadRequest
+from api.http.problems import BadRequest, pydantic_errors
 from api.http.requests import idempotency_key, json_body
 from api.http.resources.common import backtest_service, sync_max_backtests
 from api.http.schemas import (BatchBacktestRequest, MonteCarloRequest, SingleBacktestRequest, SweepBacktestRequest,
                               WalkForwardRequest)
 from api.services.backtest_service import is_final
+from api.services.errors import ServiceError, ValidationFailed
 from api.services.idempotency import run_once
 from api.services.selection import choose, parse_selection
 
@@ -97,8 +99,24 @@ def run_montecarlo(body: dict[str, Any], progress: Progress | None = None,
 
 def check_body(model: type[BaseModel]) -> Callable[[dict[str, Any]], None]:
     """A job kind's check before it is queued: the body's shape, its strategy and parameters, its selection (the
-    400/404 its route would give first; what only running finds stays for the job's `error`)."""
+    400/404 its route would give first, each field named inside `request`; what only running finds stays for the
+    job's `error`). A job keeps its result, so `"store": false` is refused rather than computed and lost."""
     def check(body: dict[str, Any]) -> None:
+        try:
+            if body.get("store") is False:
+                raise ValidationFailed("a job keeps its result: store must be true (or left out)",
+                                       [{"field": "store", "message": "must be true for a job: its result is "
+                                                                      "what the job's result_url serves"}])
+            checked(body)
+        except PydanticValidationError as exc:
+            raise ValidationFailed("invalid request", _inside_request(pydantic_errors(exc))) from None
+        except (ServiceError, BadRequest) as exc:
+            exc.errors = _inside_request(exc.errors)
+            if isinstance(exc, ValidationFailed):
+                exc.detail = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors) or exc.detail
+            raise
+
+    def checked(body: dict[str, Any]) -> None:
         req = _sweep_request(body) if model is SweepBacktestRequest else model.model_validate(body)
         service = backtest_service()
         selection = parse_selection(req.symbols, req.start, req.end)
@@ -117,6 +135,12 @@ def check_body(model: type[BaseModel]) -> Callable[[dict[str, Any]], None]:
         if isinstance(req, SweepBacktestRequest) and req.grid is not None:
             service.expand_checked_grid(strategy, req.grid, req.fixed, len(chosen), "cryptos")
     return check
+
+
+def _inside_request(errors: list[dict[str, str]]) -> list[dict[str, str]]:
+    """A job's fields are inside its `request`: parameters.x -> request.parameters.x."""
+    return [{**e, "field": e["field"] if e["field"].startswith("request") else f"request.{e['field']}"}
+            for e in errors]
 
 
 JOB_KINDS: dict[str, tuple[Callable[..., dict[str, Any]], type[BaseModel]]] = {

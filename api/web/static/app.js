@@ -135,6 +135,8 @@ function showProblem(problem) {
     box.append(el("ul", { className: "error-list" }, lines.map((line) => el("li", { text: line }))));
   }
   errors.forEach(markField);
+  const invalid = document.querySelector("#backtest-form [aria-invalid='true']");
+  if (invalid) invalid.scrollIntoView({ block: "nearest" });  // above the pinned run bar (scroll-padding)
 }
 
 // A field "parameters.x" / "request.parameters.x" (or symbols, start, end) -> its input gets aria-invalid + message.
@@ -270,6 +272,7 @@ async function submitJob(event) {
   }
   setRunning(true);
   showJob({ state: "queued", progress: { done: 0, total: null } });
+  $("job-status").focus();  // Run is disabled now: keep the keyboard user where the news is
   try {
     const job = await api("POST", "/api/jobs", { kind: "all", request });
     showJob(job);
@@ -300,7 +303,9 @@ async function pollJob(jobId) {
     if (job.state === "failed") {
       showProblem(job.error || { title: "The job failed", detail: "The server gave no reason." });
     } else if (job.state === "succeeded" && job.result_url) {
-      showBatch(await api("GET", job.result_url));
+      const batch = await api("GET", job.result_url);
+      showBatch(batch);
+      $("job-status").textContent = jobText(job) + failuresText(batch.summary || {});
       loadBatches(false);
     }
     return;
@@ -349,6 +354,13 @@ function jobText(job) {
   if (job.cancel_requested && !TERMINAL_STATES.includes(job.state)) text += " (cancelling…)";
   if (job.state === "failed") text += " – see the error below";
   return text;
+}
+
+// " · 2 of 57 failed (1 worth retrying)": a job that ran to its end may still hold cryptos that failed.
+function failuresText(s) {
+  if (typeof s.failed !== "number" || s.failed === 0) return "";
+  const retry = typeof s.retryable === "number" && s.retryable > 0 ? ` (${s.retryable} worth retrying)` : "";
+  return ` · ${s.failed} of ${s.total_cryptos} failed${retry}`;
 }
 
 /* ---------- results table ---------- */
@@ -571,6 +583,9 @@ function drawCharts(candles, trades, curve, interval) {
   const points = curve.map((p) => Object.assign({}, p, { time: isoToEpoch(p.time) }));
   drawEquityChart(points, interval);
   drawDrawdownChart(points, interval);
+  // the library's attribution logo is a link with a title only: give it a name screen readers read
+  requestAnimationFrame(() => CHART_IDS.forEach((id) => $(id).querySelectorAll("a[href*='tradingview']")
+    .forEach((a) => a.setAttribute("aria-label", "TradingView, maker of the chart library"))));
 }
 
 function drawPriceChart(candles, trades, interval) {
@@ -711,6 +726,9 @@ async function init() {
   $("detail").addEventListener("keydown", (e) => { if (e.key === "Escape") closeDetail(true); });
   $("batches").addEventListener("click", openBatch);
   $("more-batches").addEventListener("click", () => loadBatches(true));
+  const runBar = document.querySelector(".run-bar");  // its height keeps focused fields clear of it
+  new ResizeObserver(() => document.documentElement.style.setProperty("--run-bar-height", `${runBar.offsetHeight}px`))
+    .observe(runBar);
 
   $("run").disabled = true;
   try {
