@@ -2,8 +2,10 @@
 # Build: docker build -t crypto-backtest-api .   Run via docker-compose.yml.
 FROM python:3.11-slim
 
+# PYTHONPATH: a `dask worker` started in this image imports the app's package (EXECUTOR=dask)
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PYTHONPATH=/app \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PORT=5001
 

@@ -40,7 +40,8 @@ def build_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         auto_parallel_min_work=settings.auto_parallel_min_work, task_timeout=settings.task_timeout_s,
         max_sweep_backtests=settings.max_sweep_backtests,
         max_concurrent_batches=settings.max_concurrent_batches, max_queued_batches=settings.max_queued_batches,
-        batch_queue_seconds=settings.batch_queue_seconds)
+        batch_queue_seconds=settings.batch_queue_seconds, executor=settings.executor,
+        dask_scheduler_address=settings.dask_scheduler_address)
     app.extensions["jobs"] = Jobs(engine, {kind: run for kind, (run, _) in JOB_KINDS.items()},
                                   {kind: check_body(model) for kind, (_, model) in JOB_KINDS.items()},
                                   max_running=settings.max_running_jobs,

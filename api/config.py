@@ -49,6 +49,8 @@ class Settings:
     request_body_timeout_s: int = 900
     max_running_jobs: int = 1
     job_heartbeat_timeout_s: int = 30
+    executor: str = "process"
+    dask_scheduler_address: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -77,4 +79,19 @@ class Settings:
             request_body_timeout_s=max(1, _int_env("REQUEST_BODY_TIMEOUT_SECONDS", 900)),
             max_running_jobs=max(1, _int_env("MAX_RUNNING_JOBS", 1)),
             job_heartbeat_timeout_s=max(2, _int_env("JOB_HEARTBEAT_TIMEOUT_SECONDS", 30)),
+            executor=_executor_env(),
+            dask_scheduler_address=os.environ.get("DASK_SCHEDULER_ADDRESS") or None,
         )
+
+
+EXECUTORS = ("process", "dask")
+
+
+def _executor_env() -> str:
+    """EXECUTOR: process (this host's pool, the default) or dask (a cluster at DASK_SCHEDULER_ADDRESS)."""
+    value = (os.environ.get("EXECUTOR") or "process").strip().lower()
+    if value not in EXECUTORS:
+        raise ValueError(f"environment variable EXECUTOR must be one of {', '.join(EXECUTORS)}, got {value!r}")
+    if value == "dask" and not os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        raise ValueError("EXECUTOR=dask needs DASK_SCHEDULER_ADDRESS (e.g. tcp://scheduler:8786)")
+    return value

@@ -146,12 +146,22 @@ def worker_connection(db_config: dict[str, Any], fresh: bool = False) -> Any:
     return holder.conn
 
 
+_WORKER_URL: str | None = None  # a Dask worker's own DATABASE_URL (its network's name for the server), when set
+
+
+def use_worker_database_url(url: str) -> None:
+    """Connect this process's workers through `url` instead of the URL the service sent with the task: a
+    worker on another host may reach the database by another name. Set by the Dask worker plugin."""
+    global _WORKER_URL
+    _WORKER_URL = to_sqlalchemy_url(url)
+
+
 def _connect(db_config: dict[str, Any]) -> Any:
     import psycopg
 
     options = (f"-c statement_timeout={int(db_config.get('statement_timeout_ms', 120_000))} "
                f"-c lock_timeout={int(db_config.get('lock_timeout_ms', 5_000))}")
-    return psycopg.connect(_libpq_url(db_config["url"]), autocommit=True, options=options,
+    return psycopg.connect(_libpq_url(_WORKER_URL or db_config["url"]), autocommit=True, options=options,
                            application_name="crypto-backtest-worker", connect_timeout=5)
 
 

@@ -18,8 +18,8 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllo
 from werkzeug.exceptions import NotFound as NoRoute
 
 from api.http.body import BodyTimeout, BodyUnreadable
-from api.services.errors import (Busy, Conflict, DatabaseUnavailable, NotFound, ServiceError, TooLargeForRequest,
-                                 ValidationFailed)
+from api.services.errors import (Busy, Conflict, DatabaseUnavailable, ExecutorUnavailable, NotFound, ServiceError,
+                                 TooLargeForRequest, ValidationFailed)
 from api.services.idempotency import IdempotencyConflict
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,10 @@ def problem_for(exc: BaseException) -> Response:
                                 headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, TooLargeForRequest):
         return problem_response(422, "Unprocessable content", exc.detail, exc.errors)
+    if isinstance(exc, ExecutorUnavailable):
+        log.warning("executor unavailable: %s", exc.detail)
+        return problem_response(503, "Executor unavailable", exc.detail, exc.errors,
+                                headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, NotFound):
         return problem_response(404, "Not found", exc.detail, exc.errors)
     if isinstance(exc, ValidationFailed):

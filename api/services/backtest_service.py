@@ -36,6 +36,7 @@ from api.services.walkforward import check_options as check_walkforward
 from api.services.walkforward_run import plan_walk_forward, run_walk_forward
 from api.services.montecarlo import check_options, montecarlo_crypto, montecarlo_error, montecarlo_summary
 from api.services.grid_answer import check_ranking, grid_answer
+from api.services.executor import Stream
 from api.services.fanout import TaskFailure, pool_size, run_in_pool, warm_pool
 from api.services.read_ahead import plan_read_ahead, reading_ahead
 from api.services.selection import ALL, Selection, choose, known_symbol_shape, span_of, within_span
@@ -75,8 +76,21 @@ class CryptoBacktestService:
     def __init__(self, engine: Engine, db_config: dict[str, Any], max_processes: int = 8,
                  start_method: str | None = None, auto_parallel_min_work: int = AUTO_PARALLEL_MIN_WORK,
                  task_timeout: float = 60.0, max_concurrent_batches: int = 1, max_queued_batches: int = 2,
-                 batch_queue_seconds: float = 30.0, max_sweep_backtests: int = MAX_SWEEP_BACKTESTS) -> None:
+                 batch_queue_seconds: float = 30.0, max_sweep_backtests: int = MAX_SWEEP_BACKTESTS,
+                 executor: str = "process", dask_scheduler_address: str | None = None) -> None:
+        """executor "process": parallel batches on this host's warm pool; "dask": on the Dask cluster at
+        dask_scheduler_address (api/services/dask_fanout.py, imported only then)."""
         self.engine = engine
+        self.executor = executor
+        self._dask: Any = None
+        if executor == "dask":
+            if not dask_scheduler_address:
+                raise ValueError("the dask executor needs a scheduler address")
+            from api.services.dask_fanout import DaskCluster
+
+            self._dask = DaskCluster(dask_scheduler_address)
+        elif executor != "process":
+            raise ValueError(f"unknown executor {executor!r}")
         self.task_timeout = task_timeout
         self._admission = Admission(max_concurrent_batches, max_queued_batches, batch_queue_seconds)
         self.db_config = db_config
@@ -106,8 +120,10 @@ class CryptoBacktestService:
         A server calls it once a process has loaded the app (gunicorn's
         post_worker_init, on its main thread), so the first parallel batch pays
         no process start-up; apps built for tests or the CLI start theirs on
-        first use. Returns how many workers are ready.
+        first use. Returns how many workers are ready (0 with EXECUTOR=dask: the cluster's workers run batches).
         """
+        if self._dask is not None:
+            return 0
         return warm_pool(self.start_method, warm_worker).prestart(pool_size(os.cpu_count() or 1, self.max_processes))
 
     def readiness(self) -> dict[str, Any]:
@@ -230,6 +246,7 @@ class CryptoBacktestService:
         log.info("Completed backtesting: %d successful, %d failed", successful, len(results) - successful)
         batch_id = str(uuid.uuid4()) if store else None
         summary = summarize(results, time.perf_counter() - started, parallel, processes, strategy.id, params)
+        summary.update(stream.describe())
         summary["retryable"] = retryable_count(results)
         summary["requested_parallel"] = use_parallel
         summary["selection"] = selection.describe()
@@ -375,7 +392,7 @@ class CryptoBacktestService:
                 "computed": len(computed) * len(sets), "from_store": len(stored) * len(sets),
                 "total_time": time.perf_counter() - started, "parallel": parallel, "requested_parallel": use_parallel,
                 "processes": processes, "strategy_id": strategy.id, "batch_id": batch_id,
-                "selection": selection.describe(), **extra}
+                "selection": selection.describe(), **extra, **stream.describe()}
             return grid_answer(by_crypto, sets, rank_by, top, summary)
 
         with contextlib.closing(stream):  # however this ends, no task of it keeps running
@@ -420,10 +437,7 @@ class CryptoBacktestService:
         processes = pool_size(len(cryptos), self.max_processes) if parallel else 1
         batch_id = str(uuid.uuid4()) if store else None
         args = [(c, strategy.id, sets, self.db_config, batch_id) for c in cryptos]
-        if parallel:
-            stream = self._fan_out_iter(CryptoBacktestService._run_sweep_worker, args, processes)
-        else:
-            stream = _run_here(CryptoBacktestService._run_sweep_worker, args, self.db_config)
+        stream = self.stream(CryptoBacktestService._run_sweep_worker, args, parallel, processes)
         per_crypto: list[list[dict[str, Any]]] = []
         present: set[int] | None = None  # when storing: the cryptos still there, share-locked till the commit
 
@@ -446,7 +460,8 @@ class CryptoBacktestService:
                 "batch_id": batch_id, "selection": selection.describe(),
                 "retryable": sum(s["summary"]["retryable"] for s in settings),
                 "best_parameters": settings[0]["parameters"] if settings else None,
-                "best_average_return": settings[0]["summary"]["average_return"] if settings else None}}
+                "best_average_return": settings[0]["summary"]["average_return"] if settings else None,
+                **stream.describe()}}
 
         with contextlib.closing(stream):  # however this ends, no task of it keeps running
             if store:  # rows are stored while later cryptos are still computed; one transaction
@@ -509,7 +524,7 @@ class CryptoBacktestService:
             summary = {**montecarlo_summary(results), **options, "strategy_id": strategy.id, "parameters": params,
                        "parallel": parallel, "requested_parallel": use_parallel, "processes": processes,
                        "selection": selection.describe(), "total_time": time.perf_counter() - started,
-                       "retryable": retryable_count(results), "batch_id": batch_id}
+                       "retryable": retryable_count(results), "batch_id": batch_id, **stream.describe()}
             if batch_id is not None:
                 with self.engine.begin() as conn:
                     present = repo.lock_cryptos_for_results(conn, [c["id"] for c in chosen])
@@ -622,27 +637,25 @@ class CryptoBacktestService:
             rows = repo.total_candles(conn)
         return rows * settings >= self.auto_parallel_min_work
 
-    def stream(self, worker: Any, args: list[tuple], parallel: bool, processes: int) -> Iterator[Any]:
-        """The worker's results in input order: fanned out over the pool, or run here in sequence.
+    def stream(self, worker: Any, args: list[tuple], parallel: bool, processes: int) -> Stream:
+        """The worker's results in input order: run here in sequence, or fanned out over the pool (or the Dask
+        cluster with EXECUTOR=dask); a task lost to a dead or hung worker becomes its crypto's error.
 
-        Close the iterator when leaving early: that stops the batch's busy workers.
+        Close it when leaving early: that stops the batch's busy workers.
         """
-        return self._fan_out_iter(worker, args, processes) if parallel else _run_here(worker, args, self.db_config)
-
-    def _fan_out(self, worker: Any, args: list[tuple], processes: int) -> list[Any]:
-        with contextlib.closing(self._fan_out_iter(worker, args, processes)) as outcomes:
-            return list(outcomes)
-
-    def _fan_out_iter(self, worker: Any, args: list[tuple], processes: int) -> Iterator[Any]:
-        """Worker results in input order; a task lost to a dead or hung worker becomes its crypto's error.
-
-        Close the iterator when leaving early: that stops the batch's busy workers.
-        """
+        if not parallel:
+            return Stream(_run_here(worker, args, self.db_config), "sequential", lambda: 1)
+        if self._dask is not None:
+            run = self._dask.run(worker, args, self.task_timeout)  # ExecutorUnavailable before anything runs
+            return Stream(_answered(worker, args, run), "dask", lambda: run.workers)
         outcomes = run_in_pool(worker, args, processes, self.start_method, initializer=warm_worker,
                                task_timeout=self.task_timeout, before_chunk=plan_read_ahead)
-        with contextlib.closing(outcomes):
-            for task_args, outcome in zip(args, outcomes):
-                yield _failed_task(worker, task_args, outcome) if isinstance(outcome, TaskFailure) else outcome
+        return Stream(_answered(worker, args, outcomes), "process", lambda: processes)
+
+    def close(self) -> None:
+        """Let go of the Dask cluster's connection (the process pool is this process's, stopped at exit)."""
+        if self._dask is not None:
+            self._dask.close()
 
     def _store(self, batch_id: str, kind: str, strategy_id: int,
                result_sets: list[tuple[dict[str, Any], list[dict[str, Any]]]], selection: Selection,
@@ -725,6 +738,13 @@ def _failed_task(worker: Any, task_args: tuple, failure: TaskFailure) -> Any:
             batch_id, strategy_id, list(zip(parameter_sets, ([r] for r in results))), span_of(crypto))
         return results, encoded
     return entry
+
+
+def _answered(worker: Any, args: list[tuple], outcomes: Iterator[Any]) -> Iterator[Any]:
+    """Each task's result, a TaskFailure turned into what the worker would have answered for a lost crypto."""
+    with contextlib.closing(outcomes):  # type: ignore[type-var]
+        for task_args, outcome in zip(args, outcomes):
+            yield _failed_task(worker, task_args, outcome) if isinstance(outcome, TaskFailure) else outcome
 
 
 def _run_here(worker: Any, args: list[tuple], db_config: dict[str, Any]) -> Iterator[Any]:

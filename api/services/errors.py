@@ -43,6 +43,15 @@ class Conflict(ServiceError):
         self.retry_after = retry_after
 
 
+class ExecutorUnavailable(ServiceError):
+    """EXECUTOR=dask and the Dask scheduler cannot be reached, has no worker, or went away mid-batch (HTTP 503
+    + Retry-After): nothing was stored; retry later."""
+
+    def __init__(self, detail: str, retry_after: int = 5) -> None:
+        super().__init__(detail, [{"field": "executor", "message": detail}])
+        self.retry_after = retry_after
+
+
 class DatabaseUnavailable(ServiceError):
     """The database failed during the work (connection lost, timeout): nothing was stored; retry later.
 

@@ -67,11 +67,13 @@ def run_walk_forward(service: CryptoBacktestService, strategy_id: int, grid: Any
         trained: list[TrainedCrypto] = []
         args = [(c, strategy.id, sets, options, service.db_config) for c in chosen]
         with contextlib.closing(service.stream(train_worker, args, parallel, processes)) as stream:
+            ran = stream.describe  # who ran it (the test pass may run on fewer workers)
             for t in stream:
                 if t.error is not None and t.error["code"] == DATABASE_FAILED:
                     raise _database_failed(t.error)
                 trained.append(t)
                 advance(len(t.windows) * len(sets))
+        trained_by = ran()
         picks, choices = _choices(trained, options)
         tested: dict[int, dict[str, Any]] = {}
         todo = [(c, t) for c, t in zip(chosen, trained) if t.error is None]
@@ -92,7 +94,8 @@ def run_walk_forward(service: CryptoBacktestService, strategy_id: int, grid: Any
                    "selection": selection.describe(), "total_time": time.perf_counter() - started,
                    "retryable": sum(1 for r in results if r["error"] is not None
                                     and r["error"]["code"] in RETRYABLE_ERRORS),
-                   "batch_id": batch_id}
+                   "batch_id": batch_id,
+                   **max(trained_by, stream.describe(), key=lambda d: d["workers"])}
         if choices is not None:
             summary["choices"] = [{**c, "parameters": None if c["setting"] is None else sets[c["setting"]]}
                                   for c in choices]
