@@ -23,12 +23,14 @@ RUN pip install --no-cache-dir -r requirements.txt
 # Application code stays root-owned, so the app user cannot modify it.
 COPY api/ ./api/
 COPY migrations/ ./migrations/
-COPY alembic.ini gunicorn.conf.py ./
+COPY alembic.ini gunicorn.conf.py dask.yaml ./
 
 # Only used when DATABASE_URL is unset (embedded PostgreSQL); must be writable.
 # numba's kernel cache must be writable too (the code directory is not).
+# DASK_CONFIG: a `dask worker` started from this image spawns its worker as dask.yaml says.
 ENV PGSERVER_DIR=/home/app/.pgdata \
-    NUMBA_CACHE_DIR=/home/app/.cache/numba
+    NUMBA_CACHE_DIR=/home/app/.cache/numba \
+    DASK_CONFIG=/app/dask.yaml
 
 USER app
 

@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test browser install install-dev stop-db bench bench-all bench-peers bench-grid bench-vectorbt-stops bench-strategies bench-robustness bench-load bench-import bench-cold clean
+.PHONY: run test browser install install-dev stop-db bench bench-all bench-peers bench-grid bench-vectorbt-stops bench-strategies bench-robustness bench-scale bench-load bench-import bench-cold clean
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
@@ -70,6 +70,11 @@ bench-strategies: $(VENV)/.installed-dev
 
 bench-robustness: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_robustness.py
+
+bench-scale: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench_scale.py --settings 96 --scales 1,4,16,64 --workloads hourly
+	$(BIN)/python benchmarks/bench_scale.py --settings 96 --scales 1,4,16 --workloads minute
+	$(BIN)/python benchmarks/bench_append.py
 
 stop-db: $(VENV)/.installed
 	$(BIN)/python -c "from api.config import Settings; from api.db.embedded import stop_embedded_postgres as s; print('stopped' if s(Settings.from_env().pgserver_dir) else 'not running')"

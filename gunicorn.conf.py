@@ -65,8 +65,12 @@ def post_worker_init(worker):  # noqa: D103 - gunicorn hook, in each worker's ma
         os.close(os.open(os.path.join(_ready_dir, "printed"), os.O_CREAT | os.O_EXCL))  # one worker prints it
     except OSError:  # printed already (a later worker, e.g. one replacing a killed one), or the folder is gone
         return
-    worker.log.info("%d workers have loaded the app, each with a warm pool of %d processes",
-                    worker.cfg.workers, state["pool_processes"])
+    if state["executor"] == "dask":
+        worker.log.info("%d workers have loaded the app; parallel batches run on the Dask cluster at %s",
+                        worker.cfg.workers, state["dask_scheduler_address"])
+    else:
+        worker.log.info("%d workers have loaded the app, each with a warm pool of %d processes",
+                        worker.cfg.workers, state["pool_processes"])
     port = os.environ.get("PORT", "5001")
     worker.log.info(
         "ready. Try:\n  curl -s -X POST http://127.0.0.1:%s/api/crypto/backtest/all "

@@ -58,7 +58,8 @@ def warm_server_process(app: Flask) -> dict[str, Any]:
 
     Starts the service's warm pool (so the first parallel batch pays no
     process start-up) and asks the database whether it is ready. Returns
-    {"database_ready": bool, "database": readiness details, "pool_processes": n}.
+    {"database_ready": bool, "database": readiness details, "pool_processes": n (0 with EXECUTOR=dask),
+    "executor", "dask_scheduler_address"}.
     """
     service = app.extensions["backtest_service"]
     # A forked pool shares this process's pages, and a garbage collection walks (and so writes to) every
@@ -68,4 +69,6 @@ def warm_server_process(app: Flask) -> dict[str, Any]:
     processes = service.start_pool()
     status = service.readiness()
     ready = status.get("database") == "reachable" and bool(status.get("at_head", True))
-    return {"database_ready": ready, "database": status, "pool_processes": processes}
+    settings = app.config["SETTINGS"]
+    return {"database_ready": ready, "database": status, "pool_processes": processes, "executor": settings.executor,
+            "dask_scheduler_address": settings.dask_scheduler_address}

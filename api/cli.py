@@ -16,6 +16,7 @@ from tqdm import tqdm
 from api.db import migrate
 from api.services.candle_checks import DATE_FORMATS
 from api.services.catalog import upgrade_database
+from api.demo_data import INTERVAL_SECONDS
 from api.services.demo_loader import seed_demo
 from api.services import batches, catalog
 from api.services.errors import ServiceError
@@ -343,7 +344,7 @@ def db_upgrade_command() -> None:
 @click.option("--cryptos", default=None, type=click.IntRange(1, 10_000), help="number of synthetic cryptos (211)")
 @click.option("--candles", default=None, type=click.IntRange(2, 1_000_000), help="candles per crypto (1828)")
 @click.option("--seed", default=None, type=int, help="random seed (42): same seed, same candles")
-@click.option("--interval", default="1d", type=click.Choice(["1h", "4h", "1d"]), show_default=True)
+@click.option("--interval", default="1d", type=click.Choice(list(INTERVAL_SECONDS)), show_default=True)
 @click.option("--force", is_flag=True,
               help="load even if prices are already stored: the synthetic demo cryptos already there (with their "
                    "candles and backtest results) are replaced by this set; imported cryptos are kept")

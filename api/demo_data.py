@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: Supported candle intervals and their length in seconds.
-INTERVAL_SECONDS: dict[str, int] = {"1h": 3_600, "4h": 14_400, "1d": 86_400}
+INTERVAL_SECONDS: dict[str, int] = {"1m": 60, "5m": 300, "15m": 900, "1h": 3_600, "4h": 14_400, "1d": 86_400}
 
 _SECONDS_PER_DAY = 86_400
 

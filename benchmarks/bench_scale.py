@@ -37,13 +37,14 @@ from api.engine import get_strategy, make_candles, run_settings  # noqa: E402
 from api.engine.intervals import SECONDS_PER_INTERVAL, bars_per_year  # noqa: E402
 from api.services import CryptoBacktestService  # noqa: E402
 from api.services.backtest_service import _grid_crypto  # noqa: E402
+from api.services.dask_fanout import use_worker_settings  # noqa: E402
 from api.services.fanout import shutdown_pools, warm_pool  # noqa: E402
 
 WORKLOADS = {  # name: (interval, candles per crypto, cryptos at 1x)
     "hourly": ("1h", 8_760, 16),  # a year of hourly candles
     "minute": ("1m", 43_200, 2),  # 30 days of minute candles
 }
-GRID = {"rsi_period": list(range(8, 32, 2))}  # 12 settings
+GRID = {"rsi_period": list(range(8, 32, 2))}  # 12 settings (--settings N: rsi_period 5 .. 5 + N - 1)
 STRATEGY = 1
 UNTIMED = {"calculation_time_ms", "total_time", "batch_id", "parallel", "requested_parallel", "processes",
            "executor", "workers"}
@@ -67,14 +68,14 @@ def _rss_mb(pids) -> list[float]:
     return out
 
 
-def measure(server: str, workload: str, scale: int, cluster: LocalCluster, runs: int) -> dict:
+def measure(server: str, workload: str, scale: int, cluster: LocalCluster, runs: int, grid: dict) -> dict:
     interval, n_candles, base = WORKLOADS[workload]
     n_cryptos = base * scale
     url = dataset_url(server, n_cryptos, n_candles, interval, prefix="bench_scale")
     config = db_config_for(url, Settings())
     engine = make_engine(config, pool_size=2)
     spec = get_strategy(STRATEGY)
-    sets = [{**spec.defaults(), "rsi_period": p} for p in GRID["rsi_period"]]
+    sets = [{**spec.defaults(), "rsi_period": p} for p in grid["rsi_period"]]
     try:
         pool = CryptoBacktestService(engine, config, max_processes=2)
         dask = CryptoBacktestService(engine, config, executor="dask", dask_scheduler_address=cluster.scheduler_address)
@@ -101,7 +102,7 @@ def measure(server: str, workload: str, scale: int, cluster: LocalCluster, runs:
         for _ in range(runs):
             for name, service in (("pool", pool), ("dask", dask)):
                 started = time.perf_counter()
-                answers[name] = service.run_grid_sweep(STRATEGY, GRID, **run)
+                answers[name] = service.run_grid_sweep(STRATEGY, grid, **run)
                 times[name].append(time.perf_counter() - started)
         same = _untimed(answers["pool"]) == _untimed(answers["dask"])
         with Client(cluster.scheduler_address, set_as_default=False) as client:
@@ -127,22 +128,25 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scales", default="1,4,16")
     parser.add_argument("--workloads", default="hourly,minute")
+    parser.add_argument("--settings", type=int, default=0, help="an RSI grid of this many periods (default 12)")
     args = parser.parse_args()
     server = server_url(args.database_url)
+    grid = {"rsi_period": list(range(5, 5 + args.settings))} if args.settings else GRID
     # the workers use the URL each batch sends (no DATABASE_URL of their own: the datasets differ)
+    use_worker_settings()  # as deployed workers run (dask.yaml: glibc's malloc left alone)
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                            silence_logs=logging.ERROR, env={"DATABASE_URL": ""})
     rows = []
     try:
         for workload in args.workloads.split(","):
             for scale in (int(s) for s in args.scales.split(",")):
-                row = measure(server, workload, scale, cluster, args.runs)
+                row = measure(server, workload, scale, cluster, args.runs, grid)
                 rows.append(row)
                 print(row, file=sys.stderr, flush=True)
     finally:
         cluster.close(timeout=30)
         shutdown_pools()
-    print(f"\n2 cores; grid of {len(GRID['rsi_period'])} RSI settings; best of {args.runs} (medians in brackets)\n")
+    print(f"\n2 cores; grid of {len(grid['rsi_period'])} RSI settings; best of {args.runs} (medians in brackets)\n")
     print("| workload | scale | cryptos | candles | read s (MB) | compute s, 1 core (M evals/s) | results MB "
           "| pool s | dask s | dask / pool | same | RSS MB: pool worker / dask worker |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |")

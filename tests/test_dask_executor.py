@@ -23,6 +23,7 @@ from api import create_app
 from api.db.connection import db_config_for
 from api.services import CryptoBacktestService
 from tests.dask_tasks import slow_pid
+from api.services.dask_fanout import WORKER_SETTINGS, use_worker_settings
 from api.services.errors import ExecutorUnavailable
 from tests.served import ROOT, free_port, kill_group
 
@@ -42,6 +43,7 @@ def _untimed(value: Any) -> Any:
 @pytest.fixture(scope="module")
 def dask_cluster(db_url: str) -> Iterator[LocalCluster]:
     """2 worker processes of 1 thread, each told the test database through DATABASE_URL (as a real worker is)."""
+    use_worker_settings()
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                            silence_logs=logging.ERROR, env={"DATABASE_URL": db_url})
     try:
@@ -131,7 +133,8 @@ def test_a_scheduler_that_goes_away_mid_batch_is_a_503_not_a_hang(db_engine, db_
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     dask = str(Path(sys.executable).parent / "dask")
-    env = {**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}  # workers import the package
+    env = {**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(ROOT),  # workers import the package
+           "DASK_CONFIG": str(WORKER_SETTINGS)}
     scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     worker = subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard"], cwd=ROOT, env=env,
@@ -152,3 +155,20 @@ def test_a_scheduler_that_goes_away_mid_batch_is_a_503_not_a_hang(db_engine, db_
         service.close()
         kill_group(scheduler)
         kill_group(worker)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"EXECUTOR": "ray"}, "EXECUTOR must be one of process, dask"),
+    ({"EXECUTOR": "dask"}, "EXECUTOR=dask needs DASK_SCHEDULER_ADDRESS"),
+])
+def test_a_bad_executor_setting_refuses_to_start(monkeypatch, env, message) -> None:
+    from api.config import Settings
+
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env()
+    monkeypatch.setenv("EXECUTOR", "Dask")
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://scheduler:8786")
+    assert Settings.from_env().executor == "dask"

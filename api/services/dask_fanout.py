@@ -27,8 +27,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+import dask.config
+import yaml
 from distributed import Client, KilledWorker, WorkerPlugin, get_worker
 from distributed.client import FutureCancelledError
 
@@ -38,10 +41,17 @@ from api.services.read_ahead import reading_ahead
 
 log = logging.getLogger(__name__)
 
+WORKER_SETTINGS = Path(__file__).resolve().parents[2] / "dask.yaml"  # DASK_CONFIG for `dask worker`s
 CONNECT_SECONDS = 5.0  # a scheduler that does not answer in this is unreachable (the 503 comes within 10 s)
 WORKERS_SECONDS = 5.0  # a cluster without a worker for this long cannot run a batch
 _POLL_SECONDS = 0.5  # how often a waiting batch looks at the scheduler connection
 LOST = "the Dask worker running this backtest died, and so did its retries on other workers"
+
+
+def use_worker_settings() -> None:
+    """Merge dask.yaml (what a `dask worker` reads through DASK_CONFIG) into this process's Dask config, for a
+    LocalCluster started here (the tests, the benchmarks) to spawn its workers as a deployed cluster does."""
+    dask.config.update(dask.config.config, yaml.safe_load(WORKER_SETTINGS.read_text()), priority="new")
 
 
 class DatabaseWorkerPlugin(WorkerPlugin):
