@@ -172,3 +172,21 @@ def test_a_bad_executor_setting_refuses_to_start(monkeypatch, env, message) -> N
     monkeypatch.setenv("EXECUTOR", "Dask")
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://scheduler:8786")
     assert Settings.from_env().executor == "dask"
+
+
+def test_a_cluster_that_cannot_import_this_package_is_told_apart_from_a_failing_task() -> None:
+    """A scheduler or worker without this package on its path answers a 503 naming PYTHONPATH, not a 500."""
+    from api.services.dask_fanout import _cannot_import, _missing_code
+
+    try:
+        try:
+            raise ModuleNotFoundError("No module named 'api'")
+        except ModuleNotFoundError as cause:
+            raise RuntimeError("Error during deserialization of the task graph. This frequently\noccurs if ...") \
+                from cause
+    except RuntimeError as exc:
+        scheduler_said = exc
+    assert _missing_code(scheduler_said) and _missing_code(ImportError("no api"))
+    assert not _missing_code(ValueError("a task's own failure")) and not _missing_code(RuntimeError("boom"))
+    message = _cannot_import("tcp://s:8786", scheduler_said)
+    assert "PYTHONPATH" in message and "\n" not in message

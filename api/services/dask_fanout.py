@@ -126,6 +126,8 @@ class DaskRun:
                         yield from [TaskFailure("timeout", f"no result from the Dask cluster within "
                                                            f"{self._timeout:g} s per backtest")] * size
                     except Exception as exc:
+                        if _missing_code(exc):  # a scheduler or worker without this package
+                            raise ExecutorUnavailable(_cannot_import(self._address, exc)) from None
                         if self._client.status != "running" or _cancelled(exc):
                             raise self._unavailable("went away during the batch") from None
                         raise  # the worker function itself raised: as the pool re-raises it
@@ -145,6 +147,20 @@ class DaskRun:
     def _unavailable(self, what: str) -> ExecutorUnavailable:
         return ExecutorUnavailable(f"the Dask scheduler at {self._address} {what}; nothing was stored, try again "
                                    "shortly")
+
+
+def _cannot_import(address: str, exc: BaseException) -> str:
+    first = (str(exc).splitlines() or [""])[0]
+    return (f"the Dask cluster at {address} cannot run this service's code ({type(exc).__name__}: {first}): start "
+            "its scheduler and workers from a checkout of this service, with PYTHONPATH pointing at it; nothing "
+            "was stored")
+
+
+def _missing_code(exc: BaseException) -> bool:
+    """The cluster could not unpickle the task: its scheduler says "Error during deserialization of the task
+    graph" (caused by an ImportError), a worker raises the ImportError itself."""
+    return isinstance(exc, ImportError) or isinstance(exc.__cause__, ImportError) or (
+        isinstance(exc, RuntimeError) and "deserialization of the task graph" in str(exc))
 
 
 def _cancelled(exc: BaseException) -> bool:
@@ -179,7 +195,12 @@ class DaskCluster:
                 except (OSError, TimeoutError) as exc:
                     raise ExecutorUnavailable(f"the Dask scheduler at {self.address} cannot be reached ({exc}); "
                                               "nothing was run, try again shortly") from None
-                client.register_plugin(DatabaseWorkerPlugin())
+                try:
+                    client.register_plugin(DatabaseWorkerPlugin())
+                except Exception as exc:  # the scheduler (or a worker) unpickles it: it must import this package
+                    with contextlib.suppress(Exception):
+                        client.close(timeout=1)
+                    raise ExecutorUnavailable(_cannot_import(self.address, exc)) from None
                 self._client, self._pid = client, os.getpid()
         try:
             client.wait_for_workers(1, timeout=WORKERS_SECONDS)
