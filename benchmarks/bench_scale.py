@@ -30,6 +30,7 @@ import psutil  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 
 from benchmarks.bench_support import dataset_url, server_url  # noqa: E402
+from tests.answers import untimed  # noqa: E402
 from api.config import Settings  # noqa: E402
 from api.db import repository as repo  # noqa: E402
 from api.db.connection import db_config_for, make_engine  # noqa: E402
@@ -46,16 +47,7 @@ WORKLOADS = {  # name: (interval, candles per crypto, cryptos at 1x)
 }
 GRID = {"rsi_period": list(range(8, 32, 2))}  # 12 settings (--settings N: rsi_period 5 .. 5 + N - 1)
 STRATEGY = 1
-UNTIMED = {"calculation_time_ms", "total_time", "batch_id", "parallel", "requested_parallel", "processes",
-           "executor", "workers"}
 
-
-def _untimed(value):
-    if isinstance(value, dict):
-        return {k: _untimed(v) for k, v in value.items() if k not in UNTIMED}
-    if isinstance(value, list):
-        return [_untimed(v) for v in value]
-    return value
 
 
 def _rss_mb(pids) -> list[float]:
@@ -104,7 +96,7 @@ def measure(server: str, workload: str, scale: int, cluster: LocalCluster, runs:
                 started = time.perf_counter()
                 answers[name] = service.run_grid_sweep(STRATEGY, grid, **run)
                 times[name].append(time.perf_counter() - started)
-        same = _untimed(answers["pool"]) == _untimed(answers["dask"])
+        same = untimed(answers["pool"]) == untimed(answers["dask"])
         with Client(cluster.scheduler_address, set_as_default=False) as client:
             dask_rss = list(client.run(lambda: psutil.Process().memory_info().rss / 2**20).values())
         pool_rss = _rss_mb(warm_pool(None).pids())

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from distributed import Client, LocalCluster
@@ -22,22 +21,13 @@ from sqlalchemy import text
 from api import create_app
 from api.db.connection import db_config_for
 from api.services import CryptoBacktestService
-from tests.dask_tasks import slow_pid
 from api.services.dask_fanout import WORKER_SETTINGS, use_worker_settings
 from api.services.errors import ExecutorUnavailable
+from tests.answers import untimed
+from tests.dask_tasks import slow_pid
 from tests.served import ROOT, free_port, kill_group
 
-UNTIMED = {"calculation_time_ms", "total_time", "batch_id", "parallel", "requested_parallel", "processes",
-           "executor", "workers"}
 GRID = {"rsi_period": [7, 9, 14], "oversold_threshold": [25, 30]}
-
-
-def _untimed(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _untimed(v) for k, v in value.items() if k not in UNTIMED}
-    if isinstance(value, list):
-        return [_untimed(v) for v in value]
-    return value
 
 
 @pytest.fixture(scope="module")
@@ -69,18 +59,18 @@ def test_all_sweep_and_monte_carlo_on_dask_equal_the_pool_and_the_sequential_run
     on_dask = dask_service.run_strategy_against_all_cryptos(**run, use_parallel=True)
     in_pool = pool.run_strategy_against_all_cryptos(**run, use_parallel=True)
     alone = pool.run_strategy_against_all_cryptos(**run, use_parallel=False)
-    assert _untimed(on_dask) == _untimed(in_pool) == _untimed(alone)
+    assert untimed(on_dask) == untimed(in_pool) == untimed(alone)
     assert len(on_dask["results"]) == 24 and all(r["error"] is None for r in on_dask["results"])
     assert on_dask["summary"]["executor"] == "dask" and 1 <= on_dask["summary"]["workers"] <= 2
     assert in_pool["summary"]["executor"] == "process" and in_pool["summary"]["workers"] == 2
     assert alone["summary"]["executor"] == "sequential" and alone["summary"]["workers"] == 1
 
     grid = dict(strategy_id=1, grid=GRID, store=False, use_cache=False)
-    assert _untimed(dask_service.run_grid_sweep(**grid)) == _untimed(pool.run_grid_sweep(**grid))
+    assert untimed(dask_service.run_grid_sweep(**grid)) == untimed(pool.run_grid_sweep(**grid))
     sets = dict(strategy_id=1, parameter_sets=[{}, {"rsi_period": 9}], store=False)
-    assert _untimed(dask_service.run_parameter_sweep(**sets)) == _untimed(pool.run_parameter_sweep(**sets))
+    assert untimed(dask_service.run_parameter_sweep(**sets)) == untimed(pool.run_parameter_sweep(**sets))
     luck = dict(strategy_id=1, parameters={}, method="bars", paths=20, seed=5, store=False)
-    assert _untimed(dask_service.run_monte_carlo(**luck)) == _untimed(pool.run_monte_carlo(**luck))
+    assert untimed(dask_service.run_monte_carlo(**luck)) == untimed(pool.run_monte_carlo(**luck))
 
 
 def test_a_stored_batch_on_dask_reads_back_as_it_answered(dask_service, demo_db) -> None:

@@ -167,7 +167,7 @@ def test_arrays_are_read_only() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"interval": "15m"},
+        {"interval": "2m"},
         {"n_candles": 0},
         {"n_cryptos": -1},
         {"seed": -1},

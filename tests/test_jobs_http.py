@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.answers import untimed
+
 JOBS = "/api/jobs"
 BODIES = {
     "all": ("/api/crypto/backtest/all", {"strategy_id": 1, "parameters": {"rsi_period": 9}, "use_parallel": False}),
@@ -13,8 +15,6 @@ BODIES = {
     "montecarlo": ("/api/crypto/backtest/montecarlo", {"strategy_id": 1, "parameters": {}, "method": "bars",
                                                        "paths": 20, "seed": 3, "symbols": ["SYN001", "SYN002"]}),
 }
-UNTIMED = {"calculation_time_ms", "total_time", "batch_id", "requested_parallel", "parallel", "processes",
-           "computed", "from_store"}  # the route answers from what the job stored
 
 
 def _inside_request(errors):
@@ -26,13 +26,6 @@ def _run_one(app):
     with app.app_context():
         return app.extensions["jobs"].run_next("test-runner")
 
-
-def _untimed(value):
-    if isinstance(value, dict):
-        return {k: _untimed(v) for k, v in value.items() if k not in UNTIMED}
-    if isinstance(value, list):
-        return [_untimed(v) for v in value]
-    return value
 
 
 @pytest.mark.parametrize("kind", sorted(BODIES))
@@ -50,7 +43,7 @@ def test_a_job_answers_what_its_route_answers(client, app, demo_db, kind) -> Non
     assert done["result_url"] == f"/api/crypto/backtest/batches/{done['batch_id']}"
     stored = client.get(done["result_url"]).get_json()
     direct = client.post(route, json=body).get_json()
-    assert _untimed(stored) == _untimed(direct)
+    assert untimed(stored) == untimed(direct)
 
 
 @pytest.mark.parametrize("body, status, field", [

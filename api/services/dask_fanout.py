@@ -11,8 +11,9 @@ What can go wrong, and what it becomes:
 - a worker dies: the scheduler runs its tasks again on another worker (Dask's
   `allowed-failures`, 3 by default); past that the chunk's cryptos are
   `worker_lost`, each its own error entry;
-- no chunk of the batch finishes for task_timeout x the waited chunk's size:
-  that chunk is cancelled and its cryptos are `timeout`;
+- a chunk whose result does not come within task_timeout x its size of the
+  chunk before it (results are awaited in input order): that chunk is
+  cancelled and its cryptos are `timeout`;
 - the scheduler cannot be reached within CONNECT_SECONDS, has no worker for
   WORKERS_SECONDS, or goes away mid-batch (Dask cancels every future of a
   client that lost its scheduler): ExecutorUnavailable (HTTP 503), nothing stored.
