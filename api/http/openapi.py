@@ -87,6 +87,8 @@ SUMMARY = {
     "properties": {
         "total_cryptos": {"type": "integer"}, "successful": {"type": "integer"}, "failed": {"type": "integer"},
         "total_time": {"type": "number"}, "parallel": {"type": "boolean"}, "processes": {"type": "integer"},
+        "executor": {"enum": ["process", "dask", "sequential"], "description": "what ran the batch (EXECUTOR)"},
+        "workers": {"type": "integer", "description": "pool processes or Dask workers that ran it"},
         "strategy_id": {"type": "integer"}, "parameters": {"type": "object"},
         "best_return": _NUM, "worst_return": _NUM, "average_return": _NUM,
         "best_symbol": {"type": ["string", "null"]}, "worst_symbol": {"type": ["string", "null"]},
