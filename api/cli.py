@@ -400,7 +400,8 @@ def backtest_all_command(strategy: str, params: tuple[str, ...], symbols: str | 
     s = answer["summary"]
     click.echo(f"\n{s['successful']} successful, {s['failed']} failed ({s['computed']} computed, "
                f"{s['from_store']} from the store), {s['total_time']:.3f} s, "
-               f"parallel={s['parallel']} processes={s['processes']}, parameters={s['parameters']}")
+               f"parallel={s['parallel']} executor={s['executor']} workers={s['workers']}, "
+               f"parameters={s['parameters']}")
 
 
 def _selection(symbols: str | None, start: str | None, end: str | None) -> Any:

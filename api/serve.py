@@ -75,9 +75,12 @@ def prepare_database(settings: Settings) -> str:
 
 def main() -> None:
     """Compile the kernels while the database is prepared, then replace this process with gunicorn."""
+    try:
+        settings = Settings.from_env()  # a bad setting stops here, in one line, before anything starts
+    except ValueError as exc:
+        raise SystemExit(f"cannot start: {exc}") from None
     compiling = start_kernel_compile()  # first: it overlaps everything below on the other core
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
-    settings = Settings.from_env()
     try:
         url = prepare_database(settings)
     except BaseException:

@@ -111,6 +111,8 @@ def test_an_unreachable_scheduler_is_a_503_and_nothing_is_stored(settings, demo_
     problem = resp.get_json()
     assert "Dask scheduler" in problem["detail"] and resp.headers["Retry-After"]
     assert problem["errors"][0]["field"] == "executor"
+    again = client.post("/api/crypto/backtest/all", json={"strategy_id": 1, "parameters": {}, "use_cache": False})
+    assert again.status_code == 503 and "moments ago" in again.get_json()["detail"]  # refused at once, no 5 s wait
     assert client.get("/api/crypto/backtest/batches").get_json()["batches"] == before
     single = client.post("/api/crypto/backtest", json={"strategy_id": 1, "parameters": {}, "symbol": "SYN001"})
     assert single.status_code == 200  # one crypto runs here, as with the pool: it needs no cluster

@@ -43,7 +43,8 @@ from api.services.read_ahead import reading_ahead
 log = logging.getLogger(__name__)
 
 WORKER_SETTINGS = Path(__file__).resolve().parents[2] / "dask.yaml"  # DASK_CONFIG for `dask worker`s
-CONNECT_SECONDS = 5.0  # a scheduler that does not answer in this is unreachable (the 503 comes within 10 s)
+CONNECT_SECONDS = 5.0  # a scheduler that does not answer in this is unreachable; for as long again after, requests
+# are refused at once (a burst of them would otherwise queue 5 s each behind the batch slot)
 WORKERS_SECONDS = 5.0  # a cluster without a worker for this long cannot run a batch
 _POLL_SECONDS = 0.5  # how often a waiting batch looks at the scheduler connection
 LOST = "the Dask worker running this backtest died, and so did its retries on other workers"
@@ -151,7 +152,7 @@ class DaskRun:
 
 
 def _cannot_import(address: str, exc: BaseException) -> str:
-    first = (str(exc).splitlines() or [""])[0]
+    first = str(exc).replace("\n", " ").split(". ")[0].rstrip(".")  # its first sentence
     return (f"the Dask cluster at {address} cannot run this service's code ({type(exc).__name__}: {first}): start "
             "its scheduler and workers from a checkout of this service, with PYTHONPATH pointing at it; nothing "
             "was stored")
@@ -177,6 +178,7 @@ class DaskCluster:
         self._client: Any = None
         self._pid: int | None = None
         self._lock = threading.Lock()
+        self._failed_at = -float("inf")  # when a connect last failed
 
     def run(self, func: Callable[..., Any], arg_tuples: Sequence[tuple], task_timeout: float) -> DaskRun:
         client = self._connected()
@@ -185,6 +187,9 @@ class DaskCluster:
 
     def _connected(self) -> Any:
         with self._lock:
+            if time.monotonic() - self._failed_at < CONNECT_SECONDS:  # a burst does not wait 5 s per request
+                raise ExecutorUnavailable(f"the Dask scheduler at {self.address} could not be reached moments ago; "
+                                          "nothing was run, try again shortly")
             client = self._client if self._pid == os.getpid() else None
             if client is not None and client.status != "running":
                 with contextlib.suppress(Exception):
@@ -194,6 +199,7 @@ class DaskCluster:
                 try:
                     client = Client(self.address, timeout=CONNECT_SECONDS, set_as_default=False)
                 except (OSError, TimeoutError) as exc:
+                    self._failed_at = time.monotonic()
                     raise ExecutorUnavailable(f"the Dask scheduler at {self.address} cannot be reached ({exc}); "
                                               "nothing was run, try again shortly") from None
                 try:
@@ -207,7 +213,9 @@ class DaskCluster:
             client.wait_for_workers(1, timeout=WORKERS_SECONDS)
         except (OSError, TimeoutError):
             raise ExecutorUnavailable(f"the Dask cluster at {self.address} has no worker; nothing was run, try "
-                                      "again once workers have joined") from None
+                                      "again once workers have joined (a worker that cannot import this service's "
+                                      "package never joins: start workers with PYTHONPATH pointing at a checkout)"
+                                      ) from None
         return client
 
     def close(self) -> None:
