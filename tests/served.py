@@ -106,7 +106,17 @@ def running_serve(db_url: str, **env: str) -> Iterator[tuple[str, subprocess.Pop
             sys.stderr.write((Path(folder) / "serve.log").read_text(errors="replace")[-10_000:])
             raise
         finally:
-            kill_group(server)
+            stop_group(server)
+
+
+def stop_group(proc: subprocess.Popen, seconds: float = 30) -> None:
+    """SIGTERM a process group (gunicorn removes its ready folder on a clean exit), then SIGKILL what is left."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(seconds)
+    kill_group(proc)
 
 
 def _wait_until_ready(base: str, proc: subprocess.Popen, seconds: float = 120) -> None:
