@@ -37,8 +37,8 @@ CSV_HEAD = ("symbol", "crypto_id", "name", "interval", "candles", "first_time", 
 def list_batches(engine: Engine, limit: Any = 50, cursor: Any = None, strategy_id: Any = None,
                  symbol: Any = None, since: Any = None) -> dict[str, Any]:
     """{"batches": [...newest first], "next_cursor": str | None}; ValidationFailed naming a bad filter."""
-    limit = _int(limit, "limit", 1, MAX_PAGE)
-    strategy = None if strategy_id is None else _int(strategy_id, "strategy_id", 1, 2**31 - 1)
+    limit = checked_int(limit, "limit", 1, MAX_PAGE)
+    strategy = None if strategy_id is None else checked_int(strategy_id, "strategy_id", 1, 2**31 - 1)
     after = None if cursor is None else _cursor(cursor)
     if since is not None:
         _instant(since)
@@ -281,7 +281,8 @@ def is_uuid(value: Any) -> bool:
     return True
 
 
-def _int(value: Any, field: str, lo: int, hi: int) -> int:
+def checked_int(value: Any, field: str, lo: int, hi: int) -> int:
+    """`value` as an integer in [lo, hi] (a query parameter's text too), else ValidationFailed naming `field`."""
     try:
         number = int(value)
     except (TypeError, ValueError):

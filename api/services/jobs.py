@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from api.db import job_store
-from api.services.batches import MAX_PAGE, decode_cursor, encode_cursor, is_uuid
+from api.services.batches import MAX_PAGE, checked_int, decode_cursor, encode_cursor, is_uuid
 from api.services.errors import Conflict, NotFound, ServiceError, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -81,17 +81,15 @@ class Jobs:
         with self.engine.connect() as conn:
             job = job_store.get_job(conn, _checked_id(job_id)) if is_uuid(job_id) else None
         if job is None:
-            raise NotFound(f"no job {job_id!r}", [{"field": "job_id", "message": f"no job {job_id}"}])
+            raise _no_job(job_id)
         return job
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued job at once, ask a running one to stop; a finished job stays as it is (Conflict)."""
-        if not is_uuid(job_id):
-            raise NotFound(f"no job {job_id!r}", [{"field": "job_id", "message": f"no job {job_id}"}])
         with self.engine.begin() as conn:
-            found = job_store.request_cancel(conn, job_id)
+            found = job_store.request_cancel(conn, _checked_id(job_id)) if is_uuid(job_id) else None
         if found is None:
-            raise NotFound(f"no job {job_id!r}", [{"field": "job_id", "message": f"no job {job_id}"}])
+            raise _no_job(job_id)
         before, job = found
         if before in job_store.FINISHED:
             raise Conflict(f"job {job_id} already {before}: there is nothing to cancel",
@@ -104,13 +102,7 @@ class Jobs:
 
     def page(self, limit: Any = 50, cursor: Any = None) -> dict[str, Any]:
         """{"jobs": [...newest first], "next_cursor"}, like the batch list; ValidationFailed naming a bad one."""
-        try:
-            size = int(limit)
-        except (TypeError, ValueError):
-            size = 0
-        if str(limit).strip() != str(size) or not 1 <= size <= MAX_PAGE:
-            raise ValidationFailed(f"limit must be an integer from 1 to {MAX_PAGE}",
-                                   [{"field": "limit", "message": f"must be an integer from 1 to {MAX_PAGE}"}])
+        size = checked_int(limit, "limit", 1, MAX_PAGE)
         rows = self.list(size + 1, None if cursor is None else decode_cursor(cursor))
         page = rows[:size]
         more = len(rows) > size
@@ -238,6 +230,10 @@ def _batch_of(answer: Mapping[str, Any]) -> str | None:
     if isinstance(summary, Mapping):
         return summary.get("batch_id")
     return answer.get("batch_id") if isinstance(answer, Mapping) else None
+
+
+def _no_job(job_id: Any) -> NotFound:
+    return NotFound(f"no job {job_id!r}", [{"field": "job_id", "message": f"no job {job_id}"}])
 
 
 def _checked_id(value: Any) -> str:

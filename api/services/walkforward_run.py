@@ -67,13 +67,12 @@ def run_walk_forward(service: CryptoBacktestService, strategy_id: int, grid: Any
         trained: list[TrainedCrypto] = []
         args = [(c, strategy.id, sets, options, service.db_config) for c in chosen]
         with contextlib.closing(service.stream(train_worker, args, parallel, processes)) as stream:
-            ran = stream.describe  # who ran it (the test pass may run on fewer workers)
             for t in stream:
                 if t.error is not None and t.error["code"] == DATABASE_FAILED:
                     raise _database_failed(t.error)
                 trained.append(t)
                 advance(len(t.windows) * len(sets))
-        trained_by = ran()
+        trained_by = stream.describe()  # who ran the train pass (the test pass may run on fewer workers)
         picks, choices = _choices(trained, options)
         tested: dict[int, dict[str, Any]] = {}
         todo = [(c, t) for c, t in zip(chosen, trained) if t.error is None]

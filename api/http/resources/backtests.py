@@ -111,9 +111,7 @@ def check_body(model: type[BaseModel]) -> Callable[[dict[str, Any]], None]:
         except PydanticValidationError as exc:
             raise ValidationFailed("invalid request", _inside_request(pydantic_errors(exc))) from None
         except (ServiceError, BadRequest) as exc:
-            exc.errors = _inside_request(exc.errors)
-            if isinstance(exc, ValidationFailed):
-                exc.detail = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors) or exc.detail
+            exc.errors = _inside_request(exc.errors)  # the problem's detail is made from them
             raise
 
     def checked(body: dict[str, Any]) -> None:
