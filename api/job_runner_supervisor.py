@@ -17,9 +17,9 @@ import sys
 import threading
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from api.config import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
 
 
 class JobRunnerSupervisor(threading.Thread):
